@@ -1,0 +1,137 @@
+/** The one place that reads spike's settings: environment variables and flags, validated at start. */
+
+export type NginxMode = 'auto' | 'on' | 'off';
+
+export interface Config {
+  /** Redis to use; `undefined` means: start a private redis-server under `dataDir`. */
+  readonly redisUrl: string | undefined;
+  /** One worker thread per port. */
+  readonly ports: readonly number[];
+  /** Address the workers bind. */
+  readonly host: string;
+  /** Tickets of the default sale when it does not exist yet. */
+  readonly total: number;
+  /** Extra local stock over the fair share, as a ratio (0.2 = 20 % more). */
+  readonly buffer: number;
+  /** Local stock each worker starts with and is topped up to at most. */
+  readonly localStock: number;
+  readonly nginx: NginxMode;
+  /** nginx `listen` value for the runtime copy of nginx.conf. */
+  readonly nginxListen: string;
+  readonly logDir: string;
+  readonly dataDir: string;
+  /** How often the supervisor reads the global stock and tops up dry workers. */
+  readonly syncMs: number;
+  /** A Redis command slower than this fails the request with 503. */
+  readonly redisTimeoutMs: number;
+  /** Wipe the default sale and start it again with `total` tickets. */
+  readonly reset: boolean;
+}
+
+/** Thrown for an invalid setting; the message names the setting and what it accepts. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const PORT_MAX = 65535;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}=${raw} is not a whole number; accepted: ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name}=${raw} is out of range; accepted: ${min} to ${max}`);
+  return value;
+}
+
+function ratio(env: Env, name: string, fallback: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max) throw new ConfigError(`${name}=${raw} is not accepted; accepted: a number from 0 to ${max}, e.g. 0.2`);
+  return value;
+}
+
+function ports(env: Env): number[] {
+  const raw = env.SPIKE_PORTS;
+  if (raw === undefined || raw === '') return [3001, 3002, 3003, 3004];
+  const list = raw.split(',').map((p) => p.trim());
+  const accepted = `a comma-separated list of 1 to 64 distinct ports from 1 to ${PORT_MAX}, e.g. 3001,3002,3003,3004`;
+  if (list.length === 0 || list.length > 64) throw new ConfigError(`SPIKE_PORTS=${raw} is not accepted; accepted: ${accepted}`);
+  const parsed = list.map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+  if (parsed.some((p) => !(p >= 1 && p <= PORT_MAX)) || new Set(parsed).size !== parsed.length) {
+    throw new ConfigError(`SPIKE_PORTS=${raw} is not accepted; accepted: ${accepted}`);
+  }
+  return parsed;
+}
+
+function nginxMode(env: Env): NginxMode {
+  const raw = (env.SPIKE_NGINX ?? '').trim();
+  if (raw === '' || raw === 'auto') return 'auto';
+  if (raw === '1') return 'on';
+  if (raw === '0') return 'off';
+  throw new ConfigError(`SPIKE_NGINX=${raw} is not accepted; accepted: 1 (start nginx, fail if it cannot), 0 (never), auto (start it when installed; the default)`);
+}
+
+function redisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`REDIS_URL=${raw} is not a URL; accepted: redis://[user:password@]host:port[/db] or rediss://…`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`REDIS_URL=${raw} has protocol ${url.protocol}; accepted: redis:// or rediss://`);
+  }
+  return raw;
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = (env[name] ?? '').trim();
+  if (raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new ConfigError(`${name}=${raw} is not accepted; accepted: 1 or 0`);
+}
+
+/** The local stock a worker gets by default: its fair share of the total, plus the buffer. */
+export function defaultLocalStock(total: number, workers: number, buffer: number): number {
+  return Math.max(1, Math.ceil((total * (1 + buffer)) / workers));
+}
+
+/**
+ * Reads and validates every setting. Throws {@link ConfigError} on the first bad one, so the
+ * program can stop with a message instead of running half-configured.
+ */
+export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.argv.slice(2)): Config {
+  for (const arg of argv) {
+    if (arg !== '--reset') throw new ConfigError(`unknown argument ${arg}; accepted: --reset (wipe the default sale and start it again)`);
+  }
+  const portList = ports(env);
+  const total = integer(env, 'SPIKE_TOTAL', 10_000, 0, 1_000_000_000);
+  const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
+  const localStock = integer(env, 'SPIKE_LOCAL_STOCK', defaultLocalStock(total, portList.length, buffer), 1, 1_000_000_000);
+  const host = (env.SPIKE_HOST ?? '').trim() || '127.0.0.1';
+  const nginxListen = (env.SPIKE_NGINX_LISTEN ?? '').trim() || '80';
+  if (!/^([0-9a-fA-F.:[\]]+:)?\d{1,5}$/.test(nginxListen)) {
+    throw new ConfigError(`SPIKE_NGINX_LISTEN=${nginxListen} is not accepted; accepted: a port (80) or address:port (127.0.0.1:8080)`);
+  }
+  return Object.freeze({
+    redisUrl: redisUrl(env),
+    ports: Object.freeze(portList),
+    host,
+    total,
+    buffer,
+    localStock,
+    nginx: nginxMode(env),
+    nginxListen,
+    logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
+    dataDir: (env.SPIKE_DATA_DIR ?? '').trim() || './data',
+    syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
+    redisTimeoutMs: integer(env, 'SPIKE_REDIS_TIMEOUT_MS', 1000, 10, 60_000),
+    reset: argv.includes('--reset') || flag(env, 'SPIKE_RESET'),
+  });
+}

@@ -1,0 +1,88 @@
+/** A sale's keys in Redis and the operations on them: create, reset, read, purchase. */
+import type Redis from 'ioredis';
+
+/** The original's sale: `HMSET ticket_hash_key ticket_total_nums 10000 ticket_sold_nums 0` starts it. */
+export const DEFAULT_SALE = 'ticket_hash_key';
+export const TOTAL_FIELD = 'ticket_total_nums';
+export const SOLD_FIELD = 'ticket_sold_nums';
+
+export interface SaleKeys {
+  /** Hash with the total and sold counts (the original's layout). */
+  readonly sale: string;
+  /** Hash user id → order id. */
+  readonly buyers: string;
+  /** Stream of orders, one entry per ticket sold. */
+  readonly orders: string;
+}
+
+/**
+ * Keys of sale `id`. The sale hash keeps the original's bare name; the others carry `{id}` as a
+ * hash tag, which hashes to the same slot as the bare name, so one script touches one slot and
+ * runs unchanged on Redis Cluster.
+ */
+export function saleKeys(id: string): SaleKeys {
+  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders` };
+}
+
+/** The purchase script's return codes (purchase-3.lua). */
+export enum PurchaseCode {
+  Sold = 1,
+  SoldOut = -1,
+  Held = 2,
+  NoSale = -2,
+}
+
+export type Purchase =
+  | { readonly code: PurchaseCode.Sold; readonly orderId: string; readonly sold: number }
+  | { readonly code: PurchaseCode.SoldOut }
+  | { readonly code: PurchaseCode.Held; readonly orderId: string }
+  | { readonly code: PurchaseCode.NoSale };
+
+/** Runs purchase-3.lua for one buyer (`''` = anonymous). */
+export async function purchase(redis: Redis, keys: SaleKeys, user: string, port: number): Promise<Purchase> {
+  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, user, String(port));
+  const code = Number(reply[0]);
+  switch (code) {
+    case PurchaseCode.Sold:
+      return { code, orderId: String(reply[1]), sold: Number(reply[2]) };
+    case PurchaseCode.Held:
+      return { code, orderId: String(reply[1]) };
+    case PurchaseCode.SoldOut:
+    case PurchaseCode.NoSale:
+      return { code };
+    default:
+      throw new Error(`purchase script returned unknown code ${String(reply[0])}`);
+  }
+}
+
+export interface SaleCount {
+  readonly total: number;
+  readonly sold: number;
+}
+
+/** Total and sold of a sale; `null` when the sale does not exist. */
+export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
+  const [total, sold] = await redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD);
+  if (total === null || total === undefined) return null;
+  const count = { total: Number(total), sold: Number(sold ?? 0) };
+  if (!Number.isInteger(count.total) || !Number.isInteger(count.sold)) {
+    throw new Error(`sale ${keys.sale} holds ${TOTAL_FIELD}=${total} ${SOLD_FIELD}=${sold}, which are not whole numbers`);
+  }
+  return count;
+}
+
+/**
+ * Makes sure the sale exists. An existing sale is left exactly as it is, so a restart continues
+ * where it stopped; only `reset` wipes it (counts, buyers and orders) and starts it with `total`.
+ */
+export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, reset: boolean): Promise<SaleCount & { created: boolean }> {
+  if (reset) {
+    await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+    return { total, sold: 0, created: true };
+  }
+  const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
+  await redis.hsetnx(keys.sale, SOLD_FIELD, 0);
+  const count = await readSale(redis, keys);
+  if (!count) throw new Error(`sale ${keys.sale} vanished while it was being created`);
+  return { ...count, created };
+}

@@ -1,0 +1,41 @@
+/** Loads the Lua scripts under ./scripts and registers them on an ioredis client. */
+import type { ClientContext, Redis, Result } from 'ioredis';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SCRIPTS_DIR = join(import.meta.dir, 'scripts');
+
+export interface LuaScript {
+  /** Command name on the client, from the file name: `purchase-3.lua` → `purchase`. */
+  readonly name: string;
+  /** Key count, from the file name: `purchase-3.lua` → 3, so file and registration cannot disagree. */
+  readonly numberOfKeys: number;
+  readonly lua: string;
+}
+
+/** Every script in the folder, named `<command>-<numberOfKeys>.lua` (bullmq's convention). */
+export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.lua'))
+    .map((file) => {
+      const match = /^([a-zA-Z]+)-(\d+)\.lua$/.exec(file);
+      if (!match) throw new Error(`Lua script ${file} must be named <command>-<numberOfKeys>.lua`);
+      return { name: match[1]!, numberOfKeys: Number(match[2]), lua: readFileSync(join(dir, file), 'utf8') };
+    });
+}
+
+const scripts = loadScripts();
+
+/** Registers every script with `defineCommand`: EVALSHA, EVAL on NOSCRIPT, and pipelining for free. */
+export function defineScripts(redis: Redis): void {
+  for (const script of scripts) {
+    redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
+  }
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
+    /** See purchase-3.lua: keys are the sale hash, buyers hash and orders stream. */
+    purchase(saleKey: string, buyersKey: string, ordersKey: string, user: string, port: string): Result<(string | number)[], Context>;
+  }
+}

@@ -1,0 +1,22 @@
+/** Starting and stopping the server processes spike runs as children (redis-server, nginx). */
+import type { Subprocess } from 'bun';
+
+/** The binary's path, or an error that says how to install it. */
+export function requireBinary(name: string, aptPackage: string): string {
+  const path = Bun.which(name) ?? Bun.which(name, { PATH: '/usr/sbin:/usr/local/sbin:/sbin' });
+  if (!path) {
+    throw new Error(`${name} is not installed; install it with: apt-get install -y ${aptPackage} (or run 'npx -y bun@1.4.5 run start' as root, which installs it)`);
+  }
+  return path;
+}
+
+/** Sends `signal`, waits up to `graceMs` for the exit, then kills. */
+export async function stopChild(child: Subprocess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  const exited = await Promise.race([child.exited.then(() => true), Bun.sleep(graceMs).then(() => false)]);
+  if (!exited) {
+    child.kill('SIGKILL');
+    await child.exited;
+  }
+}

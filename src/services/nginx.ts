@@ -1,0 +1,94 @@
+/** Renders the runtime copy of nginx.conf and runs nginx with it. */
+import type { Subprocess } from 'bun';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { requireBinary, stopChild } from './child.ts';
+
+export const NGINX_TEMPLATE = join(import.meta.dir, '..', '..', 'nginx.conf');
+
+export interface Upstream {
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+}
+
+export interface RenderOptions {
+  /** nginx `listen` value: `80`, `127.0.0.1:8080`. */
+  readonly listen: string;
+  readonly upstreams: readonly Upstream[];
+  /** Folder for the pid file, error log and temp files of this nginx. */
+  readonly runtimeDir: string;
+}
+
+/** The original's weights, 1:2:3:4, for workers in port order (and 5, 6, … for more). */
+export function weightedUpstreams(host: string, ports: readonly number[]): Upstream[] {
+  return ports.map((port, i) => ({ host, port, weight: i + 1 }));
+}
+
+/**
+ * The template with its `upstream load_rule` servers replaced (keeping their failover settings),
+ * its `listen` replaced, and private temp paths added, so nothing is written outside `runtimeDir`.
+ */
+export function renderNginxConf(template: string, { listen, upstreams, runtimeDir }: RenderOptions): string {
+  if (upstreams.length === 0) throw new Error('nginx needs at least one upstream');
+  const serverLine = /^(\s*)server\s+[^\s;]+\s+weight=\d+([^;]*);\s*$/m;
+  const first = serverLine.exec(template);
+  if (!first) throw new Error('nginx.conf has no "server host:port weight=N ...;" line in upstream load_rule');
+  const [, indent, options] = first;
+  const servers = upstreams.map((u) => `${indent}server ${u.host}:${u.port} weight=${u.weight}${options};`).join('\n');
+  const lines = template.split('\n');
+  const kept = lines.filter((line) => !serverLine.test(line));
+  const at = lines.findIndex((line) => serverLine.test(line));
+  kept.splice(at, 0, servers);
+  let conf = kept.join('\n');
+  if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
+  conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
+  const dir = resolve(runtimeDir);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`)
+    .join('\n');
+  conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);
+  return conf;
+}
+
+export interface Nginx {
+  readonly confPath: string;
+  readonly process: Subprocess;
+  stop(): Promise<void>;
+}
+
+export function nginxInstalled(): boolean {
+  try {
+    requireBinary('nginx', 'nginx');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes the runtime copy, checks it with `nginx -t`, starts nginx in the foreground. */
+export async function startNginx(options: RenderOptions & { template?: string }): Promise<Nginx> {
+  const binary = requireBinary('nginx', 'nginx');
+  const dir = resolve(options.runtimeDir);
+  for (const kind of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(`${dir}/temp/${kind}`, { recursive: true });
+  const confPath = `${dir}/nginx.conf`;
+  writeFileSync(confPath, renderNginxConf(readFileSync(options.template ?? NGINX_TEMPLATE, 'utf8'), options));
+  const args = ['-p', dir, '-e', `${dir}/error.log`, '-c', confPath, '-g', `daemon off; pid ${dir}/nginx.pid;`];
+  const check = Bun.spawnSync([binary, '-t', ...args], { stdout: 'pipe', stderr: 'pipe' });
+  if (check.exitCode !== 0) throw new Error(`nginx rejected ${confPath}:\n${check.stderr.toString().trim()}`);
+  rmSync(`${dir}/nginx.pid`, { force: true });
+  const child = Bun.spawn([binary, ...args], { stdout: 'ignore', stderr: 'pipe' });
+  // nginx -t passed, so an early exit is a bind error; give it a moment to show.
+  const deadline = Date.now() + 500;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if (existsSync(`${dir}/nginx.pid`)) break;
+    await Bun.sleep(20);
+  }
+  await Bun.sleep(50);
+  if (child.exitCode !== null) {
+    const err = await new Response(child.stderr).text();
+    throw new Error(`nginx exited at start (listen ${options.listen}):\n${err.trim()}`);
+  }
+  // SIGQUIT: graceful shutdown, in-flight requests finish.
+  return { confPath, process: child, stop: () => stopChild(child, 'SIGQUIT', 5000) };
+}

@@ -1,0 +1,167 @@
+/** Owns the SharedArrayBuffer that holds every worker's local stock and the node's sale flags. */
+
+/** Node-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
+enum Global {
+  SoldOut = 0,
+  Total,
+  Sold,
+  Syncs,
+  Size,
+}
+
+/** Per-worker slots; a worker only ever touches its own block. */
+enum Slot {
+  /** Units this worker may still try to sell through Redis. */
+  Stock = 0,
+  /** Tickets this worker sold (Redis confirmed). */
+  Sales,
+  /** 1 once the worker told the supervisor it ran dry; cleared by a refill. */
+  DryReported,
+  Restarts,
+  Size,
+}
+
+export interface WorkerStock {
+  readonly stock: number;
+  readonly sales: number;
+  readonly restarts: number;
+}
+
+export interface StockSnapshot {
+  readonly soldOut: boolean;
+  readonly total: number;
+  readonly sold: number;
+  readonly remaining: number;
+  /** How many times the supervisor has synced with Redis; 0 means nothing is published yet. */
+  readonly syncs: number;
+  readonly workers: readonly WorkerStock[];
+}
+
+/**
+ * Local stock of one node. The supervisor allocates it; each worker thread attaches to the same
+ * buffer, so a restarted worker finds its stock and sales where its predecessor left them.
+ * Every change goes through Atomics: the supervisor refills while workers take.
+ */
+export class LocalStock {
+  readonly #cells: Int32Array;
+  readonly workers: number;
+
+  private constructor(buffer: SharedArrayBuffer, workers: number) {
+    if (buffer.byteLength !== LocalStock.bytesFor(workers)) {
+      throw new Error(`local stock buffer holds ${buffer.byteLength} bytes, expected ${LocalStock.bytesFor(workers)} for ${workers} workers`);
+    }
+    this.#cells = new Int32Array(buffer);
+    this.workers = workers;
+  }
+
+  static bytesFor(workers: number): number {
+    return (Global.Size + workers * Slot.Size) * Int32Array.BYTES_PER_ELEMENT;
+  }
+
+  /** A new, empty buffer for `workers` workers. */
+  static create(workers: number): LocalStock {
+    return new LocalStock(new SharedArrayBuffer(LocalStock.bytesFor(workers)), workers);
+  }
+
+  /** Views a buffer made by {@link create} (in a worker thread). */
+  static attach(buffer: SharedArrayBuffer, workers: number): LocalStock {
+    return new LocalStock(buffer, workers);
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.#cells.buffer as SharedArrayBuffer;
+  }
+
+  #at(worker: number, slot: Slot): number {
+    if (!Number.isInteger(worker) || worker < 0 || worker >= this.workers) throw new RangeError(`no worker ${worker}`);
+    return Global.Size + worker * Slot.Size + slot;
+  }
+
+  /** Takes one unit of the worker's stock; false when it has none. Never goes below zero. */
+  tryTake(worker: number): boolean {
+    const i = this.#at(worker, Slot.Stock);
+    for (;;) {
+      const left = Atomics.load(this.#cells, i);
+      if (left <= 0) return false;
+      if (Atomics.compareExchange(this.#cells, i, left, left - 1) === left) return true;
+    }
+  }
+
+  /** Returns a unit taken by {@link tryTake} that did not become a sale. */
+  giveBack(worker: number): void {
+    Atomics.add(this.#cells, this.#at(worker, Slot.Stock), 1);
+  }
+
+  /** Counts a sale Redis confirmed; returns the worker's sales so far. */
+  recordSale(worker: number): number {
+    return Atomics.add(this.#cells, this.#at(worker, Slot.Sales), 1) + 1;
+  }
+
+  sales(worker: number): number {
+    return Atomics.load(this.#cells, this.#at(worker, Slot.Sales));
+  }
+
+  level(worker: number): number {
+    return Atomics.load(this.#cells, this.#at(worker, Slot.Stock));
+  }
+
+  /** Raises the worker's stock to `units` if it is below; returns how many units were added. */
+  refill(worker: number, units: number): number {
+    const i = this.#at(worker, Slot.Stock);
+    Atomics.store(this.#cells, this.#at(worker, Slot.DryReported), 0);
+    for (;;) {
+      const left = Atomics.load(this.#cells, i);
+      if (left >= units) return 0;
+      if (Atomics.compareExchange(this.#cells, i, left, units) === left) return units - left;
+    }
+  }
+
+  /** True for the first call after the worker ran dry, so it asks for a refill once, not per request. */
+  reportDry(worker: number): boolean {
+    return Atomics.compareExchange(this.#cells, this.#at(worker, Slot.DryReported), 0, 1) === 0;
+  }
+
+  noteRestart(worker: number): number {
+    return Atomics.add(this.#cells, this.#at(worker, Slot.Restarts), 1) + 1;
+  }
+
+  isSoldOut(): boolean {
+    return Atomics.load(this.#cells, Global.SoldOut) === 1;
+  }
+
+  markSoldOut(): void {
+    Atomics.store(this.#cells, Global.SoldOut, 1);
+  }
+
+  clearSoldOut(): void {
+    Atomics.store(this.#cells, Global.SoldOut, 0);
+  }
+
+  /** Publishes the global count last read from Redis, for `GET /stock`. */
+  publishGlobal(total: number, sold: number): void {
+    Atomics.store(this.#cells, Global.Total, total);
+    Atomics.store(this.#cells, Global.Sold, sold);
+    Atomics.add(this.#cells, Global.Syncs, 1);
+  }
+
+  snapshot(): StockSnapshot {
+    const total = Atomics.load(this.#cells, Global.Total);
+    const sold = Atomics.load(this.#cells, Global.Sold);
+    const workers: WorkerStock[] = [];
+    for (let w = 0; w < this.workers; w++) {
+      workers.push({
+        stock: this.level(w),
+        sales: this.sales(w),
+        restarts: Atomics.load(this.#cells, this.#at(w, Slot.Restarts)),
+      });
+    }
+    return {
+      soldOut: this.isSoldOut(),
+      total,
+      sold,
+      remaining: Math.max(0, total - sold),
+      syncs: Atomics.load(this.#cells, Global.Syncs),
+      workers,
+    };
+  }
+}

@@ -1,0 +1,147 @@
+/** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
+import type { FromWorker, ToWorker } from './messages.ts';
+import type { LocalStock } from './stock/local-stock.ts';
+
+export interface WorkerPoolOptions {
+  readonly ports: readonly number[];
+  readonly host: string;
+  readonly stock: LocalStock;
+  readonly redisUrl: string;
+  readonly redisTimeoutMs: number;
+  readonly sale: string;
+  readonly logDir: string;
+  readonly onDry: (worker: number) => void;
+  /** Progress lines ("listening", "restarting"). */
+  readonly say: (line: string) => void;
+  /** A worker that cannot start at all (port taken): the supervisor should give up. */
+  readonly onFatal: (message: string) => void;
+}
+
+const WORKER_URL = new URL('./worker.ts', import.meta.url).href;
+/** Restart back-off: 100 ms, doubling, at most 5 s; reset once a worker stayed up this long. */
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+const STABLE_MS = 10_000;
+
+interface Slot {
+  thread: Worker | undefined;
+  startedAt: number;
+  failures: number;
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
+  listening: PromiseWithResolvers<void>;
+  stopped: PromiseWithResolvers<void> | undefined;
+}
+
+export class WorkerPool {
+  readonly #options: WorkerPoolOptions;
+  readonly #slots: Slot[];
+  #stopping = false;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#options = options;
+    this.#slots = options.ports.map(() => ({
+      thread: undefined,
+      startedAt: 0,
+      failures: 0,
+      restartTimer: undefined,
+      listening: Promise.withResolvers<void>(),
+      stopped: undefined,
+    }));
+  }
+
+  /** Starts every worker; resolves when all of them listen. */
+  async start(): Promise<void> {
+    this.#slots.forEach((_, i) => this.#spawn(i));
+    await Promise.all(this.#slots.map((slot) => slot.listening.promise));
+  }
+
+  /** The live thread of worker `i` (tests terminate it to play a crash). */
+  thread(i: number): Worker | undefined {
+    return this.#slots[i]?.thread;
+  }
+
+  /** Resolves when worker `i` listens again after its latest (re)start. */
+  listening(i: number): Promise<void> {
+    return this.#slots[i]!.listening.promise;
+  }
+
+  #spawn(i: number): void {
+    const slot = this.#slots[i]!;
+    const port = this.#options.ports[i]!;
+    const thread = new Worker(WORKER_URL);
+    slot.thread = thread;
+    slot.startedAt = Date.now();
+    thread.addEventListener('message', (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      switch (message.type) {
+        case 'listening':
+          this.#options.say(`worker ${i} listening on http://${this.#options.host}:${port}`);
+          slot.listening.resolve();
+          break;
+        case 'dry':
+          this.#options.onDry(i);
+          break;
+        case 'fatal':
+          slot.listening.reject(new Error(message.message));
+          this.#options.onFatal(message.message);
+          break;
+        case 'stopped':
+          slot.stopped?.resolve();
+          break;
+      }
+    });
+    thread.addEventListener('error', (event) => {
+      console.error(`[worker ${i} :${port}] crashed: ${event.message}`);
+    });
+    thread.addEventListener('close', () => {
+      if (slot.thread !== thread) return;
+      slot.thread = undefined;
+      slot.stopped?.resolve();
+      if (this.#stopping) return;
+      // Died on its own: restart it on the same port with the same stock slots.
+      slot.failures = Date.now() - slot.startedAt > STABLE_MS ? 1 : slot.failures + 1;
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.failures - 1));
+      const restarts = this.#options.stock.noteRestart(i);
+      this.#options.say(`worker ${i} (:${port}) exited; restart #${restarts} in ${delay} ms`);
+      slot.listening = Promise.withResolvers<void>();
+      slot.listening.promise.catch(() => {});
+      slot.restartTimer = setTimeout(() => {
+        slot.restartTimer = undefined;
+        if (!this.#stopping) this.#spawn(i);
+      }, delay);
+    });
+    const init: ToWorker = {
+      type: 'init',
+      worker: i,
+      workers: this.#options.ports.length,
+      port,
+      host: this.#options.host,
+      buffer: this.#options.stock.buffer,
+      redisUrl: this.#options.redisUrl,
+      redisTimeoutMs: this.#options.redisTimeoutMs,
+      sale: this.#options.sale,
+      logDir: this.#options.logDir,
+    };
+    thread.postMessage(init);
+  }
+
+  /**
+   * Asks every worker to stop (finish in-flight requests, flush its log, close Redis) and waits
+   * up to `graceMs`; a worker still busy then is terminated.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (slot.restartTimer) clearTimeout(slot.restartTimer);
+        const thread = slot.thread;
+        if (!thread) return;
+        slot.stopped = Promise.withResolvers<void>();
+        thread.postMessage({ type: 'stop' } satisfies ToWorker);
+        const done = await Promise.race([slot.stopped.promise.then(() => true), Bun.sleep(graceMs).then(() => false)]);
+        if (!done) console.error(`[pool] a worker did not stop within ${graceMs} ms; terminating it`);
+        thread.terminate();
+      }),
+    );
+  }
+}

@@ -1,0 +1,31 @@
+/** Runs the real supervisor (four worker threads) in the test process, against a test Redis. */
+import { rmSync } from 'node:fs';
+import { loadConfig } from '../../src/config.ts';
+import { startSupervisor, type Supervisor } from '../../src/supervisor.ts';
+import { freePorts, tempDir } from './servers.ts';
+
+export interface TestSpike extends Supervisor {
+  readonly ports: readonly number[];
+  readonly logDir: string;
+  /** `http://127.0.0.1:<port>` of worker `i`. */
+  url(i: number): string;
+  close(): Promise<void>;
+}
+
+/** Starts a supervisor on free ports with `env` on top of test defaults (no nginx, quiet). */
+export async function startTestSpike(redisUrl: string, env: Record<string, string> = {}, ports?: readonly number[]): Promise<TestSpike> {
+  const portList = ports ?? (await freePorts(4));
+  const logDir = env.SPIKE_LOG_DIR ?? tempDir('logs');
+  const config = loadConfig({ REDIS_URL: redisUrl, SPIKE_PORTS: portList.join(','), SPIKE_NGINX: '0', SPIKE_LOG_DIR: logDir, ...env }, []);
+  const supervisor = await startSupervisor(config, { say: () => {} });
+  return {
+    ...supervisor,
+    ports: portList,
+    logDir,
+    url: (i) => `http://127.0.0.1:${portList[i]}`,
+    close: async () => {
+      await supervisor.stop();
+      if (!env.SPIKE_LOG_DIR) rmSync(logDir, { recursive: true, force: true });
+    },
+  };
+}

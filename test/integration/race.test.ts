@@ -1,0 +1,61 @@
+// The invariants under a real race: four worker threads, one Redis, more buyers than tickets.
+// Never more than total, never less while demand remains, every sale on the order stream.
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { saleKeys, DEFAULT_SALE, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { tallyStats } from '../../src/stats.ts';
+import { countBy, fire } from '../helpers/load.ts';
+import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
+import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+const keys = saleKeys(DEFAULT_SALE);
+let redis: TestRedis;
+let spike: TestSpike | undefined;
+const logDir = tempDir('race-logs');
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await spike?.close();
+  await redis.close();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+async function orders(): Promise<{ user: string; port: string }[]> {
+  const entries = await redis.client.xrange(keys.orders, '-', '+');
+  return entries.map(([, fields]) => {
+    const record: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+    return record as { user: string; port: string };
+  });
+}
+
+describe('a sale of 10 000 tickets', () => {
+  test('sells exactly 10 000 when 20 000 distinct users race over four workers', async () => {
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1', SPIKE_LOG_DIR: logDir });
+    const urls = Array.from({ length: 20_000 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=u${i}`);
+    const answers = await fire(urls, 200);
+
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    const codes = countBy(answers, (a) => Number(a.body.code));
+    expect(codes.get(1)).toBe(10_000);
+    expect(codes.get(-1)).toBe(10_000);
+    expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(10_000);
+
+    const recorded = await orders();
+    expect(recorded).toHaveLength(10_000);
+    expect(new Set(recorded.map((o) => o.user)).size).toBe(10_000);
+    const soldIds = answers.filter((a) => a.body.code === 1).map((a) => a.body.orderId);
+    expect(new Set(soldIds).size).toBe(10_000);
+    expect(await redis.client.hlen(keys.buyers)).toBe(10_000);
+
+    // The stat log is flushed on shutdown: it must account for every sale.
+    await spike.close();
+    spike = undefined;
+    const { ports, unparsed } = tallyStats(logDir);
+    expect(unparsed).toBe(0);
+    expect(ports.reduce((n, p) => n + (p.results.sold ?? 0), 0)).toBe(10_000);
+    expect(ports.reduce((n, p) => n + p.requests, 0)).toBe(20_000);
+  });
+});
