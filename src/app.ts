@@ -67,7 +67,7 @@ async function readUser(c: Context): Promise<{ user: string } | { bad: string; s
       fromBody = (body as Record<string, unknown>).user;
     } else if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') {
       fromBody = (await c.req.parseBody()).user;
-    } else if (type !== '' && (c.req.header('content-length') ?? '0') !== '0') {
+    } else if (type !== '' && c.req.raw.body !== null) {
       return { bad: 'send the body as application/json or application/x-www-form-urlencoded', status: 415 };
     }
     if (fromBody !== undefined) {

@@ -31,7 +31,7 @@ async function orders(): Promise<{ user: string; port: string }[]> {
   });
 }
 
-describe('a sale of 10 000 tickets', () => {
+describe('buyers racing over four workers', () => {
   test('sells exactly 10 000 when 20 000 distinct users race over four workers', async () => {
     spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1', SPIKE_LOG_DIR: logDir });
     const urls = Array.from({ length: 20_000 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=u${i}`);
@@ -58,4 +58,38 @@ describe('a sale of 10 000 tickets', () => {
     expect(ports.reduce((n, p) => n + (p.results.sold ?? 0), 0)).toBe(10_000);
     expect(ports.reduce((n, p) => n + p.requests, 0)).toBe(20_000);
   });
+
+  test('sells one user one ticket when they try 50 times at once across the workers', async () => {
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1' });
+    const answers = await fire(Array.from({ length: 50 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=greedy`), 50);
+    await spike.close();
+    spike = undefined;
+    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
+    const codes = countBy(answers, (a) => Number(a.body.code));
+    expect(codes.get(1)).toBe(1);
+    expect(codes.get(2)).toBe(49);
+    expect(new Set(answers.map((a) => a.body.orderId)).size).toBe(1);
+    expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(1);
+    expect(await redis.client.xlen(keys.orders)).toBe(1);
+  });
+
+  test('sells every ticket when one worker gets no traffic, calling Redis about total + buffer times', async () => {
+    // Workers 1-3 hold 3 × 300 = 900 units for 1000 tickets: the sync must top them up from
+    // what worker 0 never sold. Demand is 4000 users; Redis must not see one call per request.
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_LOCAL_STOCK: '300' });
+    await redis.client.config('RESETSTAT');
+    const urls = Array.from({ length: 4000 }, (_, i) => `${spike!.url(1 + (i % 3))}/buy/ticket?user=w${i}`);
+    const answers = await fire(urls, 60);
+    const snapshot = spike.stock.snapshot();
+    await spike.close();
+    spike = undefined;
+    expect(answers.filter((a) => a.body.code === 1)).toHaveLength(1000);
+    expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(1000);
+    expect(snapshot.workers[0]).toMatchObject({ sales: 0, stock: 300 });
+    const info = await redis.client.info('commandstats');
+    const calls = [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(calls).toBeGreaterThanOrEqual(1000);
+    expect(calls).toBeLessThan(1000 * 1.2 + 60 * 2);
+  });
 });
+

@@ -1,0 +1,96 @@
+// purchase-3.lua against a real redis-server. The original 12306 script checked `total >= sold`
+// before incrementing and so sold total + 1; the first test runs it side by side with ours.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { createRedis, waitReady } from '../../src/redis/client.ts';
+import { ensureSale, purchase, PurchaseCode, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+
+let redis: TestRedis;
+let client: ReturnType<typeof createRedis>;
+let n = 0;
+let keys = saleKeys('unused');
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  client = createRedis(redis.url, { timeoutMs: 2000, name: 'test' });
+  await waitReady(client, 5000, redis.url);
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.close();
+});
+// A fresh sale per test, so no test sees another's tickets.
+beforeEach(() => {
+  keys = saleKeys(`sale-${process.pid}-${++n}`);
+});
+
+const ORIGINAL_LUA = `
+  local ticket_key = KEYS[1]
+  local ticket_total_key = ARGV[1]
+  local ticket_sold_key = ARGV[2]
+  local ticket_total_nums = tonumber(redis.call('HGET', ticket_key, ticket_total_key))
+  local ticket_sold_nums = tonumber(redis.call('HGET', ticket_key, ticket_sold_key))
+  if(ticket_total_nums >= ticket_sold_nums) then
+    return redis.call('HINCRBY', ticket_key, ticket_sold_key, 1)
+  end
+  return 0`;
+
+describe('purchase script', () => {
+  test('sells exactly 5 of 5 tickets to 10 buyers, where the original script sells 6', async () => {
+    await client.hset(keys.sale, TOTAL_FIELD, 5, SOLD_FIELD, 0);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => purchase(client, keys, `buyer${i}`, 3001)));
+    expect(results.filter((r) => r.code === PurchaseCode.Sold)).toHaveLength(5);
+    expect(results.filter((r) => r.code === PurchaseCode.SoldOut)).toHaveLength(5);
+    expect(await readSale(client, keys)).toEqual({ total: 5, sold: 5 });
+    expect(await client.xlen(keys.orders)).toBe(5);
+
+    const original = `original-${n}`;
+    await client.hset(original, TOTAL_FIELD, 5, SOLD_FIELD, 0);
+    for (let i = 0; i < 10; i++) await client.eval(ORIGINAL_LUA, 1, original, TOTAL_FIELD, SOLD_FIELD);
+    expect(Number(await client.hget(original, SOLD_FIELD))).toBe(6);
+  });
+
+  test('sells a user one ticket and answers their later tries with the same order', async () => {
+    await ensureSale(client, keys, 100, false);
+    const first = await purchase(client, keys, 'alice', 3001);
+    expect(first.code).toBe(PurchaseCode.Sold);
+    const again = await Promise.all(Array.from({ length: 20 }, () => purchase(client, keys, 'alice', 3002)));
+    for (const r of again) expect(r).toEqual({ code: PurchaseCode.Held, orderId: (first as { orderId: string }).orderId });
+    expect(await readSale(client, keys)).toEqual({ total: 100, sold: 1 });
+    expect(await client.hget(keys.buyers, 'alice')).toBe((first as { orderId: string }).orderId);
+  });
+
+  test('records each sale on the order stream with user, port and time', async () => {
+    await ensureSale(client, keys, 2, false);
+    const sold = await purchase(client, keys, 'bob', 3003);
+    const before = Date.now();
+    const [[id, fields]] = (await client.xrange(keys.orders, '-', '+')) as [string, string[]][] as [[string, string[]]];
+    expect(sold).toEqual({ code: PurchaseCode.Sold, orderId: id, sold: 1 });
+    expect(fields.slice(0, 4)).toEqual(['user', 'bob', 'port', '3003']);
+    expect(Math.abs(Number(fields[5]) - before)).toBeLessThan(5000);
+  });
+
+  test('anonymous buyers have no per-user limit, as in the original ab test', async () => {
+    await ensureSale(client, keys, 3, false);
+    const results = await Promise.all(Array.from({ length: 4 }, () => purchase(client, keys, '', 3001)));
+    expect(results.map((r) => r.code).sort()).toEqual([-1, 1, 1, 1]);
+    expect(await client.hlen(keys.buyers)).toBe(0);
+  });
+
+  test("the original's HMSET starts a sale, and a missing sale answers no-sale without writing", async () => {
+    await client.hmset(keys.sale, TOTAL_FIELD, 1, SOLD_FIELD, 0);
+    expect((await purchase(client, keys, 'carol', 3001)).code).toBe(PurchaseCode.Sold);
+    const missing = saleKeys(`missing-${n}`);
+    expect(await purchase(client, missing, 'carol', 3001)).toEqual({ code: PurchaseCode.NoSale });
+    expect(await client.exists(missing.sale, missing.buyers, missing.orders)).toBe(0);
+  });
+
+  test('starting never resets a running sale; only an explicit reset does', async () => {
+    await ensureSale(client, keys, 10, false);
+    await purchase(client, keys, 'dave', 3001);
+    expect(await ensureSale(client, keys, 999, false)).toEqual({ total: 10, sold: 1, created: false });
+    expect(await client.hget(keys.buyers, 'dave')).not.toBeNull();
+    expect(await ensureSale(client, keys, 20, true)).toEqual({ total: 20, sold: 0, created: true });
+    expect(await client.exists(keys.buyers, keys.orders)).toBe(0);
+  });
+});

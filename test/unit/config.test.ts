@@ -1,0 +1,44 @@
+import { describe, expect, test } from 'bun:test';
+import { ConfigError, defaultLocalStock, loadConfig } from '../../src/config.ts';
+
+describe('configuration', () => {
+  test('defaults match the original design: four workers on 3001-3004 and 10 000 tickets', () => {
+    const config = loadConfig({}, []);
+    expect(config.ports).toEqual([3001, 3002, 3003, 3004]);
+    expect(config.total).toBe(10_000);
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.nginx).toBe('auto');
+    expect(config.reset).toBe(false);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  test('local stock defaults to the fair share plus the buffer, so the sum exceeds the total', () => {
+    const config = loadConfig({ SPIKE_TOTAL: '10000', SPIKE_BUFFER: '0.2' }, []);
+    expect(config.localStock).toBe(3000);
+    expect(config.localStock * config.ports.length).toBeGreaterThan(config.total);
+    expect(defaultLocalStock(10, 3, 0)).toBe(4);
+    expect(loadConfig({ SPIKE_LOCAL_STOCK: '7' }, []).localStock).toBe(7);
+  });
+
+  test.each([
+    ['SPIKE_TOTAL', 'lots', /SPIKE_TOTAL=lots .*0 to 1000000000/],
+    ['SPIKE_TOTAL', '-5', /SPIKE_TOTAL/],
+    ['SPIKE_PORTS', '3001,3001', /SPIKE_PORTS=3001,3001 .*distinct/],
+    ['SPIKE_PORTS', '3001,70000', /SPIKE_PORTS/],
+    ['SPIKE_BUFFER', 'much', /SPIKE_BUFFER=much .*0 to 10/],
+    ['SPIKE_LOCAL_STOCK', '0', /SPIKE_LOCAL_STOCK=0 is out of range/],
+    ['SPIKE_NGINX', 'yes', /SPIKE_NGINX=yes .*1 .*0 .*auto/],
+    ['REDIS_URL', 'http://x', /REDIS_URL=http:\/\/x .*redis:\/\//],
+    ['SPIKE_SYNC_MS', '1', /SPIKE_SYNC_MS=1 is out of range; accepted: 10 to 60000/],
+    ['SPIKE_RESET', 'true', /SPIKE_RESET=true .*1 or 0/],
+    ['SPIKE_NGINX_LISTEN', 'eighty', /SPIKE_NGINX_LISTEN=eighty/],
+  ])('rejects %s=%s with a message naming the setting and what it accepts', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value }, [])).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value }, [])).toThrow(message);
+  });
+
+  test('--reset is the only flag; anything else is refused', () => {
+    expect(loadConfig({}, ['--reset']).reset).toBe(true);
+    expect(() => loadConfig({}, ['--fast'])).toThrow(/unknown argument --fast/);
+  });
+});

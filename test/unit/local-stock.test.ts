@@ -1,0 +1,79 @@
+// The local stock is the only state the worker threads share; these tests guard that it never
+// hands out more units than it holds, even with several threads taking at once.
+import { describe, expect, test } from 'bun:test';
+import { LocalStock } from '../../src/stock/local-stock.ts';
+
+describe('local stock', () => {
+  test('hands out exactly its units, then refuses without going below zero', () => {
+    const stock = LocalStock.create(2);
+    stock.refill(0, 3);
+    expect([stock.tryTake(0), stock.tryTake(0), stock.tryTake(0), stock.tryTake(0)]).toEqual([true, true, true, false]);
+    expect(stock.level(0)).toBe(0);
+    expect(stock.tryTake(1)).toBe(false);
+    stock.giveBack(0);
+    expect(stock.level(0)).toBe(1);
+  });
+
+  test('refill only raises a worker to the given level and re-arms its dry report', () => {
+    const stock = LocalStock.create(1);
+    expect(stock.refill(0, 5)).toBe(5);
+    expect(stock.refill(0, 3)).toBe(0);
+    expect(stock.level(0)).toBe(5);
+    expect(stock.reportDry(0)).toBe(true);
+    expect(stock.reportDry(0)).toBe(false);
+    stock.refill(0, 6);
+    expect(stock.reportDry(0)).toBe(true);
+  });
+
+  test('snapshot shows the published global count, the flag and each worker', () => {
+    const stock = LocalStock.create(2);
+    stock.refill(1, 4);
+    stock.recordSale(1);
+    stock.publishGlobal(10, 7);
+    stock.markSoldOut();
+    expect(stock.snapshot()).toEqual({
+      soldOut: true,
+      total: 10,
+      sold: 7,
+      remaining: 3,
+      syncs: 1,
+      workers: [
+        { stock: 0, sales: 0, restarts: 0 },
+        { stock: 4, sales: 1, restarts: 0 },
+      ],
+    });
+  });
+
+  test('refuses a worker index it does not hold and a buffer of the wrong size', () => {
+    const stock = LocalStock.create(2);
+    expect(() => stock.tryTake(2)).toThrow(RangeError);
+    expect(() => LocalStock.attach(stock.buffer, 3)).toThrow(/expected/);
+  });
+
+  test('two threads racing for 50 000 units on one slot take exactly 50 000', async () => {
+    const stock = LocalStock.create(1);
+    stock.refill(0, 50_000);
+    const code = `
+      import { LocalStock } from ${JSON.stringify(new URL('../../src/stock/local-stock.ts', import.meta.url).pathname)};
+      self.onmessage = (e) => {
+        const stock = LocalStock.attach(e.data, 1);
+        let taken = 0;
+        while (stock.tryTake(0)) taken++;
+        postMessage(taken);
+      };`;
+    const url = URL.createObjectURL(new Blob([code], { type: 'application/typescript' }));
+    const threads = [new Worker(url), new Worker(url), new Worker(url)];
+    try {
+      const taken = await Promise.all(
+        threads.map((t) => new Promise<number>((resolve) => {
+          t.onmessage = (e) => resolve(e.data);
+          t.postMessage(stock.buffer);
+        })),
+      );
+      expect(taken.reduce((a, b) => a + b, 0)).toBe(50_000);
+      expect(stock.level(0)).toBe(0);
+    } finally {
+      for (const t of threads) t.terminate();
+    }
+  });
+});

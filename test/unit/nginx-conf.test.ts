@@ -1,0 +1,45 @@
+import { describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
+import { NGINX_TEMPLATE, renderNginxConf, weightedUpstreams } from '../../src/services/nginx.ts';
+
+const template = readFileSync(NGINX_TEMPLATE, 'utf8');
+
+describe('nginx.conf', () => {
+  test('is the original weighted config: load_rule over 3001-3004 with weights 1-4 on port 80', () => {
+    expect(template).toMatch(/upstream load_rule \{/);
+    for (let i = 1; i <= 4; i++) expect(template).toMatch(new RegExp(`server 127\\.0\\.0\\.1:300${i} weight=${i}\\b`));
+    expect(template).toMatch(/^\s*listen 80;/m);
+    expect(template).toMatch(/server_name load_balance\.com www\.load_balance\.com;/);
+    expect(template).toMatch(/proxy_pass http:\/\/load_rule;/);
+  });
+
+  test('keeps upstream connections alive and skips dead workers', () => {
+    expect(template).toMatch(/^\s*keepalive \d+;/m);
+    expect(template).toMatch(/proxy_http_version 1\.1;/);
+    expect(template).toMatch(/proxy_set_header Connection "";/);
+    expect(template).toMatch(/max_fails=\d+ fail_timeout=\d+s/);
+    expect(template).toMatch(/proxy_next_upstream error timeout;/);
+  });
+
+  test('the runtime copy swaps in ports, weights and listen address and keeps the failover settings', () => {
+    const conf = renderNginxConf(template, {
+      listen: '127.0.0.1:18080',
+      upstreams: weightedUpstreams('127.0.0.1', [4001, 4002, 4003]),
+      runtimeDir: '/tmp/spike-nginx',
+    });
+    const servers = [...conf.matchAll(/^\s*server (\S+) weight=(\d+) (max_fails=\d+ fail_timeout=\d+s);/gm)].map((m) => [m[1], m[2]]);
+    expect(servers).toEqual([
+      ['127.0.0.1:4001', '1'],
+      ['127.0.0.1:4002', '2'],
+      ['127.0.0.1:4003', '3'],
+    ]);
+    expect(conf).toMatch(/^\s*listen 127\.0\.0\.1:18080;/m);
+    expect(conf).not.toMatch(/server 127\.0\.0\.1:300[1-4]/);
+    expect(conf).toContain('proxy_temp_path /tmp/spike-nginx/temp/proxy;');
+    expect(conf).toMatch(/keepalive \d+;/);
+  });
+
+  test('refuses to render without upstreams', () => {
+    expect(() => renderNginxConf(template, { listen: '80', upstreams: [], runtimeDir: '/tmp/x' })).toThrow(/at least one upstream/);
+  });
+});
