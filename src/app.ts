@@ -18,6 +18,11 @@ export interface AppDeps {
   readonly log?: (entry: StatEntry) => void;
   /** Called once when this worker runs out of local stock while the sale is not sold out. */
   readonly onDry?: () => void;
+  /**
+   * How long a request may wait for a top-up when this worker's local stock is empty but the sale
+   * is not sold out; 0 answers sold out at once, as the original does. Default 0.
+   */
+  readonly refillWaitMs?: number;
   /** Largest POST body accepted; default 4 KiB. */
   readonly maxBodyBytes?: number;
 }
@@ -87,7 +92,22 @@ async function readUser(c: Context): Promise<{ user: string } | { bad: string; s
  */
 export function createApp(deps: AppDeps): Hono {
   const { port, worker, stock, buy, ping, log, onDry } = deps;
+  const refillWaitMs = deps.refillWaitMs ?? 0;
   const app = new Hono();
+
+  /** One unit of local stock, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
+  const take = async (): Promise<boolean> => {
+    if (stock.tryTake(worker)) return true;
+    const deadline = performance.now() + refillWaitMs;
+    while (!stock.isSoldOut()) {
+      if (stock.reportDry(worker)) onDry?.();
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await stock.waitForStock(worker, left);
+      if (stock.tryTake(worker)) return true;
+    }
+    return false;
+  };
 
   const reply = (c: Context, user: string, answer: Answer) => {
     log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId });
@@ -95,12 +115,7 @@ export function createApp(deps: AppDeps): Hono {
   };
 
   const sell = async (c: Context, user: string) => {
-    if (stock.isSoldOut()) return reply(c, user, SOLD_OUT);
-    if (!stock.tryTake(worker)) {
-      // Out of local stock: sold out for this worker until the supervisor tops it up.
-      if (!stock.isSoldOut() && stock.reportDry(worker)) onDry?.();
-      return reply(c, user, SOLD_OUT);
-    }
+    if (stock.isSoldOut() || !(await take())) return reply(c, user, SOLD_OUT);
     let purchase: Purchase;
     try {
       purchase = await buy(user);

@@ -10,6 +10,7 @@ export type ToWorker =
       readonly buffer: SharedArrayBuffer;
       readonly redisUrl: string;
       readonly redisTimeoutMs: number;
+      readonly refillWaitMs: number;
       readonly sale: string;
       readonly logDir: string;
     }

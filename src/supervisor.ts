@@ -63,6 +63,8 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       stock,
       redisUrl,
       redisTimeoutMs: config.redisTimeoutMs,
+      // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
+      refillWaitMs: config.syncMs,
       sale: DEFAULT_SALE,
       logDir: resolve(config.logDir),
       onDry: () => void sync.kick(),

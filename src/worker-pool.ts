@@ -8,6 +8,8 @@ export interface WorkerPoolOptions {
   readonly stock: LocalStock;
   readonly redisUrl: string;
   readonly redisTimeoutMs: number;
+  /** See AppDeps.refillWaitMs. */
+  readonly refillWaitMs: number;
   readonly sale: string;
   readonly logDir: string;
   readonly onDry: (worker: number) => void;
@@ -119,6 +121,7 @@ export class WorkerPool {
       buffer: this.#options.stock.buffer,
       redisUrl: this.#options.redisUrl,
       redisTimeoutMs: this.#options.redisTimeoutMs,
+      refillWaitMs: this.#options.refillWaitMs,
       sale: this.#options.sale,
       logDir: this.#options.logDir,
     };

@@ -33,6 +33,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     ping: () => client.ping(),
     log: (entry) => stats.append(entry),
     onDry: () => send({ type: 'dry', worker }),
+    refillWaitMs: init.refillWaitMs,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.

@@ -105,15 +105,30 @@ export class LocalStock {
     return Atomics.load(this.#cells, this.#at(worker, Slot.Stock));
   }
 
-  /** Raises the worker's stock to `units` if it is below; returns how many units were added. */
+  /**
+   * Raises the worker's stock to `units` if it is below, and wakes its requests waiting in
+   * {@link waitForStock}; returns how many units were added.
+   */
   refill(worker: number, units: number): number {
     const i = this.#at(worker, Slot.Stock);
     Atomics.store(this.#cells, this.#at(worker, Slot.DryReported), 0);
     for (;;) {
       const left = Atomics.load(this.#cells, i);
       if (left >= units) return 0;
-      if (Atomics.compareExchange(this.#cells, i, left, units) === left) return units - left;
+      if (Atomics.compareExchange(this.#cells, i, left, units) === left) {
+        Atomics.notify(this.#cells, i);
+        return units - left;
+      }
     }
+  }
+
+  /**
+   * Resolves when the worker's stock is no longer zero, the sale is marked sold out, or after
+   * `ms`. Lets a dry worker wait a moment for its top-up instead of wrongly answering sold out.
+   */
+  async waitForStock(worker: number, ms: number): Promise<void> {
+    const wait = Atomics.waitAsync(this.#cells, this.#at(worker, Slot.Stock), 0, ms);
+    if (wait.async) await wait.value;
   }
 
   /** True for the first call after the worker ran dry, so it asks for a refill once, not per request. */
@@ -129,8 +144,10 @@ export class LocalStock {
     return Atomics.load(this.#cells, Global.SoldOut) === 1;
   }
 
+  /** Sets the sold-out flag; on the first set, wakes every request waiting for stock so it answers now. */
   markSoldOut(): void {
-    Atomics.store(this.#cells, Global.SoldOut, 1);
+    if (Atomics.compareExchange(this.#cells, Global.SoldOut, 0, 1) !== 0) return;
+    for (let w = 0; w < this.workers; w++) Atomics.notify(this.#cells, this.#at(w, Slot.Stock));
   }
 
   clearSoldOut(): void {

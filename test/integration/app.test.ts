@@ -30,7 +30,7 @@ interface Rig {
   state(): Promise<unknown>;
 }
 
-async function rig(total: number, localStock: number, on = client): Promise<Rig> {
+async function rig(total: number, localStock: number, on = client, refillWaitMs = 0): Promise<Rig> {
   const keys = saleKeys(`app-${++n}`);
   await ensureSale(client, keys, total, true);
   const stock = LocalStock.create(1);
@@ -46,6 +46,7 @@ async function rig(total: number, localStock: number, on = client): Promise<Rig>
       buy: (user) => purchase(on, keys, user, 3001),
       ping: () => on.ping(),
       onDry: () => r.dry++,
+      refillWaitMs,
     }),
     state: async () => [await client.hgetall(keys.sale), await client.hgetall(keys.buyers), await client.xlen(keys.orders), stock.snapshot()],
   };
@@ -94,6 +95,15 @@ describe('GET /buy/ticket', () => {
     for (let i = 0; i < 5; i++) expect(await (await r.app.request(`${URL_}?user=y${i}`)).json()).toMatchObject({ code: -1 });
     expect(await evalCalls()).toBe(before);
     expect(r.dry).toBe(1);
+  });
+
+  test('a dry worker waits for its top-up and sells instead of wrongly answering sold out', async () => {
+    const r = await rig(100, 0, client, 2000);
+    const pending = r.app.request(`${URL_}?user=patient`);
+    await Bun.sleep(20);
+    expect(r.dry).toBe(1);
+    r.stock.refill(0, 5);
+    expect(await (await pending).json()).toMatchObject({ code: 1 });
   });
 });
 

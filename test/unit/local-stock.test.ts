@@ -44,6 +44,26 @@ describe('local stock', () => {
     });
   });
 
+  test('a request waiting on an empty stock wakes on a refill or on sold out, and times out otherwise', async () => {
+    const stock = LocalStock.create(2);
+    const refilled = stock.waitForStock(0, 5000);
+    setTimeout(() => stock.refill(0, 1), 5);
+    const t0 = performance.now();
+    await refilled;
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(stock.tryTake(0)).toBe(true);
+
+    const soldOut = stock.waitForStock(1, 5000);
+    setTimeout(() => stock.markSoldOut(), 5);
+    const t1 = performance.now();
+    await soldOut;
+    expect(performance.now() - t1).toBeLessThan(1000);
+
+    const t2 = performance.now();
+    await stock.waitForStock(0, 30);
+    expect(performance.now() - t2).toBeGreaterThanOrEqual(25);
+  });
+
   test('refuses a worker index it does not hold and a buffer of the wrong size', () => {
     const stock = LocalStock.create(2);
     expect(() => stock.tryTake(2)).toThrow(RangeError);

@@ -1,0 +1,70 @@
+/**
+ * First step of `bun run start`, `bun run test` and `bun run bench`: installs what a fresh machine
+ * lacks (the locked dependencies, and redis-server / nginx / ab / wrk from apt when run as root),
+ * or says exactly what to install. Uses only Bun built-ins: it runs before the dependencies exist.
+ */
+
+type Purpose = 'start' | 'test' | 'bench';
+
+interface Need {
+  readonly binary: string;
+  readonly aptPackage: string;
+  /** Optional needs are installed when we can, and otherwise only mentioned. */
+  readonly optional: boolean;
+}
+
+function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[] {
+  const need = (binary: string, aptPackage: string, optional = false): Need => ({ binary, aptPackage, optional });
+  switch (purpose) {
+    case 'start':
+      return [
+        ...(env.REDIS_URL ? [] : [need('redis-server', 'redis-server')]),
+        ...(env.SPIKE_NGINX === '0' ? [] : [need('nginx', 'nginx', env.SPIKE_NGINX !== '1')]),
+      ];
+    case 'test':
+      return [need('redis-server', 'redis-server'), need('nginx', 'nginx')];
+    case 'bench':
+      return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];
+  }
+}
+
+const SBIN = '/usr/sbin:/usr/local/sbin:/sbin';
+const installed = (binary: string) => Boolean(Bun.which(binary) ?? Bun.which(binary, { PATH: SBIN }));
+
+function run(cmd: string[]): boolean {
+  console.log(`setup: ${cmd.join(' ')}`);
+  return Bun.spawnSync(cmd, { stdout: 'inherit', stderr: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).exitCode === 0;
+}
+
+function main(): number {
+  const purpose = Bun.argv[2] as Purpose;
+  if (!['start', 'test', 'bench'].includes(purpose)) {
+    console.error('usage: bun src/setup.ts start|test|bench');
+    return 2;
+  }
+  const root = import.meta.dir + '/..';
+  const deps = Bun.spawnSync([process.execPath, 'install', '--frozen-lockfile'], { cwd: root, stdout: 'pipe', stderr: 'pipe' });
+  if (deps.exitCode !== 0) {
+    console.error(`setup: 'bun install --frozen-lockfile' failed:\n${deps.stderr.toString()}${deps.stdout.toString()}`);
+    return 1;
+  }
+
+  const missing = needs(purpose, process.env).filter((n) => !installed(n.binary));
+  if (missing.length === 0) return 0;
+  const packages = [...new Set(missing.map((n) => n.aptPackage))];
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && installed('apt-get')) {
+    if (run(['apt-get', 'update', '-qq']) && run(['apt-get', 'install', '-y', '-qq', ...packages])) return 0;
+    console.error(`setup: apt-get could not install ${packages.join(' ')}`);
+  }
+  const required = missing.filter((n) => !n.optional);
+  const how = installed('apt-get') ? `sudo apt-get install -y ${packages.join(' ')}` : `install ${packages.join(', ')} with your package manager`;
+  if (required.length === 0) {
+    console.log(`setup: ${missing.map((n) => n.binary).join(', ')} not installed; running without (${how} to add)`);
+    return 0;
+  }
+  console.error(`setup: ${required.map((n) => n.binary).join(', ')} ${required.length > 1 ? 'are' : 'is'} needed for '${purpose}' but not installed.\nInstall with: ${how}`);
+  return 1;
+}
+
+process.exit(main());
