@@ -28,6 +28,7 @@ export class StockSync {
   #running: Promise<void> | undefined;
   #again = false;
   #failing = false;
+  #missing = false;
 
   constructor(redis: Redis, stock: LocalStock, options: StockSyncOptions) {
     this.#redis = redis;
@@ -67,7 +68,14 @@ export class StockSync {
       return;
     }
     this.#failing = false;
-    if (!count) return;
+    if (!count) {
+      // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
+      // sell its tickets a second time, so only a person may do that (--reset).
+      if (!this.#missing) console.error(`[sync] sale ${this.#options.keys.sale} is missing from Redis; purchases answer 404 until it is created again (bun run start -- --reset, or HMSET)`);
+      this.#missing = true;
+      return;
+    }
+    this.#missing = false;
     this.#stock.publishGlobal(count.total, count.sold);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {
