@@ -1,0 +1,158 @@
+/** Everything a bench run starts: its own Redis, the supervisor (workers + nginx), and the bare-Bun baseline. */
+import Redis from 'ioredis';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_SALE, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { freePort } from '../../src/services/free-port.ts';
+import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
+
+const ROOT = join(import.meta.dir, '..', '..');
+export const keys = saleKeys(DEFAULT_SALE);
+
+export interface System {
+  readonly redis: Redis;
+  readonly redisUrl: string;
+  readonly workerUrls: readonly string[];
+  readonly nginxUrl: string;
+  readonly baselineUrl: string;
+  readonly supervisorPid: number;
+  /** Starts a fresh default sale of `total` tickets and waits until the workers see it. */
+  newSale(total: number): Promise<void>;
+  /** Ends the current sale (total = sold) and waits until the workers see it sold out. */
+  finishSale(): Promise<void>;
+  stock(): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number } }[]>;
+  /** Resident memory of the supervisor process (all four worker threads), in MiB. */
+  rssMiB(): number;
+  stop(): Promise<void>;
+}
+
+async function readUntil(stream: ReadableStream<Uint8Array>, marker: string, ms: number): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const deadline = Date.now() + ms;
+  try {
+    while (!text.includes(marker)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no "${marker}" within ${ms} ms:\n${text}`);
+      const chunk = await Promise.race([reader.read(), Bun.sleep(left).then(() => null)]);
+      if (!chunk) continue;
+      if (chunk.done) throw new Error(`process ended before "${marker}":\n${text}`);
+      text += decoder.decode(chunk.value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return text;
+}
+
+/** Reads the rest of a child's output so a full pipe never blocks it. */
+function drain(stream: ReadableStream<Uint8Array>, into: (text: string) => void): void {
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) into(decoder.decode(chunk));
+  })();
+}
+
+export async function startSystem(say: (line: string) => void): Promise<System> {
+  const dir = mkdtempSync(join(tmpdir(), 'spike-bench-'));
+  const started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[] = [];
+  try {
+    return await start(dir, started, say);
+  } catch (error) {
+    // Leave nothing running behind a failed start.
+    for (const child of started.reverse()) {
+      child.kill('SIGTERM');
+      await child.exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function start(dir: string, started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[], say: (line: string) => void): Promise<System> {
+  const redisServer: RedisServer = await startRedisServer({ dir: join(dir, 'redis') });
+  started.push(redisServer.process);
+  const redis = new Redis(redisServer.url, { enableAutoPipelining: true });
+  started.push({ kill: () => redis.disconnect(), exited: Promise.resolve(0) });
+  say(`redis-server on ${redisServer.url}`);
+  await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, 10_000, SOLD_FIELD, 0).exec();
+
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const nginxPort = await freePort();
+  const supervisor = Bun.spawn([process.execPath, join(ROOT, 'src', 'supervisor.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      REDIS_URL: redisServer.url,
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_TOTAL: '10000',
+      SPIKE_NGINX: '1',
+      SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
+      SPIKE_DATA_DIR: join(dir, 'data'),
+      SPIKE_LOG_DIR: join(dir, 'logs'),
+    },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  started.push(supervisor);
+  let supervisorErr = '';
+  drain(supervisor.stderr, (t) => (supervisorErr += t));
+  await readUntil(supervisor.stdout, 'ready:', 30_000).catch((e) => {
+    throw new Error(`${e.message}\n${supervisorErr}`);
+  });
+  drain(supervisor.stdout, () => {});
+  say(`supervisor pid ${supervisor.pid}: workers on ${ports.join(', ')}, nginx on ${nginxPort}`);
+
+  const baselinePort = await freePort();
+  const baseline = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'baseline-server.ts')], {
+    env: { ...process.env, PORT: String(baselinePort) },
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  started.push(baseline);
+  await readUntil(baseline.stdout, 'listening', 10_000);
+  drain(baseline.stdout, () => {});
+
+  const workerUrls = ports.map((p) => `http://127.0.0.1:${p}`);
+  const stock = () => Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock`)).json() as Promise<Awaited<ReturnType<System['stock']>>[number]>));
+  const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof stock>>) => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!ok(await stock())) {
+      if (Date.now() > deadline) throw new Error(`workers did not see ${what} within 10 s`);
+      await Bun.sleep(20);
+    }
+  };
+
+  return {
+    redis,
+    redisUrl: redisServer.url,
+    workerUrls,
+    nginxUrl: `http://127.0.0.1:${nginxPort}`,
+    baselineUrl: `http://127.0.0.1:${baselinePort}`,
+    supervisorPid: supervisor.pid,
+    newSale: async (total) => {
+      await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+      await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
+    },
+    finishSale: async () => {
+      const sold = Number(await redis.hget(keys.sale, SOLD_FIELD));
+      await redis.hset(keys.sale, TOTAL_FIELD, sold);
+      await waitFor('the sale sold out', (all) => all.every((s) => s.soldOut));
+    },
+    stock,
+    rssMiB: () => {
+      const status = readFileSync(`/proc/${supervisor.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+    },
+    stop: async () => {
+      baseline.kill();
+      supervisor.kill('SIGTERM');
+      await supervisor.exited;
+      redis.disconnect();
+      await redisServer.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,42 @@
+--[[
+  wrk script: every request buys as a new user, and the run stops after a fixed number of answers.
+
+  Input (environment):
+    SPIKE_USER_PREFIX  users are <prefix>1, <prefix>2, ...; give each run its own prefix
+    SPIKE_REQUESTS     stop after this many answers (0 = run for wrk's -d)
+    SPIKE_ANONYMOUS    1 = no user parameter (the sold-out path of a finished sale)
+
+  Output:
+    prints LIMIT when SPIKE_REQUESTS answers arrived (wrk itself only stops at -d, so the
+    caller sends SIGINT, which makes wrk report the real duration), then one JSON line:
+    {"requests":N,"duration_us":N,"non2xx":N,"errors":N,"p50_us":N,"p99_us":N}
+]]
+local prefix = os.getenv("SPIKE_USER_PREFIX") or "w"
+local limit = tonumber(os.getenv("SPIKE_REQUESTS") or "0") or 0
+local anonymous = os.getenv("SPIKE_ANONYMOUS") == "1"
+local sent, answered = 0, 0
+
+request = function()
+  sent = sent + 1
+  if anonymous then
+    return wrk.format("GET", "/buy/ticket")
+  end
+  return wrk.format("GET", "/buy/ticket?user=" .. prefix .. sent)
+end
+
+response = function(status, headers, body)
+  answered = answered + 1
+  if limit > 0 and answered == limit then
+    io.write("LIMIT\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non2xx":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end

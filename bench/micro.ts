@@ -1,0 +1,77 @@
+/** mitata micro-benchmarks of the pieces on the purchase path. Run alone: bun bench/micro.ts [--json]. */
+import { bench, boxplot, do_not_optimize, run, summary } from 'mitata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../src/app.ts';
+import { createRedis, waitReady } from '../src/redis/client.ts';
+import { ensureSale, purchase, saleKeys } from '../src/redis/sale.ts';
+import { startRedisServer } from '../src/services/redis-server.ts';
+import { StatLog } from '../src/stat-log.ts';
+import { LocalStock } from '../src/stock/local-stock.ts';
+
+export interface MicroResult {
+  readonly name: string;
+  /** Mean nanoseconds per operation (per batch for batched benches). */
+  readonly avgNs: number;
+  readonly p99Ns: number;
+}
+
+/** Runs the micro benches against the Redis at `redisUrl`; prints mitata's table (or JSON). */
+export async function runMicro(redisUrl: string, json: boolean): Promise<MicroResult[]> {
+  const redis = createRedis(redisUrl, { timeoutMs: 5000, name: 'bench-micro' });
+  await waitReady(redis, 5000, redisUrl);
+  const keys = saleKeys('bench:micro');
+  await ensureSale(redis, keys, 1_000_000_000, true);
+  const stock = LocalStock.create(1);
+  stock.refill(0, 2_000_000_000);
+  const dir = mkdtempSync(join(tmpdir(), 'spike-micro-'));
+  const log = new StatLog(join(dir, 'stat.log'));
+  let user = 0;
+  const app = createApp({ port: 1, worker: 0, stock, buy: (u) => purchase(redis, keys, u, 1), ping: () => redis.ping() });
+
+  summary(() => {
+    bench('local stock: take + give back', () => {
+      do_not_optimize(stock.tryTake(0));
+      stock.giveBack(0);
+    });
+    bench('local stock: snapshot', () => do_not_optimize(stock.snapshot())).gc('inner');
+  });
+  boxplot(() => {
+    summary(() => {
+      bench('purchase-3.lua: 16 one at a time', async () => {
+        for (let i = 0; i < 16; i++) do_not_optimize(await purchase(redis, keys, `m${user++}`, 1));
+      }).baseline(true);
+      bench('purchase-3.lua: 16 auto-pipelined', async () => {
+        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, 1))));
+      });
+    });
+  });
+  bench('Hono app.request GET /buy/ticket (with Redis)', async () => {
+    const res = await app.request(`http://localhost/buy/ticket?user=a${user++}`);
+    do_not_optimize(await res.text());
+  }).gc('inner');
+  bench('stat log: append one line', () => {
+    log.append({ port: 3001, result: 'sold', code: 1, localSales: user, user: 'alice', orderId: '1795614209339-0' });
+  }).gc('inner');
+
+  const results = await run({ format: json ? 'json' : 'mitata', print: json ? () => {} : console.log });
+  log.close();
+  rmSync(dir, { recursive: true, force: true });
+  redis.disconnect();
+  return results.benchmarks.flatMap((trial) =>
+    trial.runs.filter((r) => r.stats).map((r) => ({ name: r.name, avgNs: r.stats!.avg, p99Ns: r.stats!.p99 })),
+  );
+}
+
+if (import.meta.main) {
+  const dir = mkdtempSync(join(tmpdir(), 'spike-micro-redis-'));
+  const server = await startRedisServer({ dir });
+  try {
+    const results = await runMicro(server.url, Bun.argv.includes('--json'));
+    if (Bun.argv.includes('--json')) console.log(JSON.stringify(results, null, 2));
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
