@@ -31,6 +31,8 @@ export interface AppDeps {
 export const USER_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 const USER_RULE = 'user must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -';
 
+const JSON_HEADERS = { 'Content-Type': 'application/json' } as const;
+
 /** Seconds a client should wait after a 503. */
 const RETRY_AFTER = '1';
 
@@ -109,8 +111,11 @@ export function createApp(deps: AppDeps): Hono {
     return false;
   };
 
+  // Most answers of a spike are this one; its body never changes, so it is serialised once.
+  const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
   const reply = (c: Context, user: string, answer: Answer) => {
     log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId });
+    if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
     return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
   };
 

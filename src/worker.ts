@@ -4,7 +4,8 @@ import type Redis from 'ioredis';
 import { createApp } from './app.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from './redis/client.ts';
-import { purchase, saleKeys } from './redis/sale.ts';
+import { PurchaseBatcher } from './redis/purchase-batcher.ts';
+import { saleKeys } from './redis/sale.ts';
 import { StatLog, statLogPath } from './stat-log.ts';
 import { LocalStock } from './stock/local-stock.ts';
 
@@ -24,12 +25,12 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   log = new StatLog(statLogPath(init.logDir, port));
   const client = redis;
   const stats = log;
-  const keys = saleKeys(init.sale);
+  const batcher = new PurchaseBatcher(client, saleKeys(init.sale), port);
   const app = createApp({
     port,
     worker,
     stock,
-    buy: (user) => purchase(client, keys, user, port),
+    buy: (user) => batcher.buy(user),
     ping: () => client.ping(),
     log: (entry) => stats.append(entry),
     onDry: () => send({ type: 'dry', worker }),

@@ -33,26 +33,37 @@ export enum PurchaseCode {
 }
 
 export type Purchase =
-  | { readonly code: PurchaseCode.Sold; readonly orderId: string; readonly sold: number }
+  | { readonly code: PurchaseCode.Sold; readonly orderId: string }
   | { readonly code: PurchaseCode.SoldOut }
   | { readonly code: PurchaseCode.Held; readonly orderId: string }
   | { readonly code: PurchaseCode.NoSale };
 
-/** Runs purchase-3.lua for one buyer (`''` = anonymous). */
-export async function purchase(redis: Redis, keys: SaleKeys, user: string, port: number): Promise<Purchase> {
-  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, user, String(port));
-  const code = Number(reply[0]);
-  switch (code) {
-    case PurchaseCode.Sold:
-      return { code, orderId: String(reply[1]), sold: Number(reply[2]) };
-    case PurchaseCode.Held:
-      return { code, orderId: String(reply[1]) };
-    case PurchaseCode.SoldOut:
-    case PurchaseCode.NoSale:
-      return { code };
-    default:
-      throw new Error(`purchase script returned unknown code ${String(reply[0])}`);
+/** Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
+export async function purchaseMany(redis: Redis, keys: SaleKeys, port: number, users: readonly string[]): Promise<Purchase[]> {
+  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(port), ...users);
+  if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
+  const answers: Purchase[] = new Array(users.length);
+  for (let i = 0; i < users.length; i++) {
+    const code = Number(reply[2 * i]);
+    switch (code) {
+      case PurchaseCode.Sold:
+      case PurchaseCode.Held:
+        answers[i] = { code, orderId: String(reply[2 * i + 1]) };
+        break;
+      case PurchaseCode.SoldOut:
+      case PurchaseCode.NoSale:
+        answers[i] = { code };
+        break;
+      default:
+        throw new Error(`purchase script returned unknown code ${String(reply[2 * i])}`);
+    }
   }
+  return answers;
+}
+
+/** One buyer: a batch of one. */
+export async function purchase(redis: Redis, keys: SaleKeys, user: string, port: number): Promise<Purchase> {
+  return (await purchaseMany(redis, keys, port, [user]))[0]!;
 }
 
 export interface SaleCount {

@@ -35,7 +35,7 @@ export function defineScripts(redis: Redis): void {
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** See purchase-3.lua: keys are the sale hash, buyers hash and orders stream. */
-    purchase(saleKey: string, buyersKey: string, ordersKey: string, user: string, port: string): Result<(string | number)[], Context>;
+    /** See purchase-3.lua: keys are the sale hash, buyers hash and orders stream; then the port and the buyers. */
+    purchase(saleKey: string, buyersKey: string, ordersKey: string, port: string, ...users: string[]): Result<(string | number)[], Context>;
   }
 }

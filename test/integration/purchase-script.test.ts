@@ -2,7 +2,7 @@
 // before incrementing and so sold total + 1; the first test runs it side by side with ours.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { ensureSale, purchase, PurchaseCode, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { ensureSale, purchase, purchaseMany, PurchaseCode, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
 
 let redis: TestRedis;
@@ -60,14 +60,26 @@ describe('purchase script', () => {
     expect(await client.hget(keys.buyers, 'alice')).toBe((first as { orderId: string }).orderId);
   });
 
-  test('records each sale on the order stream with user, port and time', async () => {
+  test('records each sale on the order stream with user and port; the order id carries the time', async () => {
     await ensureSale(client, keys, 2, false);
-    const sold = await purchase(client, keys, 'bob', 3003);
     const before = Date.now();
+    const sold = await purchase(client, keys, 'bob', 3003);
     const [[id, fields]] = (await client.xrange(keys.orders, '-', '+')) as [string, string[]][] as [[string, string[]]];
-    expect(sold).toEqual({ code: PurchaseCode.Sold, orderId: id, sold: 1 });
-    expect(fields.slice(0, 4)).toEqual(['user', 'bob', 'port', '3003']);
-    expect(Math.abs(Number(fields[5]) - before)).toBeLessThan(5000);
+    expect(sold).toEqual({ code: PurchaseCode.Sold, orderId: id });
+    expect(fields).toEqual(['user', 'bob', 'port', '3003']);
+    expect(Math.abs(Number(id.split('-')[0]) - before)).toBeLessThan(5000);
+  });
+
+  test('a batch is served in arrival order: repeats are held, the rest sold until the total, then sold out', async () => {
+    await ensureSale(client, keys, 3, false);
+    const answers = await purchaseMany(client, keys, 3001, ['ann', 'ann', '', 'ben', 'cat', 'ben', 'dan']);
+    expect(answers.map((a) => a.code)).toEqual([1, 2, 1, 1, -1, 2, -1]);
+    const orderOf = (i: number) => (answers[i] as { orderId: string }).orderId;
+    expect(orderOf(1)).toBe(orderOf(0));
+    expect(orderOf(5)).toBe(orderOf(3));
+    expect(await readSale(client, keys)).toEqual({ total: 3, sold: 3 });
+    expect(await client.xlen(keys.orders)).toBe(3);
+    expect((await client.hkeys(keys.buyers)).sort()).toEqual(['ann', 'ben']);
   });
 
   test('anonymous buyers have no per-user limit, as in the original ab test', async () => {

@@ -73,7 +73,7 @@ describe('buyers racing over four workers', () => {
     expect(await redis.client.xlen(keys.orders)).toBe(1);
   });
 
-  test('sells every ticket when one worker gets no traffic, calling Redis about total + buffer times', async () => {
+  test('sells every ticket when one worker gets no traffic, with at most about total + buffer buyers sent to Redis', async () => {
     // Workers 1-3 hold 3 × 300 = 900 units for 1000 tickets: the sync must top them up from
     // what worker 0 never sold. Demand is 4000 users; Redis must not see one call per request.
     spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_LOCAL_STOCK: '300' });
@@ -88,7 +88,8 @@ describe('buyers racing over four workers', () => {
     expect(snapshot.workers[0]).toMatchObject({ sales: 0, stock: 300 });
     const info = await redis.client.info('commandstats');
     const calls = [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-    expect(calls).toBeGreaterThanOrEqual(1000);
+    // Each script call carries a batch of buyers, so calls ≤ buyers sent ≤ total + buffer + in flight.
+    expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThan(1000 * 1.2 + 60 * 2);
   });
 });
