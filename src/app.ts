@@ -100,9 +100,8 @@ export function createApp(deps: AppDeps): Hono {
   const refillWaitMs = deps.refillWaitMs ?? 0;
   const app = new Hono();
 
-  /** One unit of local stock, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
-  const take = async (): Promise<boolean> => {
-    if (stock.tryTake(worker)) return true;
+  /** One unit of local stock once this worker ran dry, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
+  const waitAndTake = async (): Promise<boolean> => {
     const deadline = performance.now() + refillWaitMs;
     while (!stock.isSoldOut()) {
       if (stock.reportDry(worker)) onDry?.();
@@ -126,7 +125,8 @@ export function createApp(deps: AppDeps): Hono {
   const sell = (c: Context, user: string) => (stock.isSoldOut() ? reply(c, user, SOLD_OUT) : buyTicket(c, user));
 
   const buyTicket = async (c: Context, user: string) => {
-    if (!(await take())) return reply(c, user, SOLD_OUT);
+    // tryTake first, so the common case does not pay for a promise.
+    if (!stock.tryTake(worker) && !(await waitAndTake())) return reply(c, user, SOLD_OUT);
     let purchase: Purchase;
     try {
       purchase = await buy(user);
