@@ -16,8 +16,8 @@ export interface AppDeps {
   /** Resolves when Redis answers; rejects otherwise. */
   readonly ping: () => Promise<unknown>;
   readonly log?: (entry: StatEntry) => void;
-  /** Called once when this worker runs out of local stock while the sale is not sold out. */
-  readonly onDry?: () => void;
+  /** Called once when this worker's local stock runs low (or out) while the sale is not sold out. */
+  readonly onTopUp?: () => void;
   /**
    * How long a request may wait for a top-up when this worker's local stock is empty but the sale
    * is not sold out; 0 answers sold out at once, as the original does. Default 0.
@@ -96,7 +96,7 @@ async function readUser(c: Context): Promise<{ user: string } | { bad: string; s
  * (no network), then the Redis script; only when both succeed is the ticket sold.
  */
 export function createApp(deps: AppDeps): Hono {
-  const { port, worker, stock, buy, ping, log, onDry } = deps;
+  const { port, worker, stock, buy, ping, log, onTopUp } = deps;
   const refillWaitMs = deps.refillWaitMs ?? 0;
   const app = new Hono();
 
@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): Hono {
   const waitAndTake = async (): Promise<boolean> => {
     const deadline = performance.now() + refillWaitMs;
     while (!stock.isSoldOut()) {
-      if (stock.reportDry(worker)) onDry?.();
+      if (stock.askTopUp(worker)) onTopUp?.();
       const left = deadline - performance.now();
       if (left <= 0) return false;
       await stock.waitForStock(worker, left);
@@ -126,7 +126,12 @@ export function createApp(deps: AppDeps): Hono {
 
   const buyTicket = async (c: Context, user: string) => {
     // tryTake first, so the common case does not pay for a promise.
-    if (!stock.tryTake(worker) && !(await waitAndTake())) return reply(c, user, SOLD_OUT);
+    if (stock.tryTake(worker)) {
+      // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
+      if (stock.isLow(worker) && stock.askTopUp(worker)) onTopUp?.();
+    } else if (!(await waitAndTake())) {
+      return reply(c, user, SOLD_OUT);
+    }
     let purchase: Purchase;
     try {
       purchase = await buy(user);

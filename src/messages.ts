@@ -21,6 +21,6 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly worker: number; readonly port: number }
   /** The worker could not start (e.g. its port is taken); restarting it would not help. */
   | { readonly type: 'fatal'; readonly worker: number; readonly message: string }
-  /** Out of local stock while the sale is not sold out: please top me up now. */
-  | { readonly type: 'dry'; readonly worker: number }
+  /** Local stock is low (or out) while the sale is not sold out: please top me up now. */
+  | { readonly type: 'topUp'; readonly worker: number }
   | { readonly type: 'stopped'; readonly worker: number };

@@ -16,7 +16,7 @@ export interface StockSyncOptions {
  * reports it ran dry:
  * - publishes total and sold for `GET /stock` (so that endpoint never calls Redis);
  * - sets the sold-out flag when nothing remains, clears it when tickets come back;
- * - tops up each dry worker to what remains plus the buffer, at most its local stock.
+ * - tops up each worker that runs low to what remains plus the buffer, at most its local stock.
  * So a worker that sells nothing leaves its share to the others, and the sale ends with exactly
  * `total` sold while Redis sees about `total + buffer` purchase calls.
  */
@@ -84,12 +84,12 @@ export class StockSync {
     }
     this.#stock.clearSoldOut();
     const { localStock, buffer } = this.#options;
-    // A dry worker may try to sell everything that remains (plus the buffer), up to its local
+    // A worker may try to sell everything that remains (plus the buffer), up to its local
     // stock: when traffic reaches only some workers, they must not run dry every few tickets.
     // Redis still refuses every sale past the total.
     const share = Math.min(localStock, Math.max(1, Math.ceil(remaining * (1 + buffer))));
     for (let worker = 0; worker < this.#stock.workers; worker++) {
-      if (this.#stock.level(worker) === 0) this.#stock.refill(worker, share);
+      if (this.#stock.isLow(worker)) this.#stock.refill(worker, share);
     }
   }
 

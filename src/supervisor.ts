@@ -52,6 +52,8 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
 
     const stock = LocalStock.create(config.ports.length);
     for (let w = 0; w < config.ports.length; w++) stock.refill(w, config.localStock);
+    // Top a worker up when a quarter of its stock is left, before its buyers have to wait.
+    stock.setLowWater(Math.floor(config.localStock / 4));
     const sync = new StockSync(redis, stock, { keys, localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs });
     await sync.syncOnce();
     sync.start();
@@ -67,7 +69,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       refillWaitMs: config.syncMs,
       sale: DEFAULT_SALE,
       logDir: resolve(config.logDir),
-      onDry: () => void sync.kick(),
+      onTopUp: () => void sync.kick(),
       say,
       onFatal: (message) => onFatal(new Error(message)),
     });

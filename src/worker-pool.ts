@@ -12,7 +12,7 @@ export interface WorkerPoolOptions {
   readonly refillWaitMs: number;
   readonly sale: string;
   readonly logDir: string;
-  readonly onDry: (worker: number) => void;
+  readonly onTopUp: (worker: number) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
   /** A worker that cannot start at all (port taken): the supervisor should give up. */
@@ -80,8 +80,8 @@ export class WorkerPool {
           this.#options.say(`worker ${i} listening on http://${this.#options.host}:${port}`);
           slot.listening.resolve();
           break;
-        case 'dry':
-          this.#options.onDry(i);
+        case 'topUp':
+          this.#options.onTopUp(i);
           break;
         case 'fatal':
           slot.listening.reject(new Error(message.message));

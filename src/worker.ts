@@ -33,7 +33,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     buy: (user) => batcher.buy(user),
     ping: () => client.ping(),
     log: (entry) => stats.append(entry),
-    onDry: () => send({ type: 'dry', worker }),
+    onTopUp: () => send({ type: 'topUp', worker }),
     refillWaitMs: init.refillWaitMs,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a

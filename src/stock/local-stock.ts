@@ -6,6 +6,8 @@ enum Global {
   Total,
   Sold,
   Syncs,
+  /** A worker at or below this many units asks for a top-up before it runs dry. */
+  LowWater,
   Size,
 }
 
@@ -15,8 +17,8 @@ enum Slot {
   Stock = 0,
   /** Tickets this worker sold (Redis confirmed). */
   Sales,
-  /** 1 once the worker told the supervisor it ran dry; cleared by a refill. */
-  DryReported,
+  /** 1 once the worker asked the supervisor for a top-up; cleared by a refill. */
+  TopUpAsked,
   Restarts,
   Size,
 }
@@ -111,7 +113,7 @@ export class LocalStock {
    */
   refill(worker: number, units: number): number {
     const i = this.#at(worker, Slot.Stock);
-    Atomics.store(this.#cells, this.#at(worker, Slot.DryReported), 0);
+    Atomics.store(this.#cells, this.#at(worker, Slot.TopUpAsked), 0);
     for (;;) {
       const left = Atomics.load(this.#cells, i);
       if (left >= units) return 0;
@@ -131,9 +133,18 @@ export class LocalStock {
     if (wait.async) await wait.value;
   }
 
-  /** True for the first call after the worker ran dry, so it asks for a refill once, not per request. */
-  reportDry(worker: number): boolean {
-    return Atomics.compareExchange(this.#cells, this.#at(worker, Slot.DryReported), 0, 1) === 0;
+  /** True for the first call since the last refill, so a worker asks for a top-up once, not per request. */
+  askTopUp(worker: number): boolean {
+    return Atomics.compareExchange(this.#cells, this.#at(worker, Slot.TopUpAsked), 0, 1) === 0;
+  }
+
+  /** True when the worker holds no more than the low-water mark: time to ask for a top-up. */
+  isLow(worker: number): boolean {
+    return this.level(worker) <= Atomics.load(this.#cells, Global.LowWater);
+  }
+
+  setLowWater(units: number): void {
+    Atomics.store(this.#cells, Global.LowWater, units);
   }
 
   noteRestart(worker: number): number {

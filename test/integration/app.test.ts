@@ -45,7 +45,7 @@ async function rig(total: number, localStock: number, on = client, refillWaitMs 
       stock,
       buy: (user) => purchase(on, keys, user, 3001),
       ping: () => on.ping(),
-      onDry: () => r.dry++,
+      onTopUp: () => r.dry++,
       refillWaitMs,
     }),
     state: async () => [await client.hgetall(keys.sale), await client.hgetall(keys.buyers), await client.xlen(keys.orders), stock.snapshot()],
@@ -94,6 +94,15 @@ describe('GET /buy/ticket', () => {
     const before = await evalCalls();
     for (let i = 0; i < 5; i++) expect(await (await r.app.request(`${URL_}?user=y${i}`)).json()).toMatchObject({ code: -1 });
     expect(await evalCalls()).toBe(before);
+    expect(r.dry).toBe(1);
+  });
+
+  test('asks for a top-up once when its stock runs low, while it still sells', async () => {
+    const r = await rig(100, 5);
+    r.stock.setLowWater(2);
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(((await (await r.app.request(`${URL_}?user=low${i}`)).json()) as { code: number }).code);
+    expect(codes).toEqual([1, 1, 1, 1]);
     expect(r.dry).toBe(1);
   });
 

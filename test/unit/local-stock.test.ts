@@ -19,10 +19,10 @@ describe('local stock', () => {
     expect(stock.refill(0, 5)).toBe(5);
     expect(stock.refill(0, 3)).toBe(0);
     expect(stock.level(0)).toBe(5);
-    expect(stock.reportDry(0)).toBe(true);
-    expect(stock.reportDry(0)).toBe(false);
+    expect(stock.askTopUp(0)).toBe(true);
+    expect(stock.askTopUp(0)).toBe(false);
     stock.refill(0, 6);
-    expect(stock.reportDry(0)).toBe(true);
+    expect(stock.askTopUp(0)).toBe(true);
   });
 
   test('snapshot shows the published global count, the flag and each worker', () => {
@@ -42,6 +42,16 @@ describe('local stock', () => {
         { stock: 4, sales: 1, restarts: 0 },
       ],
     });
+  });
+
+  test('a worker is low at or below the low-water mark, so it can ask for more before running dry', () => {
+    const stock = LocalStock.create(1);
+    stock.setLowWater(2);
+    stock.refill(0, 4);
+    expect(stock.isLow(0)).toBe(false);
+    stock.tryTake(0);
+    stock.tryTake(0);
+    expect(stock.isLow(0)).toBe(true);
   });
 
   test('a request waiting on an empty stock wakes on a refill or on sold out, and times out otherwise', async () => {
