@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { createRedis, waitReady } from '../src/redis/client.ts';
+import { PurchaseBatcher } from '../src/redis/purchase-batcher.ts';
 import { ensureSale, purchase, saleKeys } from '../src/redis/sale.ts';
 import { startRedisServer } from '../src/services/redis-server.ts';
 import { StatLog } from '../src/stat-log.ts';
@@ -28,7 +29,8 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   const dir = mkdtempSync(join(tmpdir(), 'spike-micro-'));
   const log = new StatLog(join(dir, 'stat.log'));
   let user = 0;
-  const app = createApp({ port: 1, worker: 0, stock, buy: (u) => purchase(redis, keys, u, 1), ping: () => redis.ping() });
+  const batcher = new PurchaseBatcher(redis, keys, 1);
+  const app = createApp({ port: 1, worker: 0, stock, buy: (u) => batcher.buy(u), ping: () => redis.ping() });
 
   summary(() => {
     bench('local stock: take + give back', () => {
@@ -44,6 +46,9 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
       }).baseline(true);
       bench('purchase-3.lua: 16 auto-pipelined', async () => {
         do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, 1))));
+      });
+      bench('purchase-3.lua: 16 in one batch (PurchaseBatcher)', async () => {
+        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => batcher.buy(`m${user++}`))));
       });
     });
   });
