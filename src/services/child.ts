@@ -20,3 +20,13 @@ export async function stopChild(child: Subprocess, signal: NodeJS.Signals = 'SIG
     await child.exited;
   }
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

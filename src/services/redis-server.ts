@@ -2,7 +2,7 @@
 import type { Subprocess } from 'bun';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { requireBinary, stopChild } from './child.ts';
+import { isAlive, requireBinary, stopChild } from './child.ts';
 import { freePort } from './free-port.ts';
 
 export interface RedisServer {
@@ -22,15 +22,6 @@ export interface RedisServerOptions {
   readonly appendfsync?: 'everysec' | 'always';
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Starts redis-server bound to 127.0.0.1 with AOF on, and resolves once it accepts commands.
  * Refuses a data folder another live redis-server is using: two servers on one AOF lose data.
@@ -42,7 +33,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   const pidFile = `${dir}/redis.pid`;
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (pid > 0 && alive(pid)) {
+    if (pid > 0 && isAlive(pid)) {
       throw new Error(`a redis-server (pid ${pid}) is already using ${dir}; stop it (kill ${pid}) or set SPIKE_DATA_DIR to another folder`);
     }
   }

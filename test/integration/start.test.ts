@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from '../../src/services/child.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { freePorts, tempDir } from '../helpers/servers.ts';
 
@@ -32,15 +33,6 @@ async function readUntil(proc: ReturnType<typeof run>, marker: string, ms = 20_0
     reader.releaseLock();
   }
   return text;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('bun run start', () => {
@@ -87,12 +79,12 @@ describe('bun run start', () => {
     expect(bought).toMatchObject({ code: 1 });
     const redisPid = Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8'));
     const nginxPid = Number(readFileSync(join(dataDir, 'nginx', 'nginx.pid'), 'utf8'));
-    expect(alive(redisPid) && alive(nginxPid)).toBe(true);
+    expect(isAlive(redisPid) && isAlive(nginxPid)).toBe(true);
 
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
-    expect(alive(redisPid)).toBe(false);
-    expect(alive(nginxPid)).toBe(false);
+    expect(isAlive(redisPid)).toBe(false);
+    expect(isAlive(nginxPid)).toBe(false);
     const logs = readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join('');
     expect(logs).toMatch(/result=sold code=1 localSales=1 user=first order=/);
 
