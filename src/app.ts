@@ -135,14 +135,14 @@ export function createApp(deps: AppDeps): Hono {
     let purchase: Purchase;
     try {
       purchase = await buy(user);
-    } catch (cause) {
+    } catch {
       // Redis is down or slow: nothing was sold by this request as far as we know, so the unit
       // goes back. (If a timed-out script did run, Redis still holds the record; a named user
       // who retries is told code 2 with that order.)
       stock.giveBack(worker);
+      // The client logs the cause once per outage; the buyer needs only to know to retry.
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
-      const reason = cause instanceof Error ? cause.message : String(cause);
-      return error(c, 503, 'unavailable', `the ticket store is unreachable (${reason}); try again`, { 'Retry-After': RETRY_AFTER });
+      return error(c, 503, 'unavailable', 'the ticket store is unreachable; nothing was sold, try again', { 'Retry-After': RETRY_AFTER });
     }
     if (purchase.code === PurchaseCode.Sold) {
       stock.recordSale(worker);
