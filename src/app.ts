@@ -142,7 +142,7 @@ export function createApp(deps: AppDeps): Hono {
       stock.giveBack(worker);
       // The client logs the cause once per outage; the buyer needs only to know to retry.
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
-      return error(c, 503, 'unavailable', 'the ticket store is unreachable; nothing was sold, try again', { 'Retry-After': RETRY_AFTER });
+      return error(c, 503, 'unavailable', 'the ticket store did not answer; try again', { 'Retry-After': RETRY_AFTER });
     }
     if (purchase.code === PurchaseCode.Sold) {
       stock.recordSale(worker);
