@@ -11,6 +11,8 @@ import { startRedisServer } from '../src/services/redis-server.ts';
 import { StatLog } from '../src/stat-log.ts';
 import { LocalStock } from '../src/stock/local-stock.ts';
 
+const SELLER = { port: 1, payWindowMs: 300_000 };
+
 export interface MicroResult {
   readonly name: string;
   /** Mean nanoseconds per operation (per batch for batched benches). */
@@ -29,7 +31,7 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   const dir = mkdtempSync(join(tmpdir(), 'spike-micro-'));
   const log = new StatLog(join(dir, 'stat.log'));
   let user = 0;
-  const batcher = new PurchaseBatcher(redis, keys, 1);
+  const batcher = new PurchaseBatcher(redis, keys, SELLER);
   const app = createApp({ port: 1, worker: 0, stock, buy: (u) => batcher.buy(u), ping: () => redis.ping() });
 
   summary(() => {
@@ -42,10 +44,10 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   boxplot(() => {
     summary(() => {
       bench('purchase-3.lua: 16 one at a time', async () => {
-        for (let i = 0; i < 16; i++) do_not_optimize(await purchase(redis, keys, `m${user++}`, 1));
+        for (let i = 0; i < 16; i++) do_not_optimize(await purchase(redis, keys, `m${user++}`, SELLER));
       }).baseline(true);
       bench('purchase-3.lua: 16 auto-pipelined', async () => {
-        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, 1))));
+        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, SELLER))));
       });
       bench('purchase-3.lua: 16 in one batch (PurchaseBatcher)', async () => {
         do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => batcher.buy(`m${user++}`))));

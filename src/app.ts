@@ -1,6 +1,8 @@
 /** The HTTP API of one worker, as a Hono app built from its dependencies (no I/O at import). */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { allowedMethods, error, JSON_HEADERS, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './http.ts';
+import { orderRoutes, type OrderStore } from './order-routes.ts';
 import { PurchaseCode, type Purchase } from './redis/sale.ts';
 import type { StatEntry, StatResult } from './stat-log.ts';
 import type { LocalStock } from './stock/local-stock.ts';
@@ -25,19 +27,9 @@ export interface AppDeps {
   readonly refillWaitMs?: number;
   /** Largest POST body accepted; default 4 KiB. */
   readonly maxBodyBytes?: number;
+  /** Orders: read, pay, cancel. Without it the /orders routes answer 404. */
+  readonly orders?: OrderStore;
 }
-
-/** A user id: 1–64 characters of `[A-Za-z0-9_.:@-]`, so it is safe in logs, keys and URLs. */
-export const USER_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
-const USER_RULE = 'user must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -';
-
-const JSON_HEADERS = { 'Content-Type': 'application/json' } as const;
-
-/** The methods each route answers, for 405's `Allow`. */
-const ALLOWED: Record<string, string> = { '/buy/ticket': 'GET, POST', '/stock': 'GET', '/healthz': 'GET' };
-
-/** Seconds a client should wait after a 503. */
-const RETRY_AFTER = '1';
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
 
@@ -53,42 +45,9 @@ function answerFor(purchase: Purchase): Answer {
       return SOLD_OUT;
     case PurchaseCode.NoSale:
       return { code: PurchaseCode.NoSale, msg: 'no such sale', result: 'nosale' };
+    case PurchaseCode.Closed:
+      return { code: PurchaseCode.Closed, msg: 'the sale is not open (paused, or outside its start and end)', result: 'closed' };
   }
-}
-
-function error(c: Context, status: 400 | 404 | 405 | 413 | 415 | 500 | 503, code: string, msg: string, headers?: Record<string, string>) {
-  return c.json({ error: code, msg }, status, headers);
-}
-
-/** The `user` of a request: from the query string, or from a JSON or form body on POST. */
-async function readUser(c: Context): Promise<{ user: string } | { bad: string; status: 400 | 415 }> {
-  let user = c.req.query('user');
-  if (c.req.method === 'POST') {
-    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    let fromBody: unknown;
-    if (type === 'application/json') {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return { bad: 'body is not valid JSON', status: 400 };
-      }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) return { bad: 'JSON body must be an object such as {"user":"alice"}', status: 400 };
-      fromBody = (body as Record<string, unknown>).user;
-    } else if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') {
-      fromBody = (await c.req.parseBody()).user;
-    } else if (type !== '' && c.req.raw.body !== null) {
-      return { bad: 'send the body as application/json or application/x-www-form-urlencoded', status: 415 };
-    }
-    if (fromBody !== undefined) {
-      if (typeof fromBody !== 'string') return { bad: USER_RULE, status: 400 };
-      if (user !== undefined && user !== fromBody) return { bad: 'user is given twice, in the query and in the body, with different values', status: 400 };
-      user = fromBody;
-    }
-  }
-  if (user === undefined) return { user: '' };
-  if (!USER_PATTERN.test(user)) return { bad: USER_RULE, status: 400 };
-  return { user };
 }
 
 /**
@@ -142,7 +101,7 @@ export function createApp(deps: AppDeps): Hono {
       stock.giveBack(worker);
       // The client logs the cause once per outage; the buyer needs only to know to retry.
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
-      return error(c, 503, 'unavailable', 'the ticket store did not answer; try again', { 'Retry-After': RETRY_AFTER });
+      return unavailable(c);
     }
     if (purchase.code === PurchaseCode.Sold) {
       stock.recordSale(worker);
@@ -161,7 +120,7 @@ export function createApp(deps: AppDeps): Hono {
   const maxBody = deps.maxBodyBytes ?? 4096;
   app.get('/buy/ticket', (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must never buy a ticket.
-    if (c.req.method === 'HEAD') return error(c, 405, 'method_not_allowed', 'use GET or POST', { Allow: ALLOWED['/buy/ticket']! });
+    if (c.req.method === 'HEAD') return error(c, 405, 'method_not_allowed', 'use GET or POST', { Allow: 'GET, POST' });
     const user = c.req.query('user');
     if (user === undefined) return sell(c, '');
     if (!USER_PATTERN.test(user)) return error(c, 400, 'bad_user', USER_RULE);
@@ -183,6 +142,8 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ ...global, port, local: { stock: own.stock, sales: own.sales } });
   });
 
+  if (deps.orders) app.route('/orders', orderRoutes(deps.orders, deps.maxBodyBytes ?? 4096));
+
   app.get('/healthz', async (c) => {
     try {
       await ping();
@@ -196,7 +157,7 @@ export function createApp(deps: AppDeps): Hono {
   // Wrong methods are answered here, not by catch-all routes: a second route on /buy/ticket would
   // put two handlers on every purchase's path.
   app.notFound((c) => {
-    const allow = ALLOWED[c.req.path];
+    const allow = allowedMethods(c.req.path);
     if (allow) return error(c, 405, 'method_not_allowed', `use ${allow.replace(', ', ' or ')}`, { Allow: allow });
     return error(c, 404, 'not_found', `no route ${c.req.method} ${c.req.path}; try GET /buy/ticket`);
   });

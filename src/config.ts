@@ -26,6 +26,10 @@ export interface Config {
   readonly redisTimeoutMs: number;
   /** Wipe the default sale and start it again with `total` tickets. */
   readonly reset: boolean;
+  /** Time to pay a reserved order, in ms; 0: orders never expire. */
+  readonly payWindowMs: number;
+  /** How often the reaper looks for orders past their deadline. */
+  readonly reapMs: number;
 }
 
 /** Thrown for an invalid setting; the message names the setting and what it accepts. */
@@ -133,5 +137,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
     redisTimeoutMs: integer(env, 'SPIKE_REDIS_TIMEOUT_MS', 1000, 10, 60_000),
     reset: argv.includes('--reset') || flag(env, 'SPIKE_RESET'),
+    payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
+    reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
   });
 }

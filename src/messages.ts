@@ -11,6 +11,7 @@ export type ToWorker =
       readonly redisUrl: string;
       readonly redisTimeoutMs: number;
       readonly refillWaitMs: number;
+      readonly payWindowMs: number;
       readonly sale: string;
       readonly logDir: string;
     }

@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a purchase request ended as; one word per outcome so the log can be tallied. */
-export type StatResult = 'sold' | 'soldout' | 'held' | 'unavailable' | 'nosale';
+export type StatResult = 'sold' | 'soldout' | 'held' | 'unavailable' | 'nosale' | 'closed';
 
 export interface StatEntry {
   readonly port: number;

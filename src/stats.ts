@@ -46,7 +46,7 @@ if (import.meta.main) {
     console.error(`no stat logs in ${dir} (set SPIKE_LOG_DIR to where the workers wrote them)`);
     process.exit(1);
   }
-  const results = ['sold', 'soldout', 'held', 'unavailable', 'nosale'];
+  const results = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed'];
   const rows = ports.map((p) => [String(p.port), String(p.requests), ...results.map((r) => String(p.results[r] ?? 0)), String(p.localSales)]);
   const sum = (i: number) => String(rows.reduce((n, row) => n + Number(row[i]), 0));
   rows.push(['total', ...Array.from({ length: results.length + 2 }, (_, i) => sum(i + 1))]);

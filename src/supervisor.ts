@@ -7,6 +7,7 @@ import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import { LocalStock } from './stock/local-stock.ts';
+import { Reaper } from './reaper.ts';
 import { StockSync } from './stock-sync.ts';
 import { WorkerPool } from './worker-pool.ts';
 
@@ -16,6 +17,7 @@ export interface Supervisor {
   readonly stock: LocalStock;
   readonly pool: WorkerPool;
   readonly sync: StockSync;
+  readonly reaper: Reaper;
   readonly nginx: Nginx | undefined;
   /** Stops accepting, lets in-flight requests finish, flushes logs, closes Redis, stops the children. */
   stop(): Promise<void>;
@@ -67,6 +69,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       redisTimeoutMs: config.redisTimeoutMs,
       // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
       refillWaitMs: config.syncMs,
+      payWindowMs: config.payWindowMs,
       sale: DEFAULT_SALE,
       logDir: resolve(config.logDir),
       onTopUp: () => void sync.kick(),
@@ -75,6 +78,11 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     });
     cleanups.push(() => pool.stop());
     await pool.start();
+
+    // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.
+    const reaper = new Reaper(redis, { keys, intervalMs: config.reapMs, onReleased: () => void sync.kick() });
+    reaper.start();
+    cleanups.push(() => reaper.stop());
 
     let nginx: Nginx | undefined;
     if (config.nginx === 'on' || (config.nginx === 'auto' && nginxInstalled())) {
@@ -101,6 +109,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       stock,
       pool,
       sync,
+      reaper,
       nginx,
       stop: () => (stopping ??= cleanup()),
     };

@@ -10,6 +10,8 @@ export interface WorkerPoolOptions {
   readonly redisTimeoutMs: number;
   /** See AppDeps.refillWaitMs. */
   readonly refillWaitMs: number;
+  /** Time to pay a reserved order, in ms; 0: no deadline. */
+  readonly payWindowMs: number;
   readonly sale: string;
   readonly logDir: string;
   readonly onTopUp: (worker: number) => void;
@@ -122,6 +124,7 @@ export class WorkerPool {
       redisUrl: this.#options.redisUrl,
       redisTimeoutMs: this.#options.redisTimeoutMs,
       refillWaitMs: this.#options.refillWaitMs,
+      payWindowMs: this.#options.payWindowMs,
       sale: this.#options.sale,
       logDir: this.#options.logDir,
     };

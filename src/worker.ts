@@ -5,6 +5,7 @@ import { createApp } from './app.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from './redis/client.ts';
 import { PurchaseBatcher } from './redis/purchase-batcher.ts';
+import { redisOrderStore } from './redis/orders.ts';
 import { saleKeys } from './redis/sale.ts';
 import { StatLog, statLogPath } from './stat-log.ts';
 import { LocalStock } from './stock/local-stock.ts';
@@ -25,7 +26,8 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   log = new StatLog(statLogPath(init.logDir, port));
   const client = redis;
   const stats = log;
-  const batcher = new PurchaseBatcher(client, saleKeys(init.sale), port);
+  const keys = saleKeys(init.sale);
+  const batcher = new PurchaseBatcher(client, keys, { port, payWindowMs: init.payWindowMs });
   const app = createApp({
     port,
     worker,
@@ -35,6 +37,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     log: (entry) => stats.append(entry),
     onTopUp: () => send({ type: 'topUp', worker }),
     refillWaitMs: init.refillWaitMs,
+    orders: redisOrderStore(client, keys),
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.

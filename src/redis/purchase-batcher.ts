@@ -1,6 +1,6 @@
 /** Gathers the purchases a worker receives in one event-loop turn into one script call. */
 import type Redis from 'ioredis';
-import { purchaseMany, type Purchase, type SaleKeys } from './sale.ts';
+import { purchaseMany, type Purchase, type SaleKeys, type Seller } from './sale.ts';
 
 interface Pending {
   readonly user: string;
@@ -16,15 +16,15 @@ interface Pending {
 export class PurchaseBatcher {
   readonly #redis: Redis;
   readonly #keys: SaleKeys;
-  readonly #port: number;
+  readonly #seller: Seller;
   readonly #maxBatch: number;
   #queue: Pending[] = [];
   #scheduled = false;
 
-  constructor(redis: Redis, keys: SaleKeys, port: number, maxBatch = 64) {
+  constructor(redis: Redis, keys: SaleKeys, seller: Seller, maxBatch = 64) {
     this.#redis = redis;
     this.#keys = keys;
-    this.#port = port;
+    this.#seller = seller;
     this.#maxBatch = maxBatch;
   }
 
@@ -52,7 +52,7 @@ export class PurchaseBatcher {
     purchaseMany(
       this.#redis,
       this.#keys,
-      this.#port,
+      this.#seller,
       batch.map((p) => p.user),
     ).then(
       (answers) => batch.forEach((p, i) => p.resolve(answers[i]!)),

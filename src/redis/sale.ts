@@ -7,12 +7,21 @@ export const TOTAL_FIELD = 'ticket_total_nums';
 export const SOLD_FIELD = 'ticket_sold_nums';
 
 export interface SaleKeys {
-  /** Hash with the total and sold counts (the original's layout). */
+  /** Hash with the total and sold counts (the original's layout), paid count and sale settings. */
   readonly sale: string;
-  /** Hash user id → order id. */
+  /** Hash user id → their live (reserved or paid) order id. */
   readonly buyers: string;
-  /** Stream of orders, one entry per ticket sold. */
+  /** Stream of order events: created (its id is the order id), paid, cancelled, expired. */
   readonly orders: string;
+  /** Hash order id → "state|payBy|port|updatedAt|user". */
+  readonly states: string;
+  /** Sorted set of reserved order ids by payment deadline (ms). */
+  readonly deadlines: string;
+}
+
+/** The keys in the order every script takes them (KEYS[1..5]). */
+export function keyList(keys: SaleKeys): string[] {
+  return [keys.sale, keys.buyers, keys.orders, keys.states, keys.deadlines];
 }
 
 /**
@@ -21,26 +30,36 @@ export interface SaleKeys {
  * runs unchanged on Redis Cluster.
  */
 export function saleKeys(id: string): SaleKeys {
-  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders` };
+  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states`, deadlines: `{${id}}:deadlines` };
 }
 
-/** The purchase script's return codes (purchase-3.lua). */
+/** The purchase script's return codes (purchase-5.lua). */
 export enum PurchaseCode {
   Sold = 1,
   SoldOut = -1,
   Held = 2,
   NoSale = -2,
+  /** Paused, or outside its startsAt/endsAt. */
+  Closed = -3,
 }
 
 export type Purchase =
   | { readonly code: PurchaseCode.Sold; readonly orderId: string }
   | { readonly code: PurchaseCode.SoldOut }
   | { readonly code: PurchaseCode.Held; readonly orderId: string }
-  | { readonly code: PurchaseCode.NoSale };
+  | { readonly code: PurchaseCode.NoSale }
+  | { readonly code: PurchaseCode.Closed };
 
-/** Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
-export async function purchaseMany(redis: Redis, keys: SaleKeys, port: number, users: readonly string[]): Promise<Purchase[]> {
-  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(port), ...users);
+export interface Seller {
+  /** Port of the selling worker, recorded with the order. */
+  readonly port: number;
+  /** Time to pay a reserved order, in ms; 0: no deadline. */
+  readonly payWindowMs: number;
+}
+
+/** Runs purchase-5.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
+export async function purchaseMany(redis: Redis, keys: SaleKeys, seller: Seller, users: readonly string[]): Promise<Purchase[]> {
+  const reply = await redis.purchase(...keyList(keys), String(seller.port), String(seller.payWindowMs), ...users);
   if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
   const answers: Purchase[] = new Array(users.length);
   for (let i = 0; i < users.length; i++) {
@@ -52,6 +71,7 @@ export async function purchaseMany(redis: Redis, keys: SaleKeys, port: number, u
         break;
       case PurchaseCode.SoldOut:
       case PurchaseCode.NoSale:
+      case PurchaseCode.Closed:
         answers[i] = { code };
         break;
       default:
@@ -62,14 +82,16 @@ export async function purchaseMany(redis: Redis, keys: SaleKeys, port: number, u
 }
 
 /** One buyer: a batch of one. */
-export async function purchase(redis: Redis, keys: SaleKeys, user: string, port: number): Promise<Purchase> {
-  return (await purchaseMany(redis, keys, port, [user]))[0]!;
+export async function purchase(redis: Redis, keys: SaleKeys, user: string, seller: Seller): Promise<Purchase> {
+  return (await purchaseMany(redis, keys, seller, [user]))[0]!;
 }
 
 export interface SaleCount {
   readonly total: number;
   readonly sold: number;
 }
+
+export const PAID_FIELD = 'ticket_paid_nums';
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
@@ -88,7 +110,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
  */
 export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, reset: boolean): Promise<SaleCount & { created: boolean }> {
   if (reset) {
-    await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+    await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
     return { total, sold: 0, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;

@@ -35,7 +35,9 @@ export function defineScripts(redis: Redis): void {
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** See purchase-3.lua: keys are the sale hash, buyers hash and orders stream; then the port and the buyers. */
-    purchase(saleKey: string, buyersKey: string, ordersKey: string, port: string, ...users: string[]): Result<(string | number)[], Context>;
+    /** See purchase-5.lua: the sale's five keys, then the port, the payment window (ms) and the buyers. */
+    purchase(...keysPortWindowUsers: string[]): Result<(string | number)[], Context>;
+    /** See settle-5.lua: the sale's five keys, then the action, the order id (or a limit) and the user. */
+    settle(...keysAndArgs: string[]): Result<(string | number)[], Context>;
   }
 }

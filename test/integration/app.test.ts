@@ -43,7 +43,7 @@ async function rig(total: number, localStock: number, on = client, refillWaitMs 
       port: 3001,
       worker: 0,
       stock,
-      buy: (user) => purchase(on, keys, user, 3001),
+      buy: (user) => purchase(on, keys, user, { port: 3001, payWindowMs: 0 }),
       ping: () => on.ping(),
       onTopUp: () => r.dry++,
       refillWaitMs,

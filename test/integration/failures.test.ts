@@ -36,7 +36,7 @@ async function expectSaleComplete(total: number): Promise<void> {
   expect(await sold()).toBe(total);
   expect(await redis.client.xlen(keys.orders)).toBe(total);
   expect(await redis.client.hlen(keys.buyers)).toBe(total);
-  const users = (await redis.client.xrange(keys.orders, '-', '+')).map(([, f]) => f[1]);
+  const users = (await redis.client.xrange(keys.orders, '-', '+')).map(([, f]) => f[f.indexOf('user') + 1]);
   expect(new Set(users).size).toBe(total);
 }
 

@@ -38,7 +38,7 @@ const ORIGINAL_LUA = `
 describe('purchase script', () => {
   test('sells exactly 5 of 5 tickets to 10 buyers, where the original script sells 6', async () => {
     await client.hset(keys.sale, TOTAL_FIELD, 5, SOLD_FIELD, 0);
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => purchase(client, keys, `buyer${i}`, 3001)));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => purchase(client, keys, `buyer${i}`, { port: 3001, payWindowMs: 0 })));
     expect(results.filter((r) => r.code === PurchaseCode.Sold)).toHaveLength(5);
     expect(results.filter((r) => r.code === PurchaseCode.SoldOut)).toHaveLength(5);
     expect(await readSale(client, keys)).toEqual({ total: 5, sold: 5 });
@@ -52,9 +52,9 @@ describe('purchase script', () => {
 
   test('sells a user one ticket and answers their later tries with the same order', async () => {
     await ensureSale(client, keys, 100, false);
-    const first = await purchase(client, keys, 'alice', 3001);
+    const first = await purchase(client, keys, 'alice', { port: 3001, payWindowMs: 0 });
     expect(first.code).toBe(PurchaseCode.Sold);
-    const again = await Promise.all(Array.from({ length: 20 }, () => purchase(client, keys, 'alice', 3002)));
+    const again = await Promise.all(Array.from({ length: 20 }, () => purchase(client, keys, 'alice', { port: 3002, payWindowMs: 0 })));
     for (const r of again) expect(r).toEqual({ code: PurchaseCode.Held, orderId: (first as { orderId: string }).orderId });
     expect(await readSale(client, keys)).toEqual({ total: 100, sold: 1 });
     expect(await client.hget(keys.buyers, 'alice')).toBe((first as { orderId: string }).orderId);
@@ -63,16 +63,16 @@ describe('purchase script', () => {
   test('records each sale on the order stream with user and port; the order id carries the time', async () => {
     await ensureSale(client, keys, 2, false);
     const before = Date.now();
-    const sold = await purchase(client, keys, 'bob', 3003);
+    const sold = await purchase(client, keys, 'bob', { port: 3003, payWindowMs: 0 });
     const [[id, fields]] = (await client.xrange(keys.orders, '-', '+')) as [string, string[]][] as [[string, string[]]];
     expect(sold).toEqual({ code: PurchaseCode.Sold, orderId: id });
-    expect(fields).toEqual(['user', 'bob', 'port', '3003']);
+    expect(fields).toEqual(['event', 'created', 'user', 'bob', 'port', '3003']);
     expect(Math.abs(Number(id.split('-')[0]) - before)).toBeLessThan(5000);
   });
 
   test('a batch is served in arrival order: repeats are held, the rest sold until the total, then sold out', async () => {
     await ensureSale(client, keys, 3, false);
-    const answers = await purchaseMany(client, keys, 3001, ['ann', 'ann', '', 'ben', 'cat', 'ben', 'dan']);
+    const answers = await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['ann', 'ann', '', 'ben', 'cat', 'ben', 'dan']);
     expect(answers.map((a) => a.code)).toEqual([1, 2, 1, 1, -1, 2, -1]);
     const orderOf = (i: number) => (answers[i] as { orderId: string }).orderId;
     expect(orderOf(1)).toBe(orderOf(0));
@@ -84,22 +84,22 @@ describe('purchase script', () => {
 
   test('anonymous buyers have no per-user limit, as in the original ab test', async () => {
     await ensureSale(client, keys, 3, false);
-    const results = await Promise.all(Array.from({ length: 4 }, () => purchase(client, keys, '', 3001)));
+    const results = await Promise.all(Array.from({ length: 4 }, () => purchase(client, keys, '', { port: 3001, payWindowMs: 0 })));
     expect(results.map((r) => r.code).sort()).toEqual([-1, 1, 1, 1]);
     expect(await client.hlen(keys.buyers)).toBe(0);
   });
 
   test("the original's HMSET starts a sale, and a missing sale answers no-sale without writing", async () => {
     await client.hmset(keys.sale, TOTAL_FIELD, 1, SOLD_FIELD, 0);
-    expect((await purchase(client, keys, 'carol', 3001)).code).toBe(PurchaseCode.Sold);
+    expect((await purchase(client, keys, 'carol', { port: 3001, payWindowMs: 0 })).code).toBe(PurchaseCode.Sold);
     const missing = saleKeys(`missing-${n}`);
-    expect(await purchase(client, missing, 'carol', 3001)).toEqual({ code: PurchaseCode.NoSale });
+    expect(await purchase(client, missing, 'carol', { port: 3001, payWindowMs: 0 })).toEqual({ code: PurchaseCode.NoSale });
     expect(await client.exists(missing.sale, missing.buyers, missing.orders)).toBe(0);
   });
 
   test('starting never resets a running sale; only an explicit reset does', async () => {
     await ensureSale(client, keys, 10, false);
-    await purchase(client, keys, 'dave', 3001);
+    await purchase(client, keys, 'dave', { port: 3001, payWindowMs: 0 });
     expect(await ensureSale(client, keys, 999, false)).toEqual({ total: 10, sold: 1, created: false });
     expect(await client.hget(keys.buyers, 'dave')).not.toBeNull();
     expect(await ensureSale(client, keys, 20, true)).toEqual({ total: 20, sold: 0, created: true });

@@ -6,8 +6,10 @@ import { loadScripts } from '../../src/redis/scripts.ts';
 const scripts = loadScripts();
 
 describe('Lua scripts', () => {
-  test('the purchase script is registered with three keys', () => {
-    expect(scripts.map((s) => [s.name, s.numberOfKeys])).toContainEqual(['purchase', 3]);
+  test('the purchase and settle scripts are registered with the five keys of a sale', () => {
+    const registered = scripts.map((s) => [s.name, s.numberOfKeys]);
+    expect(registered).toContainEqual(['purchase', 5]);
+    expect(registered).toContainEqual(['settle', 5]);
   });
 
   test.each(scripts.map((s) => [s.name, s] as const))('%s documents exactly the KEYS its name declares, its ARGV and its output', (_, script) => {

@@ -1,0 +1,115 @@
+/** /orders: a buyer reads, pays and cancels their order. */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { error, readUser, unavailable } from './http.ts';
+import { SettleCode, type Order, type Settled } from './redis/orders.ts';
+
+/** What the routes need of the order store (Redis in production). */
+export interface OrderStore {
+  /** The sale these orders belong to. */
+  readonly sale: string;
+  read(orderId: string): Promise<Order | null>;
+  ofUser(user: string): Promise<Order | null>;
+  settle(action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled>;
+}
+
+/** An order id is a stream entry id: `<ms>-<seq>`. */
+const ORDER_ID = /^\d{1,20}-\d{1,20}$/;
+
+/** Why a pay or cancel is refused, by the order's state. */
+const REFUSED: Record<string, { error: string; msg: string }> = {
+  paid: { error: 'already_paid', msg: 'the order is paid; it can no longer be cancelled' },
+  cancelled: { error: 'cancelled', msg: 'the order was cancelled; its ticket went back on sale' },
+  expired: { error: 'expired', msg: 'the order was not paid in time; its ticket went back on sale' },
+};
+
+function view(order: Order) {
+  return {
+    orderId: order.orderId,
+    sale: order.sale,
+    state: order.state,
+    user: order.user || null,
+    port: order.port,
+    createdAt: new Date(order.createdAt).toISOString(),
+    payBy: order.payBy === null ? null : new Date(order.payBy).toISOString(),
+    updatedAt: new Date(order.updatedAt).toISOString(),
+  };
+}
+
+/**
+ * Identity, until signed users arrive: the `user` parameter must name the order's user. An
+ * anonymous order (bought without `user`) may be read, paid and cancelled by whoever has its id.
+ */
+export function orderRoutes(store: OrderStore, maxBodyBytes: number): Hono {
+  const app = new Hono();
+  const limit = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`) });
+
+  const who = async (c: Context) => {
+    const parsed = await readUser(c);
+    return 'bad' in parsed ? { response: error(c, parsed.status, 'bad_user', parsed.bad) } : { user: parsed.user };
+  };
+  const orderId = (c: Context) => {
+    const id = c.req.param('id') ?? '';
+    return ORDER_ID.test(id) ? id : undefined;
+  };
+  const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
+  const notYours = (c: Context) => error(c, 403, 'forbidden', 'this order belongs to another user');
+  const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
+
+  app.get('/', async (c) => {
+    const sale = c.req.query('sale');
+    if (sale !== undefined && sale !== store.sale) return error(c, 404, 'no_sale', `no sale ${sale}`);
+    const asker = await who(c);
+    if ('response' in asker) return asker.response;
+    if (!asker.user) return error(c, 400, 'bad_user', 'give the user whose order to find: /orders?user=alice');
+    try {
+      const order = await store.ofUser(asker.user);
+      return order ? c.json(view(order)) : error(c, 404, 'no_order', `${asker.user} holds no order of ${store.sale}`);
+    } catch {
+      return unavailable(c);
+    }
+  });
+
+  app.get('/:id', async (c) => {
+    const id = orderId(c);
+    if (!id) return badId(c);
+    const asker = await who(c);
+    if ('response' in asker) return asker.response;
+    try {
+      const order = await store.read(id);
+      if (!order) return noOrder(c);
+      if (order.user && order.user !== asker.user) return notYours(c);
+      return c.json(view(order));
+    } catch {
+      return unavailable(c);
+    }
+  });
+
+  for (const action of ['pay', 'cancel'] as const) {
+    app.post(`/:id/${action}`, limit, async (c) => {
+      const id = orderId(c);
+      if (!id) return badId(c);
+      const asker = await who(c);
+      if ('response' in asker) return asker.response;
+      let settled: Settled;
+      try {
+        settled = await store.settle(action, id, asker.user);
+      } catch {
+        return unavailable(c);
+      }
+      switch (settled.code) {
+        case SettleCode.Done:
+          return c.json({ orderId: id, state: settled.state });
+        case SettleCode.WrongState:
+          return error(c, 409, REFUSED[settled.state]?.error ?? 'conflict', REFUSED[settled.state]?.msg ?? `the order is ${settled.state}`);
+        case SettleCode.TooLate:
+          return error(c, 409, 'expired', 'the payment deadline had passed; the order expired and its ticket went back on sale');
+        case SettleCode.NoOrder:
+          return noOrder(c);
+        case SettleCode.NotYours:
+          return notYours(c);
+      }
+    });
+  }
+  return app;
+}

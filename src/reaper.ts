@@ -1,0 +1,66 @@
+/** The reaper: returns reserved orders whose payment deadline passed to stock. */
+import type Redis from 'ioredis';
+import { expireDue } from './redis/orders.ts';
+import type { SaleKeys } from './redis/sale.ts';
+
+export interface ReaperOptions {
+  readonly keys: SaleKeys;
+  readonly intervalMs: number;
+  /** Orders released per script call; a long backlog takes several calls, not one long one. */
+  readonly batch?: number;
+  /** Called after orders were released, so the sold-out flag and local stock follow at once. */
+  readonly onReleased?: (count: number) => void;
+}
+
+/**
+ * Several reapers (one per node) may run at once: settle-5.lua releases each order exactly
+ * once, and never one that was paid in the same instant.
+ */
+export class Reaper {
+  readonly #redis: Redis;
+  readonly #options: ReaperOptions;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #running: Promise<number> | undefined;
+  #failing = false;
+
+  constructor(redis: Redis, options: ReaperOptions) {
+    this.#redis = redis;
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.reap(), this.#options.intervalMs);
+  }
+
+  /** Releases every order due now; returns how many. One pass at a time. */
+  reap(): Promise<number> {
+    this.#running ??= this.#pass().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #pass(): Promise<number> {
+    const batch = this.#options.batch ?? 500;
+    let released = 0;
+    try {
+      for (;;) {
+        const ids = await expireDue(this.#redis, this.#options.keys, batch);
+        released += ids.length;
+        if (ids.length < batch) break;
+      }
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing) console.error(`[reaper] cannot release expired orders: ${error instanceof Error ? error.message : error}`);
+      this.#failing = true;
+    }
+    if (released > 0) this.#options.onReleased?.(released);
+    return released;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running;
+  }
+}

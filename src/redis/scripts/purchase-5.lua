@@ -1,0 +1,85 @@
+--[[
+  Sells tickets of one sale to a batch of buyers, atomically and in order: at most `total` are
+  ever sold, a named user holds at most one live order, and every sale is recorded — the
+  order's state, its payment deadline and a `created` event on the sale's stream — in the same
+  step. A batch is what one worker gathered in one event-loop turn; one buyer is a batch of
+  one. Batching shares the script's fixed cost among its buyers.
+
+  The original 12306 script tested `total >= sold` before incrementing and so sold total + 1;
+  this one refuses as soon as `sold >= total`. `sold` counts live orders: reserved and paid.
+
+  Input:
+    KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums (the original's layout), ticket_paid_nums
+    KEYS[2] buyers hash: user id -> their live order id
+    KEYS[3] orders stream: one event per change; a sale is {event=created, user, port}, and
+            that entry's id is the order id (its first part: the time in milliseconds)
+    KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
+    KEYS[5] deadlines sorted set: reserved order id scored by its payBy (ms)
+    ARGV[1] port of the worker that sells, for the record
+    ARGV[2] payment window in ms; 0: orders have no deadline
+    ARGV[3..n] the buyers' user ids, in arrival order; "" is an anonymous buyer (no per-user
+            limit, as in the original)
+
+  Output: two values per buyer, in ARGV order:
+    1, orderId     sold (order reserved)
+    -1, ""         sold out
+    2, orderId     this user already holds live order orderId
+    -2, ""         no such sale (the hash has no ticket_total_nums)
+    -3, ""         the sale is paused, or outside its startsAt/endsAt
+]]
+local out = {}
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums', 'paused', 'starts_at', 'ends_at')
+local total = tonumber(sale[1])
+local closed = false
+if total and (sale[3] == '1' or sale[4] or sale[5]) then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  closed = sale[3] == '1' or (sale[4] and ms < tonumber(sale[4])) or (sale[5] and ms >= tonumber(sale[5]))
+end
+if not total or closed then
+  local code = total and -3 or -2
+  for i = 3, #ARGV do
+    out[#out + 1] = code
+    out[#out + 1] = ''
+  end
+  return out
+end
+
+local sold = tonumber(sale[2]) or 0
+local before = sold
+local port = ARGV[1]
+local window = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local user = ARGV[i]
+  local held = false
+  if user ~= '' then
+    held = redis.call('HGET', KEYS[2], user)
+  end
+  if held then
+    out[#out + 1] = 2
+    out[#out + 1] = held
+  elseif sold >= total then
+    out[#out + 1] = -1
+    out[#out + 1] = ''
+  else
+    local orderId = redis.call('XADD', KEYS[3], '*', 'event', 'created', 'user', user, 'port', port)
+    local at = tonumber(string.match(orderId, '^(%d+)'))
+    local payBy = 0
+    if window > 0 then
+      payBy = at + window
+      redis.call('ZADD', KEYS[5], payBy, orderId)
+    end
+    redis.call('HSET', KEYS[4], orderId, 'reserved|' .. payBy .. '|' .. port .. '|' .. at .. '|' .. user)
+    sold = sold + 1
+    if user ~= '' then
+      redis.call('HSET', KEYS[2], user, orderId)
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = orderId
+  end
+end
+
+if sold ~= before then
+  redis.call('HSET', KEYS[1], 'ticket_sold_nums', sold)
+end
+return out

@@ -1,0 +1,185 @@
+// The order lifecycle: reserved → paid | cancelled | expired. Tickets of released orders go back
+// on sale exactly once, and an order is never both paid and released.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { createApp } from '../../src/app.ts';
+import { createRedis, waitReady } from '../../src/redis/client.ts';
+import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
+import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { LocalStock } from '../../src/stock/local-stock.ts';
+import { countBy, fire } from '../helpers/load.ts';
+import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestSpike } from '../helpers/spike.ts';
+
+let redis: TestRedis;
+let client: ReturnType<typeof createRedis>;
+let n = 0;
+let keys = saleKeys('unused');
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  client = createRedis(redis.url, { timeoutMs: 2000, name: 'test-orders' });
+  await waitReady(client, 5000, redis.url);
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.close();
+});
+beforeEach(() => {
+  keys = saleKeys(`orders-${process.pid}-${++n}`);
+});
+
+function appFor(payWindowMs: number) {
+  const stock = LocalStock.create(1);
+  stock.refill(0, 1_000_000);
+  return createApp({
+    port: 3001,
+    worker: 0,
+    stock,
+    buy: (user) => purchase(client, keys, user, { port: 3001, payWindowMs }),
+    ping: () => client.ping(),
+    orders: redisOrderStore(client, keys),
+  });
+}
+
+const post = (app: ReturnType<typeof appFor>, path: string) => app.request(`http://localhost${path}`, { method: 'POST' });
+const json = async (res: Response) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> });
+
+async function buy(app: ReturnType<typeof appFor>, user: string): Promise<string> {
+  const body = (await (await app.request(`http://localhost/buy/ticket?user=${user}`)).json()) as { code: number; orderId: string };
+  expect(body.code).toBe(1);
+  return body.orderId;
+}
+
+describe('an order', () => {
+  test('is reserved with a deadline, paid before it, and paying again answers the same', async () => {
+    await ensureSale(client, keys, 10, true);
+    const app = appFor(60_000);
+    const id = await buy(app, 'alice');
+    const order = await json(await app.request(`http://localhost/orders/${id}?user=alice`));
+    expect(order.status).toBe(200);
+    expect(order.body).toMatchObject({ orderId: id, sale: keys.sale, state: 'reserved', user: 'alice', port: 3001 });
+    expect(Date.parse(order.body.payBy as string) - Date.parse(order.body.createdAt as string)).toBe(60_000);
+    for (let i = 0; i < 2; i++) expect(await json(await post(app, `/orders/${id}/pay?user=alice`))).toEqual({ status: 200, body: { orderId: id, state: 'paid' } });
+    expect(await client.hget(keys.sale, PAID_FIELD)).toBe('1');
+    expect(await client.zcard(keys.deadlines)).toBe(0);
+    expect((await json(await post(app, `/orders/${id}/cancel?user=alice`))).body).toMatchObject({ error: 'already_paid' });
+  });
+
+  test('cancelled by its user returns the ticket: sold drops and the user may buy again', async () => {
+    await ensureSale(client, keys, 1, true);
+    const app = appFor(60_000);
+    const id = await buy(app, 'bob');
+    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
+    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
+    expect(await readSale(client, keys)).toEqual({ total: 1, sold: 0 });
+    expect((await json(await post(app, `/orders/${id}/pay?user=bob`))).body).toMatchObject({ error: 'cancelled' });
+    const again = await buy(app, 'bob');
+    expect(again).not.toBe(id);
+    expect((await json(await app.request('http://localhost/orders?user=bob'))).body).toMatchObject({ orderId: again, state: 'reserved' });
+  });
+
+  test('paid after its deadline answers 409 expired and returns the ticket exactly once', async () => {
+    await ensureSale(client, keys, 5, true);
+    const app = appFor(100);
+    const id = await buy(app, 'carol');
+    await Bun.sleep(150);
+    expect(await json(await post(app, `/orders/${id}/pay?user=carol`))).toMatchObject({ status: 409, body: { error: 'expired' } });
+    expect(await expireDue(client, keys, 100)).toEqual([]);
+    expect(await readSale(client, keys)).toEqual({ total: 5, sold: 0 });
+    expect((await readOrder(client, keys, id))?.state).toBe('expired');
+  });
+
+  test("is the user's own: another user gets 403 on read, pay and cancel; an anonymous order needs only its id", async () => {
+    await ensureSale(client, keys, 5, true);
+    const app = appFor(60_000);
+    const id = await buy(app, 'dave');
+    expect((await app.request(`http://localhost/orders/${id}?user=eve`)).status).toBe(403);
+    expect((await app.request(`http://localhost/orders/${id}`)).status).toBe(403);
+    expect((await post(app, `/orders/${id}/pay?user=eve`)).status).toBe(403);
+    expect((await post(app, `/orders/${id}/cancel?user=eve`)).status).toBe(403);
+    expect((await readOrder(client, keys, id))?.state).toBe('reserved');
+    const anonymous = ((await (await app.request('http://localhost/buy/ticket')).json()) as { orderId: string }).orderId;
+    expect((await json(await post(app, `/orders/${anonymous}/pay`))).body).toMatchObject({ state: 'paid' });
+  });
+
+  test.each([
+    ['a malformed order id', 'GET', '/orders/abc', 400],
+    ['an unknown order', 'GET', '/orders/1-0', 404],
+    ['paying an unknown order', 'POST', '/orders/1-0/pay', 404],
+    ['a lookup without a user', 'GET', '/orders', 400],
+    ['a lookup of another sale', 'GET', '/orders?user=a&sale=nope', 404],
+    ['DELETE on an order', 'DELETE', '/orders/1-0', 405],
+  ])('%s gets its status', async (_, method, path, status) => {
+    await ensureSale(client, keys, 5, true);
+    const res = await appFor(60_000).request(`http://localhost${path}`, { method });
+    expect(res.status).toBe(status);
+  });
+});
+
+describe('paying and expiring at the same instant', () => {
+  test('two reapers and many payers racing: every order ends paid or expired, never both, and the counts agree', async () => {
+    await ensureSale(client, keys, 400, true);
+    const users = Array.from({ length: 400 }, (_, i) => `r${i}`);
+    const answers = await purchaseMany(client, keys, { port: 3001, payWindowMs: 300 }, users);
+    const ids = answers.map((a) => (a as { orderId: string }).orderId);
+    await Bun.sleep(250);
+    const deadline = Date.now() + 300;
+    const reaper = async () => {
+      let released = 0;
+      while (Date.now() < deadline) released += (await expireDue(client, keys, 25)).length;
+      return released;
+    };
+    const payers = ids.map((id, i) => Bun.sleep(i % 100).then(() => settle(client, keys, 'pay', id, users[i]!)));
+    const [a, b, paid] = await Promise.all([reaper(), reaper(), Promise.all(payers)]);
+    await expireDue(client, keys, 1000);
+
+    const states = await Promise.all(ids.map(async (id) => (await readOrder(client, keys, id))!.state));
+    const byState = countBy(states, (s) => s);
+    const paidCount = byState.get('paid') ?? 0;
+    expect(paidCount + (byState.get('expired') ?? 0)).toBe(400);
+    expect(paidCount).toBe(paid.filter((p) => p.code === 1).length);
+    expect(a + b).toBeLessThanOrEqual(400 - paidCount);
+    const sale = await client.hmget(keys.sale, SOLD_FIELD, PAID_FIELD);
+    expect(Number(sale[0])).toBe(paidCount);
+    expect(Number(sale[1] ?? 0)).toBe(paidCount);
+    // One terminal event per order on the stream.
+    const events = (await client.xrange(keys.orders, '-', '+')).map(([, f]) => f);
+    const terminal = events.filter((f) => f[1] === 'paid' || f[1] === 'expired').map((f) => f[3]);
+    expect(terminal).toHaveLength(400);
+    expect(new Set(terminal).size).toBe(400);
+    expect(await client.hlen(keys.buyers)).toBe(paidCount);
+  });
+});
+
+describe('the reaper in the running system', () => {
+  test('1000 reservations with a 2 s window, half paid: the rest expire, sold drops to 500, and the tickets sell again', async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_PAY_WINDOW: '2', SPIKE_REAP_MS: '100' });
+    const sale = saleKeys(DEFAULT_SALE);
+    try {
+      const first = await fire(Array.from({ length: 1000 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=h${i}`), 50);
+      const ids = first.map((a) => a.body.orderId as string);
+      expect(first.every((a) => a.body.code === 1)).toBe(true);
+      expect((await fire([`${spike.url(0)}/buy/ticket?user=late`])).at(0)?.body.code).toBe(-1);
+      const pays = await fire(ids.filter((_, i) => i % 2 === 0).map((id, j) => `${spike.url(j % 4)}/orders/${id}/pay?user=h${2 * j}`), 50, { method: 'POST' });
+      expect(pays.every((p) => p.status === 200)).toBe(true);
+
+      const deadline = Date.now() + 10_000;
+      while (Number(await redis.client.hget(sale.sale, SOLD_FIELD)) > 500 && Date.now() < deadline) await Bun.sleep(100);
+      expect(Number(await redis.client.hget(sale.sale, SOLD_FIELD))).toBe(500);
+      expect((await readOrder(redis.client, sale, ids[1]!))?.state).toBe('expired');
+
+      // The released 500 sell again once the workers see them (sold-out flag cleared, stock topped up).
+      let again = 0;
+      for (let round = 0; round < 20 && again < 500; round++) {
+        await Bun.sleep(100);
+        const more = await fire(Array.from({ length: 500 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=n${round}-${i}`), 50);
+        again += more.filter((a) => a.body.code === 1).length;
+      }
+      expect(again).toBe(500);
+      expect(Number(await redis.client.hget(sale.sale, SOLD_FIELD))).toBe(1000);
+      expect(Number(await redis.client.hget(sale.sale, PAID_FIELD))).toBe(500);
+    } finally {
+      await spike.close();
+    }
+  });
+});
