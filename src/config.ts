@@ -1,4 +1,5 @@
 /** The one place that reads spike's settings: environment variables and flags, validated at start. */
+import { join } from 'node:path';
 
 export type NginxMode = 'auto' | 'on' | 'off';
 
@@ -30,6 +31,10 @@ export interface Config {
   readonly payWindowMs: number;
   /** How often the reaper looks for orders past their deadline. */
   readonly reapMs: number;
+  /** Run the order writer (stream → database) in this supervisor. */
+  readonly writer: boolean;
+  /** The SQLite file the order writer writes. */
+  readonly dbPath: string;
 }
 
 /** Thrown for an invalid setting; the message names the setting and what it accepts. */
@@ -139,5 +144,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     reset: argv.includes('--reset') || flag(env, 'SPIKE_RESET'),
     payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
+    writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
+    dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
   });
 }

@@ -1,13 +1,17 @@
 /** `bun run start`: the supervisor process. Starts Redis (or uses REDIS_URL), the workers, the sync task and nginx. */
 import type Redis from 'ioredis';
-import { resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createRedis, waitReady } from './redis/client.ts';
 import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import { LocalStock } from './stock/local-stock.ts';
-import { Reaper } from './reaper.ts';
+import { hostname } from 'node:os';
+import { sqliteOrderDb } from './orders/db.ts';
+import { Reaper } from './orders/reaper.ts';
+import { OrderWriter } from './orders/writer.ts';
 import { StockSync } from './stock-sync.ts';
 import { WorkerPool } from './worker-pool.ts';
 
@@ -42,6 +46,8 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       redisServer = await startRedisServer({ dir: config.dataDir });
       cleanups.push(() => redisServer!.stop());
       say(`redis-server started on ${redisServer.url} (data in ${redisServer.dir})`);
+      // So `bun run audit` finds the private Redis while this supervisor runs.
+      writeFileSync(join(redisServer.dir, 'redis.url'), redisServer.url);
     }
     const redisUrl = config.redisUrl ?? redisServer!.url;
     const redis: Redis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
@@ -78,6 +84,19 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     });
     cleanups.push(() => pool.stop());
     await pool.start();
+
+    let writer: OrderWriter | undefined;
+    if (config.writer) {
+      const db = sqliteOrderDb(config.dbPath);
+      cleanups.push(() => db.close());
+      // A connection of its own: the writer blocks on it while it waits for events.
+      const writerRedis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
+      cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
+      writer = new OrderWriter(writerRedis, db, { keys, consumer: `writer-${hostname()}-${config.ports[0]}` });
+      writer.start();
+      cleanups.push(() => writer!.stop());
+      say(`order writer: ${keys.orders} → ${config.dbPath}`);
+    }
 
     // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.
     const reaper = new Reaper(redis, { keys, intervalMs: config.reapMs, onReleased: () => void sync.kick() });

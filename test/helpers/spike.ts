@@ -7,6 +7,8 @@ import { freePorts, tempDir } from './servers.ts';
 export interface TestSpike extends Supervisor {
   readonly ports: readonly number[];
   readonly logDir: string;
+  /** The order writer's SQLite file. */
+  readonly dbPath: string;
   /** `http://127.0.0.1:<port>` of worker `i`. */
   url(i: number): string;
   close(): Promise<void>;
@@ -16,16 +18,19 @@ export interface TestSpike extends Supervisor {
 export async function startTestSpike(redisUrl: string, env: Record<string, string> = {}, ports?: readonly number[]): Promise<TestSpike> {
   const portList = ports ?? (await freePorts(4));
   const logDir = env.SPIKE_LOG_DIR ?? tempDir('logs');
-  const config = loadConfig({ REDIS_URL: redisUrl, SPIKE_PORTS: portList.join(','), SPIKE_NGINX: '0', SPIKE_LOG_DIR: logDir, ...env }, []);
+  const dataDir = env.SPIKE_DATA_DIR ?? tempDir('data');
+  const config = loadConfig({ REDIS_URL: redisUrl, SPIKE_PORTS: portList.join(','), SPIKE_NGINX: '0', SPIKE_LOG_DIR: logDir, SPIKE_DATA_DIR: dataDir, ...env }, []);
   const supervisor = await startSupervisor(config, { say: () => {} });
   return {
     ...supervisor,
     ports: portList,
     logDir,
+    dbPath: config.dbPath,
     url: (i) => `http://127.0.0.1:${portList[i]}`,
     close: async () => {
       await supervisor.stop();
       if (!env.SPIKE_LOG_DIR) rmSync(logDir, { recursive: true, force: true });
+      if (!env.SPIKE_DATA_DIR) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -5,9 +5,12 @@ import { createApp } from '../../src/app.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
+import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
+import { rmSync } from 'node:fs';
 import { countBy, fire } from '../helpers/load.ts';
-import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { freePorts, startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
 
 let redis: TestRedis;
@@ -178,8 +181,57 @@ describe('the reaper in the running system', () => {
       expect(again).toBe(500);
       expect(Number(await redis.client.hget(sale.sale, SOLD_FIELD))).toBe(1000);
       expect(Number(await redis.client.hget(sale.sale, PAID_FIELD))).toBe(500);
+
+      // The database, written by the supervisor's order writer, agrees with Redis and the stream.
+      await until(async () => (await unwrittenEvents(redis.client, sale)) === 0);
+      const db = sqliteOrderDb(spike.dbPath);
+      try {
+        const report = await auditSale(redis.client, sale, db);
+        expect(report.differences).toEqual([]);
+        expect(report).toMatchObject({ sold: 1000, paid: 500, reserved: 500, released: 500, dbOrders: 1500 });
+      } finally {
+        await db.close();
+      }
     } finally {
       await spike.close();
     }
   });
+
+  test('a restart of everything mid-lifecycle loses and duplicates no order', async () => {
+    const ports = await freePorts(4);
+    const dataDir = tempDir('restart-data');
+    const env = { SPIKE_TOTAL: '600', SPIKE_PAY_WINDOW: '60', SPIKE_DATA_DIR: dataDir };
+    const sale = saleKeys(DEFAULT_SALE);
+    let spike = await startTestSpike(redis.url, { ...env, SPIKE_RESET: '1' }, ports);
+    try {
+      const first = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=s${i}`), 50);
+      const ids = first.map((a) => a.body.orderId as string);
+      await fire(ids.slice(0, 100).map((id, i) => `${spike.url(0)}/orders/${id}/pay?user=s${i}`), 20, { method: 'POST' });
+      await spike.close();
+      spike = await startTestSpike(redis.url, env, ports);
+      await fire(ids.slice(100, 150).map((id, i) => `${spike.url(1)}/orders/${id}/cancel?user=s${100 + i}`), 20, { method: 'POST' });
+      const more = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=t${i}`), 50);
+      expect(more.filter((a) => a.body.code === 1)).toHaveLength(250);
+      await until(async () => (await unwrittenEvents(redis.client, sale)) === 0);
+      const db = sqliteOrderDb(spike.dbPath);
+      try {
+        const report = await auditSale(redis.client, sale, db);
+        expect(report.differences).toEqual([]);
+        expect(report).toMatchObject({ total: 600, sold: 600, paid: 100, released: 50, dbOrders: 650 });
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await spike.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
+
+async function until(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await Bun.sleep(50);
+  }
+}

@@ -81,6 +81,20 @@ describe('bun run start', () => {
     const nginxPid = Number(readFileSync(join(dataDir, 'nginx', 'nginx.pid'), 'utf8'));
     expect(isAlive(redisPid) && isAlive(nginxPid)).toBe(true);
 
+    // bun run audit finds the private Redis and the order database by itself.
+    const audit = (extra: Record<string, string> = {}) =>
+      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'audit.ts')], { env: { ...process.env, ...env, ...extra }, stdout: 'pipe', stderr: 'pipe' });
+    const clean = audit();
+    expect(clean.stdout.toString()).toContain('audit: clean');
+    expect(clean.exitCode).toBe(0);
+    const redisUrl = readFileSync(join(dataDir, 'redis.url'), 'utf8');
+    const tamper = Bun.spawnSync(['redis-cli', '-u', redisUrl, 'HINCRBY', 'ticket_hash_key', 'ticket_sold_nums', '1']);
+    expect(tamper.exitCode).toBe(0);
+    const dirty = audit();
+    expect(dirty.stdout.toString()).toContain('DIFF Redis: sold 2 != reserved 1 + paid 0');
+    expect(dirty.exitCode).toBe(1);
+    Bun.spawnSync(['redis-cli', '-u', redisUrl, 'HINCRBY', 'ticket_hash_key', 'ticket_sold_nums', '-1']);
+
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(isAlive(redisPid)).toBe(false);

@@ -1,7 +1,7 @@
 /** The reaper: returns reserved orders whose payment deadline passed to stock. */
 import type Redis from 'ioredis';
-import { expireDue } from './redis/orders.ts';
-import type { SaleKeys } from './redis/sale.ts';
+import { expireDue } from '../redis/orders.ts';
+import type { SaleKeys } from '../redis/sale.ts';
 
 export interface ReaperOptions {
   readonly keys: SaleKeys;

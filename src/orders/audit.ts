@@ -1,0 +1,107 @@
+/** Compares a sale's three records — Redis' counts and order states, the stream, the database — and lists every difference. */
+import type Redis from 'ioredis';
+import { parseOrder, type Order } from '../redis/orders.ts';
+import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
+import type { OrderDb } from './db.ts';
+import { parseEvent } from './events.ts';
+
+export interface AuditReport {
+  readonly sale: string;
+  readonly total: number;
+  readonly sold: number;
+  readonly reserved: number;
+  readonly paid: number;
+  readonly released: number;
+  readonly streamEvents: number;
+  readonly dbOrders: number;
+  /** Stream events the order writers have not written yet. */
+  readonly unwritten: number;
+  readonly differences: string[];
+}
+
+const LIVE = new Set(['reserved', 'paid']);
+
+export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
+  const differences: string[] = [];
+  const [[total, sold, paidCount], rawStates, buyers, deadlines, entries, dbRows] = await Promise.all([
+    redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, PAID_FIELD),
+    redis.hgetall(keys.states),
+    redis.hgetall(keys.buyers),
+    redis.zrange(keys.deadlines, '0', '-1'),
+    redis.xrange(keys.orders, '-', '+'),
+    db.orders(keys.sale),
+  ]);
+  const orders = new Map<string, Order>(Object.entries(rawStates).map(([id, raw]) => [id, parseOrder(keys.sale, id, raw)]));
+  const count = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
+  const reserved = count('reserved');
+  const paid = count('paid');
+  const soldN = Number(sold ?? 0);
+
+  // Redis against itself.
+  if (soldN !== reserved + paid) differences.push(`Redis: sold ${soldN} != reserved ${reserved} + paid ${paid}`);
+  if (soldN > Number(total)) differences.push(`Redis: sold ${soldN} > total ${total} (oversold)`);
+  if (Number(paidCount ?? 0) !== paid) differences.push(`Redis: ${PAID_FIELD} ${paidCount ?? 0} != ${paid} paid orders`);
+  for (const [user, id] of Object.entries(buyers)) {
+    const o = orders.get(id);
+    if (!o || !LIVE.has(o.state) || o.user !== user) differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
+  }
+  const named = [...orders.values()].filter((o) => o.user && LIVE.has(o.state));
+  if (named.length !== Object.keys(buyers).length) differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
+  const due = new Set(deadlines);
+  for (const o of orders.values()) {
+    if ((o.state === 'reserved' && o.payBy !== null) !== due.has(o.orderId)) differences.push(`Redis: order ${o.orderId} is ${o.state} but ${due.has(o.orderId) ? 'has' : 'lacks'} a deadline entry`);
+  }
+
+  // The stream against Redis' states (for orders whose creation is still on the stream).
+  const fromStream = new Map<string, string>();
+  for (const [id, fields] of entries) {
+    const e = parseEvent(id, fields);
+    if (!e) continue;
+    if (e.kind === 'created') fromStream.set(e.orderId, fromStream.get(e.orderId) ?? 'reserved');
+    else fromStream.set(e.orderId, e.kind);
+  }
+  for (const [id, state] of fromStream) {
+    const o = orders.get(id);
+    if (!o) differences.push(`stream: order ${id} is not in Redis`);
+    else if (o.state !== state) differences.push(`stream: order ${id} ends ${state}, Redis says ${o.state}`);
+  }
+
+  // The database against Redis.
+  const rows = new Map(dbRows.map((r) => [r.orderId, r]));
+  for (const o of orders.values()) {
+    const row = rows.get(o.orderId);
+    if (!row) differences.push(`database: order ${o.orderId} (${o.state}) is missing`);
+    else if (row.state !== o.state || row.user !== o.user) differences.push(`database: order ${o.orderId} is ${row.state} of ${row.user || 'anonymous'}, Redis says ${o.state} of ${o.user || 'anonymous'}`);
+  }
+  for (const id of rows.keys()) if (!orders.has(id)) differences.push(`database: order ${id} is not in Redis`);
+
+  const unwritten = await unwrittenEvents(redis, keys);
+  if (unwritten > 0) differences.push(`the order writers have ${unwritten} events not yet written`);
+
+  return {
+    sale: keys.sale,
+    total: Number(total ?? 0),
+    sold: soldN,
+    reserved,
+    paid,
+    released: orders.size - reserved - paid,
+    streamEvents: entries.length,
+    dbOrders: dbRows.length,
+    unwritten,
+    differences,
+  };
+}
+
+/** Pending plus never-delivered entries of the writers' group (0 when there is no group). */
+export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = 'order-writers'): Promise<number> {
+  let groups: (string | number)[][];
+  try {
+    groups = (await redis.xinfo('GROUPS', keys.orders)) as (string | number)[][];
+  } catch {
+    return 0;
+  }
+  const info = groups.find((g) => g[g.indexOf('name') + 1] === group);
+  if (!info) return (await redis.xlen(keys.orders)) > 0 ? await redis.xlen(keys.orders) : 0;
+  const field = (name: string) => info[info.indexOf(name) + 1];
+  return Number(field('pending') ?? 0) + Number(field('lag') ?? 0);
+}

@@ -1,0 +1,39 @@
+/** Order events as they stand on a sale's stream. */
+
+export type OrderEventKind = 'created' | 'paid' | 'cancelled' | 'expired';
+
+export interface OrderEvent {
+  /** The stream entry id; its first part is when it happened (ms, Redis' clock). */
+  readonly id: string;
+  readonly kind: OrderEventKind;
+  /** For `created`, the entry's own id. */
+  readonly orderId: string;
+  /** `''` for an anonymous order. */
+  readonly user: string;
+  /** `created` only: the worker that sold it. */
+  readonly port: number | null;
+  readonly at: number;
+}
+
+const KINDS = new Set<string>(['created', 'paid', 'cancelled', 'expired']);
+
+/** Reads one XRANGE/XREADGROUP entry; `null` for an entry that is not an order event. */
+export function parseEvent(id: string, fields: readonly string[]): OrderEvent | null {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+  const kind = record.event;
+  if (!kind || !KINDS.has(kind)) return null;
+  return {
+    id,
+    kind: kind as OrderEventKind,
+    orderId: kind === 'created' ? id : (record.order ?? ''),
+    user: record.user ?? '',
+    port: record.port ? Number(record.port) : null,
+    at: Number(id.split('-')[0]),
+  };
+}
+
+/** Milliseconds of an order or entry id. */
+export function idTime(id: string): number {
+  return Number(id.split('-')[0]);
+}

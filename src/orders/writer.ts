@@ -1,0 +1,155 @@
+/** The order writer: copies a sale's order events from its Redis stream into the database. */
+import type Redis from 'ioredis';
+import type { SaleKeys } from '../redis/sale.ts';
+import type { OrderDb } from './db.ts';
+import { idTime, parseEvent, type OrderEvent } from './events.ts';
+
+export interface OrderWriterOptions {
+  readonly keys: SaleKeys;
+  /** Consumer group shared by every writer of every node. */
+  readonly group?: string;
+  /** This writer's name in the group; a restarted writer with the same name resumes its own pending entries. */
+  readonly consumer: string;
+  /** Entries another writer read but did not acknowledge for this long are taken over. */
+  readonly claimIdleMs?: number;
+  readonly count?: number;
+  /** How long one read waits for new entries. */
+  readonly blockMs?: number;
+  /** Entries older than this are trimmed from the stream, once every group acknowledged them. */
+  readonly keepMs?: number;
+}
+
+type Entry = [id: string, fields: string[]];
+
+/**
+ * At-least-once delivery made exactly-once by the database: events are applied in one
+ * transaction, XACKed only after it commits, and applying them again changes nothing. Entries a
+ * dead writer left pending are claimed (XAUTOCLAIM) and finished by a live one.
+ */
+export class OrderWriter {
+  readonly #redis: Redis;
+  readonly #db: OrderDb;
+  readonly #keys: SaleKeys;
+  readonly #group: string;
+  readonly #consumer: string;
+  readonly #claimIdleMs: number;
+  readonly #count: number;
+  readonly #blockMs: number;
+  readonly #keepMs: number;
+  #running: Promise<void> | undefined;
+  #stopping = false;
+  #failing = false;
+  #lastTrim = 0;
+
+  /** `redis` should be a connection of its own: the writer blocks on it while it waits. */
+  constructor(redis: Redis, db: OrderDb, options: OrderWriterOptions) {
+    this.#redis = redis;
+    this.#db = db;
+    this.#keys = options.keys;
+    this.#group = options.group ?? 'order-writers';
+    this.#consumer = options.consumer;
+    this.#claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.#count = options.count ?? 500;
+    this.#blockMs = options.blockMs ?? 1000;
+    this.#keepMs = options.keepMs ?? 24 * 3600_000;
+  }
+
+  async ensureGroup(): Promise<void> {
+    try {
+      await this.#redis.xgroup('CREATE', this.#keys.orders, this.#group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!String(error).includes('BUSYGROUP')) throw error;
+    }
+  }
+
+  /**
+   * One round: this writer's own pending entries (after a restart), entries claimed from dead
+   * writers, then new entries (waiting up to blockMs). Returns how many events were written.
+   */
+  async step(): Promise<number> {
+    let written = 0;
+    written += await this.#write(await this.#readGroup('0', false));
+    const [, claimed] = (await this.#redis.xautoclaim(this.#keys.orders, this.#group, this.#consumer, this.#claimIdleMs, '0-0', 'COUNT', this.#count)) as [string, Entry[]];
+    written += await this.#write(claimed.filter((e) => e && e[1]));
+    written += await this.#write(await this.#readGroup('>', true));
+    if (Date.now() - this.#lastTrim > 10_000) await this.trim();
+    return written;
+  }
+
+  async #readGroup(from: '0' | '>', block: boolean): Promise<Entry[]> {
+    const args: (string | number)[] = ['GROUP', this.#group, this.#consumer, 'COUNT', this.#count];
+    if (block) args.push('BLOCK', this.#blockMs);
+    return streamEntries(await this.#redis.call('XREADGROUP', ...args, 'STREAMS', this.#keys.orders, from));
+  }
+
+  async #write(entries: Entry[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const events = entries.map(([id, fields]) => parseEvent(id, fields)).filter((e): e is OrderEvent => e !== null);
+    if (events.length) await this.#db.apply(this.#keys.sale, events);
+    // Only now, with the rows committed, may Redis forget these entries for this group.
+    await this.#redis.xack(this.#keys.orders, this.#group, ...entries.map(([id]) => id));
+    return events.length;
+  }
+
+  /**
+   * Removes entries older than keepMs that every consumer group has acknowledged: below the
+   * oldest pending entry of each group, and at or below what each group was delivered.
+   */
+  async trim(): Promise<number> {
+    this.#lastTrim = Date.now();
+    const groups = (await this.#redis.xinfo('GROUPS', this.#keys.orders)) as (string | number)[][];
+    let safe = `${Date.now() - this.#keepMs}-0`;
+    for (const info of groups) {
+      const field = (name: string) => info[info.indexOf(name) + 1];
+      let bound = String(field('last-delivered-id'));
+      if (Number(field('pending')) > 0) {
+        const [, oldest] = (await this.#redis.xpending(this.#keys.orders, String(field('name')))) as [number, string, string, unknown];
+        bound = oldest;
+      }
+      if (compareIds(bound, safe) < 0) safe = bound;
+    }
+    if (safe === '0-0' || idTime(safe) <= 0) return 0;
+    return Number(await this.#redis.xtrim(this.#keys.orders, 'MINID', safe));
+  }
+
+  /** Runs step() until stop(); a failure (Redis or database) is reported once and retried. */
+  start(): void {
+    this.#running ??= (async () => {
+      await this.ensureGroup().catch(() => {});
+      while (!this.#stopping) {
+        try {
+          await this.step();
+          this.#failing = false;
+        } catch (error) {
+          if (!this.#failing) console.error(`[order writer] ${error instanceof Error ? error.message : error}; retrying`);
+          this.#failing = true;
+          await Bun.sleep(500);
+          await this.ensureGroup().catch(() => {});
+        }
+      }
+    })();
+  }
+
+  /** Finishes the current round (its events are committed and acknowledged), then stops. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running;
+  }
+}
+
+/**
+ * The entries of a one-stream XREAD/XREADGROUP reply sent with `call`: ioredis answers
+ * `[key, entries]` there (and `[[key, entries]]` from its typed methods); nil when nothing came.
+ */
+export function streamEntries(reply: unknown): Entry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  const first = typeof reply[0] === 'string' ? reply : reply[0];
+  return Array.isArray(first?.[1]) ? (first[1] as Entry[]) : [];
+}
+
+/** Orders two stream ids. */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
+}

@@ -1,0 +1,130 @@
+// The order writer copies a sale's stream into SQLite exactly once per order, even when a writer
+// dies after reading (its entries are claimed by another) or after committing but before XACK
+// (the events are applied again and change nothing).
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRedis, waitReady } from '../../src/redis/client.ts';
+import { auditSale } from '../../src/orders/audit.ts';
+import { sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
+import { parseEvent } from '../../src/orders/events.ts';
+import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
+import { settle } from '../../src/redis/orders.ts';
+import { ensureSale, purchaseMany, saleKeys } from '../../src/redis/sale.ts';
+import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
+
+let redis: TestRedis;
+let client: ReturnType<typeof createRedis>;
+let dir: string;
+let db: OrderDb;
+let n = 0;
+let keys = saleKeys('unused');
+const GROUP = 'order-writers';
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  // Blocking reads need a timeout longer than the block.
+  client = createRedis(redis.url, { timeoutMs: 5000, name: 'test-writer' });
+  await waitReady(client, 5000, redis.url);
+  dir = tempDir('orders-db');
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(() => {
+  keys = saleKeys(`writer-${process.pid}-${++n}`);
+  db = sqliteOrderDb(join(dir, `orders-${n}.sqlite`));
+});
+afterEach(async () => {
+  await db.close();
+});
+
+/** A sale with `count` reserved orders, every third paid and every fifth cancelled. */
+async function lifecycle(count: number): Promise<string[]> {
+  await ensureSale(client, keys, count, true);
+  const users = Array.from({ length: count }, (_, i) => `w${i}`);
+  const ids = (await purchaseMany(client, keys, { port: 3001, payWindowMs: 60_000 }, users)).map((p) => (p as { orderId: string }).orderId);
+  await Promise.all(ids.map((id, i) => (i % 3 === 0 ? settle(client, keys, 'pay', id, users[i]!) : i % 5 === 0 ? settle(client, keys, 'cancel', id, users[i]!) : null)));
+  return ids;
+}
+
+function writer(consumer: string, extra: Partial<ConstructorParameters<typeof OrderWriter>[2]> = {}) {
+  return new OrderWriter(client, db, { keys, consumer, blockMs: 50, ...extra });
+}
+
+/** Steps until a round writes nothing. */
+async function drain(w: OrderWriter): Promise<void> {
+  while ((await w.step()) > 0);
+}
+
+describe('the order writer', () => {
+  test('writes every order of a sale once, in its final state; the audit is clean', async () => {
+    await lifecycle(300);
+    const w = writer('a');
+    await w.ensureGroup();
+    await drain(w);
+    const rows = await db.orders(keys.sale);
+    expect(rows).toHaveLength(300);
+    expect(rows.filter((r) => r.state === 'paid')).toHaveLength(100);
+    expect(rows.filter((r) => r.state === 'cancelled')).toHaveLength(40);
+    const report = await auditSale(client, keys, db);
+    expect(report.differences).toEqual([]);
+    expect(report).toMatchObject({ sold: 260, paid: 100, reserved: 160, released: 40, dbOrders: 300, unwritten: 0 });
+  });
+
+  test('entries a dead writer read but never acknowledged are claimed and written by another', async () => {
+    await lifecycle(200);
+    const w = writer('b', { claimIdleMs: 0 });
+    await w.ensureGroup();
+    // Writer "a" reads everything and dies before writing.
+    await client.call('XREADGROUP', 'GROUP', GROUP, 'dead', 'COUNT', 10_000, 'STREAMS', keys.orders, '>');
+    expect(Number((await client.xpending(keys.orders, GROUP))[0])).toBeGreaterThan(0);
+    await drain(w);
+    expect(await db.orders(keys.sale)).toHaveLength(200);
+    expect(Number((await client.xpending(keys.orders, GROUP))[0])).toBe(0);
+    expect((await auditSale(client, keys, db)).differences).toEqual([]);
+  });
+
+  test('events committed by a writer that died before XACK are applied again without duplicating an order', async () => {
+    await lifecycle(150);
+    const w = writer('c', { claimIdleMs: 0 });
+    await w.ensureGroup();
+    const entries = streamEntries(await client.call('XREADGROUP', 'GROUP', GROUP, 'dead', 'COUNT', 10_000, 'STREAMS', keys.orders, '>'));
+    // It committed everything (events in reverse, to show order does not matter) ...
+    await db.apply(keys.sale, entries.map(([id, f]) => parseEvent(id, f)!).reverse());
+    const before = await db.orders(keys.sale);
+    // ... and died before acknowledging: the next writer applies the same events again.
+    await drain(w);
+    expect(await db.orders(keys.sale)).toEqual(before);
+    expect(before).toHaveLength(150);
+    expect((await auditSale(client, keys, db)).differences).toEqual([]);
+  });
+
+  test('a restarted writer resumes its own pending entries at once', async () => {
+    await lifecycle(100);
+    await writer('same').ensureGroup();
+    await client.call('XREADGROUP', 'GROUP', GROUP, 'same', 'COUNT', 10_000, 'STREAMS', keys.orders, '>');
+    await drain(writer('same', { claimIdleMs: 3_600_000 }));
+    expect(await db.orders(keys.sale)).toHaveLength(100);
+  });
+
+  test('trims the stream only below what every group has acknowledged', async () => {
+    await lifecycle(50);
+    const w = writer('d', { keepMs: 0 });
+    await w.ensureGroup();
+    // A second group (another consumer of the stream) has read the first 10 entries only and acknowledged none.
+    await client.xgroup('CREATE', keys.orders, 'slow', '0');
+    const slow = streamEntries(await client.call('XREADGROUP', 'GROUP', 'slow', 's', 'COUNT', 10, 'STREAMS', keys.orders, '>'));
+    await drain(w);
+    const length = await client.xlen(keys.orders);
+    expect(await w.trim()).toBe(0);
+    expect(await client.xlen(keys.orders)).toBe(length);
+    await client.xack(keys.orders, 'slow', ...slow.map(([id]) => id));
+    const removed = await w.trim();
+    expect(removed).toBe(9);
+    const [[first]] = (await client.xrange(keys.orders, '-', '+', 'COUNT', 1)) as [[string, string[]]];
+    expect(first).toBe(slow[9]![0]);
+  });
+});
