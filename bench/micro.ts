@@ -32,7 +32,8 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   const log = new StatLog(join(dir, 'stat.log'));
   let user = 0;
   const batcher = new PurchaseBatcher(redis, keys, SELLER);
-  const app = createApp({ port: 1, worker: 0, stock, buy: (u) => batcher.buy(u), ping: () => redis.ping() });
+  const sale = { stock, buy: (u: string) => batcher.buy(u) };
+  const app = createApp({ port: 1, worker: 0, sale: () => sale, defaultSale: keys.sale, ping: () => redis.ping() });
 
   summary(() => {
     bench('local stock: take + give back', () => {

@@ -35,6 +35,13 @@ export interface Config {
   readonly writer: boolean;
   /** The SQLite file the order writer writes. */
   readonly dbPath: string;
+  /** Bearer token of the admin API; undefined: the admin API refuses every call. */
+  readonly adminToken: string | undefined;
+  /** Port of the admin API; 0: do not serve it. */
+  readonly adminPort: number;
+  readonly adminHost: string;
+  /** HS256 secret of signed users; undefined: the `user` parameter names the buyer. */
+  readonly jwtSecret: string | undefined;
 }
 
 /** Thrown for an invalid setting; the message names the setting and what it accepts. */
@@ -106,6 +113,14 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name}=${raw} is not accepted; accepted: 1 or 0`);
 }
 
+/** A secret: unset, or at least 16 characters (a short one is guessed). */
+function secret(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 16) throw new ConfigError(`${name} is too short; accepted: 16 characters or more (e.g. openssl rand -hex 32)`);
+  return raw;
+}
+
 /** The local stock a worker gets by default: its fair share of the total, plus the buffer. */
 export function defaultLocalStock(total: number, workers: number, buffer: number): number {
   return Math.max(1, Math.ceil((total * (1 + buffer)) / workers));
@@ -146,5 +161,9 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
+    adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),
+    adminPort: integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX),
+    adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',
+    jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
   });
 }

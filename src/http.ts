@@ -23,7 +23,7 @@ export function allowedMethods(path: string): string | undefined {
 /** Seconds a client should wait after a 503. */
 export const RETRY_AFTER = '1';
 
-export function error(c: Context, status: 400 | 403 | 404 | 405 | 409 | 413 | 415 | 500 | 503, code: string, msg: string, headers?: Record<string, string>) {
+export function error(c: Context, status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 500 | 503, code: string, msg: string, headers?: Record<string, string>) {
   return c.json({ error: code, msg }, status, headers);
 }
 

@@ -1,5 +1,11 @@
 /** Every message between the supervisor and a worker thread. */
 
+/** A sale's local stock buffer, shared by the supervisor and every worker. */
+export interface SaleBuffer {
+  readonly id: string;
+  readonly buffer: SharedArrayBuffer;
+}
+
 export type ToWorker =
   | {
       readonly type: 'init';
@@ -7,14 +13,17 @@ export type ToWorker =
       readonly workers: number;
       readonly port: number;
       readonly host: string;
-      readonly buffer: SharedArrayBuffer;
+      readonly sales: readonly SaleBuffer[];
+      readonly defaultSale: string;
       readonly redisUrl: string;
       readonly redisTimeoutMs: number;
       readonly refillWaitMs: number;
       readonly payWindowMs: number;
-      readonly sale: string;
+      readonly jwtSecret: string | undefined;
       readonly logDir: string;
     }
+  /** A sale was added after the worker started. */
+  | ({ readonly type: 'sale' } & SaleBuffer)
   /** Stop accepting, finish in-flight requests, flush the log, close Redis, then answer `stopped`. */
   | { readonly type: 'stop' };
 
@@ -22,6 +31,6 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly worker: number; readonly port: number }
   /** The worker could not start (e.g. its port is taken); restarting it would not help. */
   | { readonly type: 'fatal'; readonly worker: number; readonly message: string }
-  /** Local stock is low (or out) while the sale is not sold out: please top me up now. */
-  | { readonly type: 'topUp'; readonly worker: number }
+  /** A sale's local stock is low (or out) while the sale is not sold out: please top me up now. */
+  | { readonly type: 'topUp'; readonly worker: number; readonly sale: string }
   | { readonly type: 'stopped'; readonly worker: number };

@@ -1,10 +1,10 @@
 /** /orders: a buyer reads, pays and cancels their order. */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { error, readUser, unavailable } from './http.ts';
+import { error, unavailable } from './http.ts';
 import { SettleCode, type Order, type Settled } from './redis/orders.ts';
 
-/** What the routes need of the order store (Redis in production). */
+/** What the routes need of a sale's order store (Redis in production). */
 export interface OrderStore {
   /** The sale these orders belong to. */
   readonly sale: string;
@@ -36,17 +36,26 @@ function view(order: Order) {
   };
 }
 
+export interface OrderRouteDeps {
+  /** The order store of sale `id` (the default sale when undefined), if this worker knows the sale. */
+  readonly store: (id: string | undefined) => OrderStore | undefined;
+  /** Who asks: the signed-in user, or the `user` parameter; or the error response to send. */
+  readonly who: (c: Context) => Promise<{ user: string } | { response: Response }>;
+  readonly maxBodyBytes: number;
+}
+
 /**
- * Identity, until signed users arrive: the `user` parameter must name the order's user. An
- * anonymous order (bought without `user`) may be read, paid and cancelled by whoever has its id.
+ * A user reads, pays and cancels only their own orders (403 otherwise). An anonymous order
+ * (bought without a user, as in the original ab runs) may be settled by whoever has its id.
+ * The sale is `?sale=ID`, the default sale without it.
  */
-export function orderRoutes(store: OrderStore, maxBodyBytes: number): Hono {
+export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDeps): Hono {
   const app = new Hono();
   const limit = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`) });
-
-  const who = async (c: Context) => {
-    const parsed = await readUser(c);
-    return 'bad' in parsed ? { response: error(c, parsed.status, 'bad_user', parsed.bad) } : { user: parsed.user };
+  const saleStore = (c: Context) => {
+    const sale = c.req.query('sale');
+    const store = storeOf(sale);
+    return store ? { store } : { response: error(c, 404, 'no_sale', `no sale ${sale}`) };
   };
   const orderId = (c: Context) => {
     const id = c.req.param('id') ?? '';
@@ -57,8 +66,9 @@ export function orderRoutes(store: OrderStore, maxBodyBytes: number): Hono {
   const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
 
   app.get('/', async (c) => {
-    const sale = c.req.query('sale');
-    if (sale !== undefined && sale !== store.sale) return error(c, 404, 'no_sale', `no sale ${sale}`);
+    const found = saleStore(c);
+    if ('response' in found) return found.response;
+    const { store } = found;
     const asker = await who(c);
     if ('response' in asker) return asker.response;
     if (!asker.user) return error(c, 400, 'bad_user', 'give the user whose order to find: /orders?user=alice');
@@ -73,6 +83,9 @@ export function orderRoutes(store: OrderStore, maxBodyBytes: number): Hono {
   app.get('/:id', async (c) => {
     const id = orderId(c);
     if (!id) return badId(c);
+    const found = saleStore(c);
+    if ('response' in found) return found.response;
+    const { store } = found;
     const asker = await who(c);
     if ('response' in asker) return asker.response;
     try {
@@ -89,6 +102,9 @@ export function orderRoutes(store: OrderStore, maxBodyBytes: number): Hono {
     app.post(`/:id/${action}`, limit, async (c) => {
       const id = orderId(c);
       if (!id) return badId(c);
+      const found = saleStore(c);
+      if ('response' in found) return found.response;
+      const { store } = found;
       const asker = await who(c);
       if ('response' in asker) return asker.response;
       let settled: Settled;

@@ -12,6 +12,8 @@ export interface StatEntry {
   readonly localSales: number;
   readonly user: string;
   readonly orderId?: string;
+  /** Only for a sale other than the default one. */
+  readonly sale?: string;
 }
 
 /** The file a worker on `port` appends to. One file per worker, so lines of two threads never interleave. */
@@ -37,6 +39,7 @@ export function formatStat(entry: StatEntry, at?: Date): string {
   let line = `${at ? at.toISOString() : isoNow()} port=${entry.port} result=${entry.result} code=${entry.code} localSales=${entry.localSales}`;
   if (entry.user) line += ` user=${entry.user}`;
   if (entry.orderId) line += ` order=${entry.orderId}`;
+  if (entry.sale) line += ` sale=${entry.sale}`;
   return line + '\n';
 }
 

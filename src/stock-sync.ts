@@ -1,10 +1,9 @@
-/** The supervisor's sync task: reads the global stock, publishes it, and tops up workers that ran dry. */
+/** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
 import type Redis from 'ioredis';
-import { readSale, type SaleKeys } from './redis/sale.ts';
-import type { LocalStock } from './stock/local-stock.ts';
+import { readSale } from './redis/sale.ts';
+import type { SaleBook, SaleEntry } from './sale-book.ts';
 
 export interface StockSyncOptions {
-  readonly keys: SaleKeys;
   /** Most units a worker holds after a top-up. */
   readonly localStock: number;
   readonly buffer: number;
@@ -13,26 +12,27 @@ export interface StockSyncOptions {
 
 /**
  * Keeps the node's local stock in step with Redis. Every `intervalMs`, and at once when a worker
- * reports it ran dry:
+ * asks for a top-up or orders are released, for every sale:
  * - publishes total and sold for `GET /stock` (so that endpoint never calls Redis);
  * - sets the sold-out flag when nothing remains, clears it when tickets come back;
  * - tops up each worker that runs low to what remains plus the buffer, at most its local stock.
  * So a worker that sells nothing leaves its share to the others, and the sale ends with exactly
- * `total` sold while Redis sees about `total + buffer` purchase calls.
+ * `total` sold while Redis sees about `total + buffer` buyers.
+ * Each round also picks up sales registered in Redis by other nodes or the admin API.
  */
 export class StockSync {
   readonly #redis: Redis;
-  readonly #stock: LocalStock;
+  readonly #book: SaleBook;
   readonly #options: StockSyncOptions;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #failing = false;
-  #missing = false;
+  readonly #missing = new Set<string>();
 
-  constructor(redis: Redis, stock: LocalStock, options: StockSyncOptions) {
+  constructor(redis: Redis, book: SaleBook, options: StockSyncOptions) {
     this.#redis = redis;
-    this.#stock = stock;
+    this.#book = book;
     this.#options = options;
   }
 
@@ -57,39 +57,42 @@ export class StockSync {
     return this.#running;
   }
 
-  /** One sync. A Redis failure is reported once and leaves the flags as they were. */
+  /** One round over every sale. A Redis failure is reported once and leaves the flags as they were. */
   async syncOnce(): Promise<void> {
-    let count;
     try {
-      count = await readSale(this.#redis, this.#options.keys);
+      await this.#book.discover(this.#redis);
+      await Promise.all(this.#book.all().map((sale) => this.#syncSale(sale)));
+      this.#failing = false;
     } catch (error) {
       if (!this.#failing) console.error(`[sync] cannot read the stock: ${error instanceof Error ? error.message : error}`);
       this.#failing = true;
-      return;
     }
-    this.#failing = false;
+  }
+
+  async #syncSale({ id, keys, stock }: SaleEntry): Promise<void> {
+    const count = await readSale(this.#redis, keys);
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
-      // sell its tickets a second time, so only a person may do that (--reset).
-      if (!this.#missing) console.error(`[sync] sale ${this.#options.keys.sale} is missing from Redis; purchases answer 404 until it is created again (bun run start -- --reset, or HMSET)`);
-      this.#missing = true;
+      // sell its tickets a second time, so only a person may do that (--reset, or the admin API).
+      if (!this.#missing.has(id)) console.error(`[sync] sale ${id} is missing from Redis; its purchases answer 404 until it is created again`);
+      this.#missing.add(id);
       return;
     }
-    this.#missing = false;
-    this.#stock.publishGlobal(count.total, count.sold);
+    this.#missing.delete(id);
+    stock.publishGlobal(count.total, count.sold);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {
-      this.#stock.markSoldOut();
+      stock.markSoldOut();
       return;
     }
-    this.#stock.clearSoldOut();
+    stock.clearSoldOut();
     const { localStock, buffer } = this.#options;
     // A worker may try to sell everything that remains (plus the buffer), up to its local
     // stock: when traffic reaches only some workers, they must not run dry every few tickets.
     // Redis still refuses every sale past the total.
     const share = Math.min(localStock, Math.max(1, Math.ceil(remaining * (1 + buffer))));
-    for (let worker = 0; worker < this.#stock.workers; worker++) {
-      if (this.#stock.isLow(worker)) this.#stock.refill(worker, share);
+    for (let worker = 0; worker < stock.workers; worker++) {
+      if (stock.isLow(worker)) stock.refill(worker, share);
     }
   }
 

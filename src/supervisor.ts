@@ -7,18 +7,22 @@ import { createRedis, waitReady } from './redis/client.ts';
 import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
-import { LocalStock } from './stock/local-stock.ts';
+import type { LocalStock } from './stock/local-stock.ts';
 import { hostname } from 'node:os';
 import { sqliteOrderDb } from './orders/db.ts';
 import { Reaper } from './orders/reaper.ts';
 import { OrderWriter } from './orders/writer.ts';
 import { StockSync } from './stock-sync.ts';
+import { createAdminApp } from './admin.ts';
+import { SaleBook, SALES_KEY } from './sale-book.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 export interface Supervisor {
   readonly config: Config;
   readonly redisUrl: string;
+  /** The default sale's local stock. */
   readonly stock: LocalStock;
+  readonly book: SaleBook;
   readonly pool: WorkerPool;
   readonly sync: StockSync;
   readonly reaper: Reaper;
@@ -58,50 +62,65 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     const sale = await ensureSale(redis, keys, config.total, config.reset);
     say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
 
-    const stock = LocalStock.create(config.ports.length);
-    for (let w = 0; w < config.ports.length; w++) stock.refill(w, config.localStock);
-    // Top a worker up when a quarter of its stock is left, before its buyers have to wait.
-    stock.setLowWater(Math.floor(config.localStock / 4));
-    const sync = new StockSync(redis, stock, { keys, localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs });
+    await redis.sadd(SALES_KEY, DEFAULT_SALE);
+
+    let pool: WorkerPool | undefined;
+    const book = new SaleBook({
+      workers: config.ports.length,
+      localStock: config.localStock,
+      // A sale added later (admin API, another node) reaches the running workers at once.
+      onAdded: (entry) => pool?.addSale({ id: entry.id, buffer: entry.stock.buffer }),
+    });
+    const stock = book.add(DEFAULT_SALE).stock;
+    const sync = new StockSync(redis, book, { localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs });
     await sync.syncOnce();
     sync.start();
     cleanups.push(() => sync.stop());
 
-    const pool = new WorkerPool({
+    pool = new WorkerPool({
       ports: config.ports,
       host: config.host,
-      stock,
+      sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer })),
+      defaultSale: DEFAULT_SALE,
       redisUrl,
       redisTimeoutMs: config.redisTimeoutMs,
       // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
       refillWaitMs: config.syncMs,
       payWindowMs: config.payWindowMs,
-      sale: DEFAULT_SALE,
+      jwtSecret: config.jwtSecret,
       logDir: resolve(config.logDir),
       onTopUp: () => void sync.kick(),
       say,
       onFatal: (message) => onFatal(new Error(message)),
     });
-    cleanups.push(() => pool.stop());
+    const workers = pool;
+    cleanups.push(() => workers.stop());
     await pool.start();
 
-    let writer: OrderWriter | undefined;
+    const saleKeyList = () => book.all().map((entry) => entry.keys);
     if (config.writer) {
       const db = sqliteOrderDb(config.dbPath);
       cleanups.push(() => db.close());
-      // A connection of its own: the writer blocks on it while it waits for events.
+      // A connection of its own, so a long write round never queues behind the sync's reads.
       const writerRedis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
       cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
-      writer = new OrderWriter(writerRedis, db, { keys, consumer: `writer-${hostname()}-${config.ports[0]}` });
+      const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${hostname()}-${config.ports[0]}` });
       writer.start();
-      cleanups.push(() => writer!.stop());
-      say(`order writer: ${keys.orders} → ${config.dbPath}`);
+      cleanups.push(() => writer.stop());
+      say(`order writer: order streams → ${config.dbPath}`);
     }
 
     // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.
-    const reaper = new Reaper(redis, { keys, intervalMs: config.reapMs, onReleased: () => void sync.kick() });
+    const reaper = new Reaper(redis, { sales: saleKeyList, intervalMs: config.reapMs, onReleased: () => void sync.kick() });
     reaper.start();
     cleanups.push(() => reaper.stop());
+
+    if (config.adminPort > 0) {
+      const admin = createAdminApp({ token: config.adminToken, redis, book, ports: config.ports, kick: () => void sync.kick(), restarts: (i) => workers.restarts(i) });
+      const server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
+      cleanups.push(async () => server.stop());
+      say(`admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`);
+    }
 
     let nginx: Nginx | undefined;
     if (config.nginx === 'on' || (config.nginx === 'auto' && nginxInstalled())) {
@@ -126,6 +145,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       config,
       redisUrl,
       stock,
+      book,
       pool,
       sync,
       reaper,

@@ -1,20 +1,22 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
-import type { FromWorker, ToWorker } from './messages.ts';
-import type { LocalStock } from './stock/local-stock.ts';
+import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 
 export interface WorkerPoolOptions {
   readonly ports: readonly number[];
   readonly host: string;
-  readonly stock: LocalStock;
+  /** The sales' buffers as they stand now (a restarted worker gets them all). */
+  readonly sales: () => readonly SaleBuffer[];
+  readonly defaultSale: string;
   readonly redisUrl: string;
   readonly redisTimeoutMs: number;
   /** See AppDeps.refillWaitMs. */
   readonly refillWaitMs: number;
   /** Time to pay a reserved order, in ms; 0: no deadline. */
   readonly payWindowMs: number;
-  readonly sale: string;
+  /** Purchases and order calls need a JWT signed with this, when set. */
+  readonly jwtSecret: string | undefined;
   readonly logDir: string;
-  readonly onTopUp: (worker: number) => void;
+  readonly onTopUp: (worker: number, sale: string) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
   /** A worker that cannot start at all (port taken): the supervisor should give up. */
@@ -29,6 +31,7 @@ const STABLE_MS = 10_000;
 
 interface Slot {
   thread: Worker | undefined;
+  restarts: number;
   startedAt: number;
   failures: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -45,6 +48,7 @@ export class WorkerPool {
     this.#options = options;
     this.#slots = options.ports.map(() => ({
       thread: undefined,
+      restarts: 0,
       startedAt: 0,
       failures: 0,
       restartTimer: undefined,
@@ -62,6 +66,16 @@ export class WorkerPool {
   /** The live thread of worker `i` (tests terminate it to play a crash). */
   thread(i: number): Worker | undefined {
     return this.#slots[i]?.thread;
+  }
+
+  /** How many times worker `i` was restarted after dying. */
+  restarts(i: number): number {
+    return this.#slots[i]?.restarts ?? 0;
+  }
+
+  /** Gives every live worker a sale added after it started. */
+  addSale(sale: SaleBuffer): void {
+    for (const slot of this.#slots) slot.thread?.postMessage({ type: 'sale', ...sale } satisfies ToWorker);
   }
 
   /** Resolves when worker `i` listens again after its latest (re)start. */
@@ -83,7 +97,7 @@ export class WorkerPool {
           slot.listening.resolve();
           break;
         case 'topUp':
-          this.#options.onTopUp(i);
+          this.#options.onTopUp(i, message.sale);
           break;
         case 'fatal':
           slot.listening.reject(new Error(message.message));
@@ -105,7 +119,7 @@ export class WorkerPool {
       // Died on its own: restart it on the same port with the same stock slots.
       slot.failures = Date.now() - slot.startedAt > STABLE_MS ? 1 : slot.failures + 1;
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.failures - 1));
-      const restarts = this.#options.stock.noteRestart(i);
+      const restarts = ++slot.restarts;
       this.#options.say(`worker ${i} (:${port}) exited; restart #${restarts} in ${delay} ms`);
       slot.listening = Promise.withResolvers<void>();
       slot.listening.promise.catch(() => {});
@@ -120,12 +134,13 @@ export class WorkerPool {
       workers: this.#options.ports.length,
       port,
       host: this.#options.host,
-      buffer: this.#options.stock.buffer,
+      sales: this.#options.sales(),
+      defaultSale: this.#options.defaultSale,
       redisUrl: this.#options.redisUrl,
       redisTimeoutMs: this.#options.redisTimeoutMs,
       refillWaitMs: this.#options.refillWaitMs,
       payWindowMs: this.#options.payWindowMs,
-      sale: this.#options.sale,
+      jwtSecret: this.#options.jwtSecret,
       logDir: this.#options.logDir,
     };
     thread.postMessage(init);

@@ -1,11 +1,11 @@
 /** Worker thread entry: wires one Hono app to Bun.serve on its port. */
 import type { Server } from 'bun';
 import type Redis from 'ioredis';
-import { createApp } from './app.ts';
-import type { FromWorker, ToWorker } from './messages.ts';
+import { createApp, type SaleContext } from './app.ts';
+import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from './redis/client.ts';
-import { PurchaseBatcher } from './redis/purchase-batcher.ts';
 import { redisOrderStore } from './redis/orders.ts';
+import { PurchaseBatcher } from './redis/purchase-batcher.ts';
 import { saleKeys } from './redis/sale.ts';
 import { StatLog, statLogPath } from './stat-log.ts';
 import { LocalStock } from './stock/local-stock.ts';
@@ -18,26 +18,38 @@ let server: Server<undefined> | undefined;
 let redis: Redis | undefined;
 let log: StatLog | undefined;
 let stopping = false;
+const sales = new Map<string, SaleContext>();
+
+function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer }: SaleBuffer): void {
+  const keys = saleKeys(id);
+  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs });
+  sales.set(id, {
+    stock: LocalStock.attach(buffer, init.workers),
+    buy: (user) => batcher.buy(user),
+    orders: redisOrderStore(client, keys),
+  });
+}
+
+let addLater: ((sale: SaleBuffer) => void) | undefined;
 
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
-  const stock = LocalStock.attach(init.buffer, init.workers);
   redis = createRedis(init.redisUrl, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}` });
   log = new StatLog(statLogPath(init.logDir, port));
   const client = redis;
   const stats = log;
-  const keys = saleKeys(init.sale);
-  const batcher = new PurchaseBatcher(client, keys, { port, payWindowMs: init.payWindowMs });
+  for (const sale of init.sales) addSale(init, client, sale);
+  addLater = (sale) => addSale(init, client, sale);
   const app = createApp({
     port,
     worker,
-    stock,
-    buy: (user) => batcher.buy(user),
+    sale: (id) => sales.get(id),
+    defaultSale: init.defaultSale,
     ping: () => client.ping(),
     log: (entry) => stats.append(entry),
-    onTopUp: () => send({ type: 'topUp', worker }),
+    onTopUp: (sale) => send({ type: 'topUp', worker, sale }),
     refillWaitMs: init.refillWaitMs,
-    orders: redisOrderStore(client, keys),
+    jwtSecret: init.jwtSecret,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.
@@ -67,6 +79,8 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   if (message.type === 'init') {
     index = message.worker;
     void start(message);
+  } else if (message.type === 'sale') {
+    addLater?.(message);
   } else if (message.type === 'stop') {
     void stop(index);
   }

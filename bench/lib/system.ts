@@ -92,6 +92,7 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
       SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
       SPIKE_DATA_DIR: join(dir, 'data'),
       SPIKE_LOG_DIR: join(dir, 'logs'),
+      SPIKE_ADMIN_PORT: '0',
     },
     stdout: 'pipe',
     stderr: 'pipe',

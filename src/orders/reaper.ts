@@ -4,7 +4,8 @@ import { expireDue } from '../redis/orders.ts';
 import type { SaleKeys } from '../redis/sale.ts';
 
 export interface ReaperOptions {
-  readonly keys: SaleKeys;
+  /** The sales to reap, as they stand at each pass. */
+  readonly sales: () => readonly SaleKeys[];
   readonly intervalMs: number;
   /** Orders released per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
@@ -44,10 +45,12 @@ export class Reaper {
     const batch = this.#options.batch ?? 500;
     let released = 0;
     try {
-      for (;;) {
-        const ids = await expireDue(this.#redis, this.#options.keys, batch);
-        released += ids.length;
-        if (ids.length < batch) break;
+      for (const keys of this.#options.sales()) {
+        for (;;) {
+          const ids = await expireDue(this.#redis, keys, batch);
+          released += ids.length;
+          if (ids.length < batch) break;
+        }
       }
       this.#failing = false;
     } catch (error) {

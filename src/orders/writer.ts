@@ -5,7 +5,8 @@ import type { OrderDb } from './db.ts';
 import { idTime, parseEvent, type OrderEvent } from './events.ts';
 
 export interface OrderWriterOptions {
-  readonly keys: SaleKeys;
+  /** The sales whose streams to write, as they stand at each round. */
+  readonly sales: () => readonly SaleKeys[];
   /** Consumer group shared by every writer of every node. */
   readonly group?: string;
   /** This writer's name in the group; a restarted writer with the same name resumes its own pending entries. */
@@ -13,8 +14,8 @@ export interface OrderWriterOptions {
   /** Entries another writer read but did not acknowledge for this long are taken over. */
   readonly claimIdleMs?: number;
   readonly count?: number;
-  /** How long one read waits for new entries. */
-  readonly blockMs?: number;
+  /** How long to wait before the next round when a round found nothing. */
+  readonly pollMs?: number;
   /** Entries older than this are trimmed from the stream, once every group acknowledged them. */
   readonly keepMs?: number;
 }
@@ -29,65 +30,74 @@ type Entry = [id: string, fields: string[]];
 export class OrderWriter {
   readonly #redis: Redis;
   readonly #db: OrderDb;
-  readonly #keys: SaleKeys;
+  readonly #sales: () => readonly SaleKeys[];
+  readonly #groups = new Set<string>();
   readonly #group: string;
   readonly #consumer: string;
   readonly #claimIdleMs: number;
   readonly #count: number;
-  readonly #blockMs: number;
+  readonly #pollMs: number;
   readonly #keepMs: number;
   #running: Promise<void> | undefined;
   #stopping = false;
   #failing = false;
   #lastTrim = 0;
 
-  /** `redis` should be a connection of its own: the writer blocks on it while it waits. */
   constructor(redis: Redis, db: OrderDb, options: OrderWriterOptions) {
     this.#redis = redis;
     this.#db = db;
-    this.#keys = options.keys;
+    this.#sales = options.sales;
     this.#group = options.group ?? 'order-writers';
     this.#consumer = options.consumer;
     this.#claimIdleMs = options.claimIdleMs ?? 30_000;
     this.#count = options.count ?? 500;
-    this.#blockMs = options.blockMs ?? 1000;
+    this.#pollMs = options.pollMs ?? 100;
     this.#keepMs = options.keepMs ?? 24 * 3600_000;
   }
 
-  async ensureGroup(): Promise<void> {
+  /** Creates the group on a sale's stream (and the stream) unless this writer did already. */
+  async ensureGroup(keys: SaleKeys): Promise<void> {
+    if (this.#groups.has(keys.orders)) return;
     try {
-      await this.#redis.xgroup('CREATE', this.#keys.orders, this.#group, '0', 'MKSTREAM');
+      await this.#redis.xgroup('CREATE', keys.orders, this.#group, '0', 'MKSTREAM');
     } catch (error) {
       if (!String(error).includes('BUSYGROUP')) throw error;
     }
+    this.#groups.add(keys.orders);
   }
 
   /**
-   * One round: this writer's own pending entries (after a restart), entries claimed from dead
-   * writers, then new entries (waiting up to blockMs). Returns how many events were written.
+   * One round over every sale: this writer's own pending entries (after a restart), entries
+   * claimed from dead writers, then new entries. Returns how many events were written. Reads
+   * never block, one stream at a time, so one connection serves any number of sales, each of
+   * which may live on another Redis Cluster shard.
    */
   async step(): Promise<number> {
     let written = 0;
-    written += await this.#write(await this.#readGroup('0', false));
-    const [, claimed] = (await this.#redis.xautoclaim(this.#keys.orders, this.#group, this.#consumer, this.#claimIdleMs, '0-0', 'COUNT', this.#count)) as [string, Entry[]];
-    written += await this.#write(claimed.filter((e) => e && e[1]));
-    written += await this.#write(await this.#readGroup('>', true));
-    if (Date.now() - this.#lastTrim > 10_000) await this.trim();
+    for (const keys of this.#sales()) {
+      await this.ensureGroup(keys);
+      written += await this.#write(keys, await this.#readGroup(keys, '0'));
+      const [, claimed] = (await this.#redis.xautoclaim(keys.orders, this.#group, this.#consumer, this.#claimIdleMs, '0-0', 'COUNT', this.#count)) as [string, Entry[]];
+      written += await this.#write(keys, claimed.filter((e) => e && e[1]));
+      written += await this.#write(keys, await this.#readGroup(keys, '>'));
+    }
+    if (Date.now() - this.#lastTrim > 10_000) {
+      this.#lastTrim = Date.now();
+      for (const keys of this.#sales()) await this.trim(keys);
+    }
     return written;
   }
 
-  async #readGroup(from: '0' | '>', block: boolean): Promise<Entry[]> {
-    const args: (string | number)[] = ['GROUP', this.#group, this.#consumer, 'COUNT', this.#count];
-    if (block) args.push('BLOCK', this.#blockMs);
-    return streamEntries(await this.#redis.call('XREADGROUP', ...args, 'STREAMS', this.#keys.orders, from));
+  async #readGroup(keys: SaleKeys, from: '0' | '>'): Promise<Entry[]> {
+    return streamEntries(await this.#redis.call('XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', this.#count, 'STREAMS', keys.orders, from));
   }
 
-  async #write(entries: Entry[]): Promise<number> {
+  async #write(keys: SaleKeys, entries: Entry[]): Promise<number> {
     if (entries.length === 0) return 0;
     const events = entries.map(([id, fields]) => parseEvent(id, fields)).filter((e): e is OrderEvent => e !== null);
-    if (events.length) await this.#db.apply(this.#keys.sale, events);
+    if (events.length) await this.#db.apply(keys.sale, events);
     // Only now, with the rows committed, may Redis forget these entries for this group.
-    await this.#redis.xack(this.#keys.orders, this.#group, ...entries.map(([id]) => id));
+    await this.#redis.xack(keys.orders, this.#group, ...entries.map(([id]) => id));
     return events.length;
   }
 
@@ -95,36 +105,35 @@ export class OrderWriter {
    * Removes entries older than keepMs that every consumer group has acknowledged: below the
    * oldest pending entry of each group, and at or below what each group was delivered.
    */
-  async trim(): Promise<number> {
-    this.#lastTrim = Date.now();
-    const groups = (await this.#redis.xinfo('GROUPS', this.#keys.orders)) as (string | number)[][];
+  async trim(keys: SaleKeys): Promise<number> {
+    const groups = (await this.#redis.xinfo('GROUPS', keys.orders)) as (string | number)[][];
     let safe = `${Date.now() - this.#keepMs}-0`;
     for (const info of groups) {
       const field = (name: string) => info[info.indexOf(name) + 1];
       let bound = String(field('last-delivered-id'));
       if (Number(field('pending')) > 0) {
-        const [, oldest] = (await this.#redis.xpending(this.#keys.orders, String(field('name')))) as [number, string, string, unknown];
+        const [, oldest] = (await this.#redis.xpending(keys.orders, String(field('name')))) as [number, string, string, unknown];
         bound = oldest;
       }
       if (compareIds(bound, safe) < 0) safe = bound;
     }
     if (safe === '0-0' || idTime(safe) <= 0) return 0;
-    return Number(await this.#redis.xtrim(this.#keys.orders, 'MINID', safe));
+    return Number(await this.#redis.xtrim(keys.orders, 'MINID', safe));
   }
 
   /** Runs step() until stop(); a failure (Redis or database) is reported once and retried. */
   start(): void {
     this.#running ??= (async () => {
-      await this.ensureGroup().catch(() => {});
       while (!this.#stopping) {
         try {
-          await this.step();
+          if ((await this.step()) === 0) await Bun.sleep(this.#pollMs);
           this.#failing = false;
         } catch (error) {
           if (!this.#failing) console.error(`[order writer] ${error instanceof Error ? error.message : error}; retrying`);
           this.#failing = true;
+          // Redis may have restarted without the group: create it again.
+          this.#groups.clear();
           await Bun.sleep(500);
-          await this.ensureGroup().catch(() => {});
         }
       }
     })();

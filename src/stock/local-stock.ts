@@ -1,6 +1,6 @@
-/** Owns the SharedArrayBuffer that holds every worker's local stock and the node's sale flags. */
+/** Owns the SharedArrayBuffer of one sale on one node: every worker's local stock, and the sale's flags. */
 
-/** Node-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
+/** Sale-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
 enum Global {
   SoldOut = 0,
   Total,
@@ -19,14 +19,12 @@ enum Slot {
   Sales,
   /** 1 once the worker asked the supervisor for a top-up; cleared by a refill. */
   TopUpAsked,
-  Restarts,
   Size,
 }
 
 export interface WorkerStock {
   readonly stock: number;
   readonly sales: number;
-  readonly restarts: number;
 }
 
 export interface StockSnapshot {
@@ -40,7 +38,7 @@ export interface StockSnapshot {
 }
 
 /**
- * Local stock of one node. The supervisor allocates it; each worker thread attaches to the same
+ * Local stock of one sale on one node. The supervisor allocates it; each worker thread attaches to the same
  * buffer, so a restarted worker finds its stock and sales where its predecessor left them.
  * Every change goes through Atomics: the supervisor refills while workers take.
  */
@@ -147,10 +145,6 @@ export class LocalStock {
     Atomics.store(this.#cells, Global.LowWater, units);
   }
 
-  noteRestart(worker: number): number {
-    return Atomics.add(this.#cells, this.#at(worker, Slot.Restarts), 1) + 1;
-  }
-
   isSoldOut(): boolean {
     return Atomics.load(this.#cells, Global.SoldOut) === 1;
   }
@@ -177,11 +171,7 @@ export class LocalStock {
     const sold = Atomics.load(this.#cells, Global.Sold);
     const workers: WorkerStock[] = [];
     for (let w = 0; w < this.workers; w++) {
-      workers.push({
-        stock: this.level(w),
-        sales: this.sales(w),
-        restarts: Atomics.load(this.#cells, this.#at(w, Slot.Restarts)),
-      });
+      workers.push({ stock: this.level(w), sales: this.sales(w) });
     }
     return {
       soldOut: this.isSoldOut(),

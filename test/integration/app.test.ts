@@ -42,8 +42,8 @@ async function rig(total: number, localStock: number, on = client, refillWaitMs 
     app: createApp({
       port: 3001,
       worker: 0,
-      stock,
-      buy: (user) => purchase(on, keys, user, { port: 3001, payWindowMs: 0 }),
+      sale: (id) => (id === 'ticket_hash_key' ? { stock, buy: (user) => purchase(on, keys, user, { port: 3001, payWindowMs: 0 }) } : undefined),
+      defaultSale: 'ticket_hash_key',
       ping: () => on.ping(),
       onTopUp: () => r.dry++,
       refillWaitMs,

@@ -51,7 +51,7 @@ async function lifecycle(count: number): Promise<string[]> {
 }
 
 function writer(consumer: string, extra: Partial<ConstructorParameters<typeof OrderWriter>[2]> = {}) {
-  return new OrderWriter(client, db, { keys, consumer, blockMs: 50, ...extra });
+  return new OrderWriter(client, db, { sales: () => [keys], consumer, ...extra });
 }
 
 /** Steps until a round writes nothing. */
@@ -63,7 +63,7 @@ describe('the order writer', () => {
   test('writes every order of a sale once, in its final state; the audit is clean', async () => {
     await lifecycle(300);
     const w = writer('a');
-    await w.ensureGroup();
+    await w.ensureGroup(keys);
     await drain(w);
     const rows = await db.orders(keys.sale);
     expect(rows).toHaveLength(300);
@@ -77,7 +77,7 @@ describe('the order writer', () => {
   test('entries a dead writer read but never acknowledged are claimed and written by another', async () => {
     await lifecycle(200);
     const w = writer('b', { claimIdleMs: 0 });
-    await w.ensureGroup();
+    await w.ensureGroup(keys);
     // Writer "a" reads everything and dies before writing.
     await client.call('XREADGROUP', 'GROUP', GROUP, 'dead', 'COUNT', 10_000, 'STREAMS', keys.orders, '>');
     expect(Number((await client.xpending(keys.orders, GROUP))[0])).toBeGreaterThan(0);
@@ -90,7 +90,7 @@ describe('the order writer', () => {
   test('events committed by a writer that died before XACK are applied again without duplicating an order', async () => {
     await lifecycle(150);
     const w = writer('c', { claimIdleMs: 0 });
-    await w.ensureGroup();
+    await w.ensureGroup(keys);
     const entries = streamEntries(await client.call('XREADGROUP', 'GROUP', GROUP, 'dead', 'COUNT', 10_000, 'STREAMS', keys.orders, '>'));
     // It committed everything (events in reverse, to show order does not matter) ...
     await db.apply(keys.sale, entries.map(([id, f]) => parseEvent(id, f)!).reverse());
@@ -104,7 +104,7 @@ describe('the order writer', () => {
 
   test('a restarted writer resumes its own pending entries at once', async () => {
     await lifecycle(100);
-    await writer('same').ensureGroup();
+    await writer('same').ensureGroup(keys);
     await client.call('XREADGROUP', 'GROUP', GROUP, 'same', 'COUNT', 10_000, 'STREAMS', keys.orders, '>');
     await drain(writer('same', { claimIdleMs: 3_600_000 }));
     expect(await db.orders(keys.sale)).toHaveLength(100);
@@ -113,16 +113,16 @@ describe('the order writer', () => {
   test('trims the stream only below what every group has acknowledged', async () => {
     await lifecycle(50);
     const w = writer('d', { keepMs: 0 });
-    await w.ensureGroup();
+    await w.ensureGroup(keys);
     // A second group (another consumer of the stream) has read the first 10 entries only and acknowledged none.
     await client.xgroup('CREATE', keys.orders, 'slow', '0');
     const slow = streamEntries(await client.call('XREADGROUP', 'GROUP', 'slow', 's', 'COUNT', 10, 'STREAMS', keys.orders, '>'));
     await drain(w);
     const length = await client.xlen(keys.orders);
-    expect(await w.trim()).toBe(0);
+    expect(await w.trim(keys)).toBe(0);
     expect(await client.xlen(keys.orders)).toBe(length);
     await client.xack(keys.orders, 'slow', ...slow.map(([id]) => id));
-    const removed = await w.trim();
+    const removed = await w.trim(keys);
     expect(removed).toBe(9);
     const [[first]] = (await client.xrange(keys.orders, '-', '+', 'COUNT', 1)) as [[string, string[]]];
     expect(first).toBe(slow[9]![0]);

@@ -34,14 +34,8 @@ beforeEach(() => {
 function appFor(payWindowMs: number) {
   const stock = LocalStock.create(1);
   stock.refill(0, 1_000_000);
-  return createApp({
-    port: 3001,
-    worker: 0,
-    stock,
-    buy: (user) => purchase(client, keys, user, { port: 3001, payWindowMs }),
-    ping: () => client.ping(),
-    orders: redisOrderStore(client, keys),
-  });
+  const sale = { stock, buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs }), orders: redisOrderStore(client, keys) };
+  return createApp({ port: 3001, worker: 0, sale: (id) => (id === keys.sale ? sale : undefined), defaultSale: keys.sale, ping: () => client.ping() });
 }
 
 const post = (app: ReturnType<typeof appFor>, path: string) => app.request(`http://localhost${path}`, { method: 'POST' });

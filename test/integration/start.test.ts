@@ -66,6 +66,7 @@ describe('bun run start', () => {
       SPIKE_NGINX: '1',
       SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
       SPIKE_TOTAL: '100',
+      SPIKE_ADMIN_PORT: String(await freePort()),
     };
     const first = run(env);
     const out = await readUntil(first, 'ready:');

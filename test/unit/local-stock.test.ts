@@ -38,8 +38,8 @@ describe('local stock', () => {
       remaining: 3,
       syncs: 1,
       workers: [
-        { stock: 0, sales: 0, restarts: 0 },
-        { stock: 4, sales: 1, restarts: 0 },
+        { stock: 0, sales: 0 },
+        { stock: 4, sales: 1 },
       ],
     });
   });

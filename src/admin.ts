@@ -1,0 +1,141 @@
+/** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause and resume. */
+import { Hono, type Context, type Next } from 'hono';
+import type Redis from 'ioredis';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { error } from './http.ts';
+import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from './redis/sale.ts';
+import { SALE_PATTERN, SALES_KEY, type SaleBook } from './sale-book.ts';
+
+export interface AdminDeps {
+  /** Every call must carry it as `Authorization: Bearer <token>`; none set: the admin API refuses everything. */
+  readonly token: string | undefined;
+  readonly redis: Redis;
+  readonly book: SaleBook;
+  readonly ports: readonly number[];
+  /** Sync the local stock with Redis now (after stock was added, a sale created or resumed). */
+  readonly kick: () => void;
+  readonly restarts: (worker: number) => number;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/** Compares in constant time: equal-length digests, so neither content nor length leaks. */
+function sameToken(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function time(value: unknown, name: string): number | undefined | string {
+  if (value === undefined || value === null) return undefined;
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? ms : `${name} must be an ISO 8601 time such as 2026-12-01T10:00:00Z`;
+}
+
+export function createAdminApp(deps: AdminDeps): Hono {
+  const { redis, book } = deps;
+  const app = new Hono();
+
+  app.use('*', async (c: Context, next: Next) => {
+    if (!deps.token) return error(c, 403, 'admin_disabled', 'the admin API is off: set SPIKE_ADMIN_TOKEN (16 characters or more) to enable it');
+    const header = c.req.header('authorization') ?? '';
+    const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? '';
+    if (!given || !sameToken(given, deps.token)) return error(c, 401, 'unauthorized', 'send Authorization: Bearer <SPIKE_ADMIN_TOKEN>');
+    await next();
+  });
+
+  const state = async (id: string) => {
+    const keys = saleKeys(id);
+    const [fields, count] = await Promise.all([redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'), readSale(redis, keys)]);
+    if (!count) return null;
+    const paid = Number(fields[0] ?? 0);
+    const local = book.get(id)?.stock.snapshot();
+    return {
+      id,
+      total: count.total,
+      sold: count.sold,
+      paid,
+      reserved: count.sold - paid,
+      remaining: Math.max(0, count.total - count.sold),
+      paused: fields[1] === '1',
+      startsAt: fields[2] ? new Date(Number(fields[2])).toISOString() : null,
+      endsAt: fields[3] ? new Date(Number(fields[3])).toISOString() : null,
+      node: local && {
+        soldOut: local.soldOut,
+        workers: local.workers.map((w, i) => ({ port: deps.ports[i], stock: w.stock, sales: w.sales, restarts: deps.restarts(i) })),
+      },
+    };
+  };
+
+  const body = async (c: Context): Promise<Record<string, unknown> | undefined> => {
+    try {
+      const parsed = await c.req.json();
+      return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  app.get('/sales', async (c) => {
+    const ids = (await redis.smembers(SALES_KEY)).sort();
+    return c.json((await Promise.all(ids.map(state))).filter(Boolean));
+  });
+
+  app.post('/sales', async (c) => {
+    const input = await body(c);
+    if (!input) return error(c, 400, 'bad_request', 'send a JSON object: {"id":"concert","total":500,"startsAt":"…","endsAt":"…"}');
+    const { id, total } = input;
+    if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return error(c, 400, 'bad_request', 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -');
+    if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'total must be a whole number from 1 to 1000000000');
+    const startsAt = time(input.startsAt, 'startsAt');
+    const endsAt = time(input.endsAt, 'endsAt');
+    if (typeof startsAt === 'string') return error(c, 400, 'bad_request', startsAt);
+    if (typeof endsAt === 'string') return error(c, 400, 'bad_request', endsAt);
+    if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return error(c, 400, 'bad_request', 'endsAt must be after startsAt');
+    const keys = saleKeys(id);
+    // HSETNX on the total is the gate: of two admins creating the same sale, one gets 409.
+    if ((await redis.hsetnx(keys.sale, TOTAL_FIELD, total as number)) === 0) return error(c, 409, 'exists', `sale ${id} exists; add stock with POST /sales/${id}/stock`);
+    const settings: (string | number)[] = [SOLD_FIELD, 0];
+    if (startsAt !== undefined) settings.push('starts_at', startsAt);
+    if (endsAt !== undefined) settings.push('ends_at', endsAt);
+    await redis.hset(keys.sale, ...settings);
+    await redis.sadd(SALES_KEY, id);
+    book.add(id);
+    deps.kick();
+    return c.json(await state(id), 201);
+  });
+
+  app.get('/sales/:id', async (c) => {
+    const sale = await state(c.req.param('id'));
+    return sale ? c.json(sale) : error(c, 404, 'no_sale', `no sale ${c.req.param('id')}`);
+  });
+
+  app.post('/sales/:id/stock', async (c) => {
+    const id = c.req.param('id');
+    const input = await body(c);
+    const add = input?.add;
+    if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
+    const keys = saleKeys(id);
+    if (!(await readSale(redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
+    await redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
+    deps.kick();
+    return c.json(await state(id));
+  });
+
+  for (const [action, paused] of [['pause', true], ['resume', false]] as const) {
+    app.post(`/sales/:id/${action}`, async (c) => {
+      const id = c.req.param('id');
+      const keys = saleKeys(id);
+      if (!(await readSale(redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
+      if (paused) await redis.hset(keys.sale, 'paused', '1');
+      else await redis.hdel(keys.sale, 'paused');
+      deps.kick();
+      return c.json(await state(id));
+    });
+  }
+
+  app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    console.error(`[admin] ${err.stack ?? err.message}`);
+    return error(c, 503, 'unavailable', 'Redis did not answer; try again');
+  });
+  return app;
+}
