@@ -1,0 +1,114 @@
+// The admin API on a running supervisor: several sales at once, stock added mid-sale, pause and
+// resume, start and end times; and a token that guards every call.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createAdminApp } from '../../src/admin.ts';
+import { createRedis, waitReady } from '../../src/redis/client.ts';
+import { SaleBook } from '../../src/sale-book.ts';
+import { freePort } from '../../src/services/free-port.ts';
+import { countBy, fire } from '../helpers/load.ts';
+import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+const TOKEN = 'admin-token-for-tests-0123456789';
+let redis: TestRedis;
+let spike: TestSpike;
+let admin: string;
+let nextUser = 0;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  const port = await freePort();
+  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '50', SPIKE_RESET: '1', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
+  admin = `http://127.0.0.1:${port}`;
+});
+afterAll(async () => {
+  await spike.close();
+  await redis.close();
+});
+
+const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
+  fetch(`${admin}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+
+/** `n` new users try to buy a ticket of `sale`, spread over the workers; returns the answer codes. */
+async function buyers(sale: string, n: number): Promise<Map<string | number, number>> {
+  const answers = await fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=a${nextUser++}`), 40);
+  return countBy(answers, (a) => (a.status === 200 ? Number(a.body.code) : `http ${a.status}`));
+}
+
+describe('the admin API', () => {
+  test('refuses a call without the token or with a wrong one', async () => {
+    expect((await fetch(`${admin}/sales`)).status).toBe(401);
+    expect((await call('GET', '/sales', undefined, 'wrong-token-wrong-token')).status).toBe(401);
+    const ok = await call('GET', '/sales');
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { id: string }[]).map((s) => s.id)).toContain('ticket_hash_key');
+  });
+
+  test('with no token configured it refuses everything and says how to enable it', async () => {
+    const client = createRedis(redis.url, { timeoutMs: 1000, name: 'test-admin' });
+    try {
+      await waitReady(client, 5000, redis.url);
+      const app = createAdminApp({ token: undefined, redis: client, book: new SaleBook({ workers: 1, localStock: 1 }), ports: [1], kick: () => {}, restarts: () => 0 });
+      const res = await app.request('http://localhost/sales', { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ error: 'admin_disabled', msg: expect.stringContaining('SPIKE_ADMIN_TOKEN') });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  test('creates a sale that sells beside the default one, exactly its total', async () => {
+    const created = await call('POST', '/sales', { id: 'concert', total: 100 });
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({ id: 'concert', total: 100, sold: 0, remaining: 100, paused: false });
+    expect((await call('POST', '/sales', { id: 'concert', total: 5 })).status).toBe(409);
+    expect((await call('POST', '/sales', { id: '{bad}', total: 5 })).status).toBe(400);
+
+    const [concert, standard] = await Promise.all([buyers('concert', 160), buyers('ticket_hash_key', 80)]);
+    expect(concert.get(1)).toBe(100);
+    expect(standard.get(1)).toBe(50);
+    const state = (await (await call('GET', '/sales/concert')).json()) as { sold: number; reserved: number; node: { workers: { sales: number }[] } };
+    expect(state).toMatchObject({ sold: 100, reserved: 100, remaining: 0 });
+    expect(state.node.workers.reduce((n, w) => n + w.sales, 0)).toBe(100);
+  });
+
+  test('stock added mid-sale sells exactly the new total', async () => {
+    await call('POST', '/sales', { id: 'extra', total: 30 });
+    expect((await buyers('extra', 60)).get(1)).toBe(30);
+    const added = await call('POST', '/sales/extra/stock', { add: 20 });
+    expect(await added.json()).toMatchObject({ total: 50, remaining: 20 });
+    let sold = 0;
+    for (let round = 0; round < 20 && sold < 20; round++) {
+      await Bun.sleep(50);
+      sold += (await buyers('extra', 30)).get(1) ?? 0;
+    }
+    expect(sold).toBe(20);
+    expect(await (await call('GET', '/sales/extra')).json()).toMatchObject({ total: 50, sold: 50 });
+    expect((await call('POST', '/sales/extra/stock', { add: 0 })).status).toBe(400);
+  });
+
+  test('a paused sale sells nothing, and sells again once resumed', async () => {
+    await call('POST', '/sales', { id: 'paused', total: 40 });
+    expect(await (await call('POST', '/sales/paused/pause')).json()).toMatchObject({ paused: true });
+    expect(await buyers('paused', 20)).toEqual(new Map([[-3, 20]]));
+    expect(await (await call('GET', '/sales/paused')).json()).toMatchObject({ sold: 0 });
+    await call('POST', '/sales/paused/resume');
+    expect((await buyers('paused', 20)).get(1)).toBe(20);
+  });
+
+  test('outside its start and end a sale answers code -3, not a sale', async () => {
+    const soon = new Date(Date.now() + 3_600_000).toISOString();
+    const past = new Date(Date.now() - 3_600_000).toISOString();
+    await call('POST', '/sales', { id: 'later', total: 10, startsAt: soon });
+    await call('POST', '/sales', { id: 'over', total: 10, startsAt: new Date(0).toISOString(), endsAt: past });
+    expect(await buyers('later', 5)).toEqual(new Map([[-3, 5]]));
+    expect(await buyers('over', 5)).toEqual(new Map([[-3, 5]]));
+    expect((await call('POST', '/sales', { id: 'backwards', total: 1, startsAt: soon, endsAt: past })).status).toBe(400);
+  });
+
+  test('an unknown sale is a 404 for buyers and for the admin', async () => {
+    expect((await fetch(`${spike.url(0)}/buy/ticket?sale=nope`)).status).toBe(404);
+    expect((await call('GET', '/sales/nope')).status).toBe(404);
+    expect((await call('POST', '/sales/nope/pause')).status).toBe(404);
+  });
+});
