@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.ts';
 import { auditSale, unwrittenEvents } from './orders/audit.ts';
-import { sqliteOrderDb } from './orders/db.ts';
+import { openOrderDb } from './orders/db.ts';
 import { createRedis, waitReady } from './redis/client.ts';
 import { DEFAULT_SALE, saleKeys } from './redis/sale.ts';
 
@@ -34,12 +34,12 @@ async function main(): Promise<number> {
     console.error(`audit: no Redis to audit: set REDIS_URL, or run it beside 'bun run start' (which writes ${urlFile})`);
     return 2;
   }
-  if (!existsSync(config.dbPath)) {
-    console.error(`audit: no order database at ${config.dbPath} (set SPIKE_DB_PATH)`);
+  if (!config.databaseUrl && !existsSync(config.dbPath)) {
+    console.error(`audit: no order database at ${config.dbPath} (set SPIKE_DB_PATH, or DATABASE_URL for PostgreSQL)`);
     return 2;
   }
   const redis = createRedis(url, { timeoutMs: 10_000, name: 'spike-audit' });
-  const db = sqliteOrderDb(config.dbPath);
+  const db = await openOrderDb(config.databaseUrl, config.dbPath);
   try {
     await waitReady(redis, 5000, url);
     const keys = saleKeys(options.sale);

@@ -33,8 +33,10 @@ export interface Config {
   readonly reapMs: number;
   /** Run the order writer (stream → database) in this supervisor. */
   readonly writer: boolean;
-  /** The SQLite file the order writer writes. */
+  /** The SQLite file the order writer writes (when no DATABASE_URL is given). */
   readonly dbPath: string;
+  /** PostgreSQL for the order writer: postgres://user:password@host:port/db. */
+  readonly databaseUrl: string | undefined;
   /** Bearer token of the admin API; undefined: the admin API refuses every call. */
   readonly adminToken: string | undefined;
   /** Port of the admin API; 0: do not serve it. */
@@ -113,6 +115,13 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name}=${raw} is not accepted; accepted: 1 or 0`);
 }
 
+function databaseUrl(env: Env): string | undefined {
+  const raw = env.DATABASE_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) throw new ConfigError(`DATABASE_URL=${raw.replace(/\/\/[^@]*@/, '//***@')} is not accepted; accepted: postgres://user:password@host:port/database (unset: SQLite at SPIKE_DB_PATH)`);
+  return raw;
+}
+
 /** A secret: unset, or at least 16 characters (a short one is guessed). */
 function secret(env: Env, name: string): string | undefined {
   const raw = env[name];
@@ -161,6 +170,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
+    databaseUrl: databaseUrl(env),
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),
     adminPort: integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX),
     adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',

@@ -13,6 +13,9 @@ interface Need {
   readonly optional: boolean;
 }
 
+/** Debian keeps PostgreSQL's server programs off the PATH, under /usr/lib/postgresql/<version>/bin. */
+const postgresInstalled = () => Bun.spawnSync(['sh', '-c', 'ls /usr/lib/postgresql/*/bin/initdb']).exitCode === 0;
+
 function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[] {
   const need = (binary: string, aptPackage: string, optional = false): Need => ({ binary, aptPackage, optional });
   switch (purpose) {
@@ -22,14 +25,14 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
         ...(env.SPIKE_NGINX === '0' ? [] : [need('nginx', 'nginx', env.SPIKE_NGINX !== '1')]),
       ];
     case 'test':
-      return [need('redis-server', 'redis-server'), need('nginx', 'nginx')];
+      return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('initdb', 'postgresql')];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];
   }
 }
 
 const SBIN = '/usr/sbin:/usr/local/sbin:/sbin';
-const installed = (binary: string) => Boolean(Bun.which(binary) ?? Bun.which(binary, { PATH: SBIN }));
+const installed = (binary: string) => (binary === 'initdb' ? postgresInstalled() : Boolean(Bun.which(binary) ?? Bun.which(binary, { PATH: SBIN })));
 
 function run(cmd: string[]): boolean {
   console.log(`setup: ${cmd.join(' ')}`);

@@ -9,7 +9,7 @@ import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './ser
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import type { LocalStock } from './stock/local-stock.ts';
 import { hostname } from 'node:os';
-import { sqliteOrderDb } from './orders/db.ts';
+import { openOrderDb } from './orders/db.ts';
 import { Reaper } from './orders/reaper.ts';
 import { OrderWriter } from './orders/writer.ts';
 import { StockSync } from './stock-sync.ts';
@@ -99,7 +99,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
 
     const saleKeyList = () => book.all().map((entry) => entry.keys);
     if (config.writer) {
-      const db = sqliteOrderDb(config.dbPath);
+      const db = await openOrderDb(config.databaseUrl, config.dbPath);
       cleanups.push(() => db.close());
       // A connection of its own, so a long write round never queues behind the sync's reads.
       const writerRedis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
@@ -107,7 +107,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${hostname()}-${config.ports[0]}` });
       writer.start();
       cleanups.push(() => writer.stop());
-      say(`order writer: order streams → ${config.dbPath}`);
+      say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath}`);
     }
 
     // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.

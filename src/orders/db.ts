@@ -1,4 +1,5 @@
 /** The durable order store: SQLite (bun:sqlite, WAL) by default, PostgreSQL (Bun.SQL) with DATABASE_URL. */
+import { SQL } from 'bun';
 import { Database } from 'bun:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -90,4 +91,62 @@ export function sqliteOrderDb(path: string): OrderDb {
       })),
     close: async () => db.close(),
   };
+}
+
+/** The same table and upserts on PostgreSQL, through Bun's built-in SQL client. */
+export async function postgresOrderDb(url: string): Promise<OrderDb> {
+  const sql = new SQL(url);
+  await sql.unsafe(`CREATE TABLE IF NOT EXISTS orders (
+    sale TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    port INTEGER,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    paid_at BIGINT,
+    cancelled_at BIGINT,
+    expired_at BIGINT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (sale, order_id)
+  )`);
+  const created = `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, 'reserved', $5, $6)
+    ON CONFLICT (sale, order_id) DO UPDATE SET user_id = excluded.user_id, port = excluded.port`;
+  const terminal = Object.fromEntries(
+    TERMINAL.map((state) => [
+      state,
+      `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, ${state}_at, updated_at)
+       VALUES ($1, $2, $3, NULL, '${state}', $4, $5, $5)
+       ON CONFLICT (sale, order_id) DO UPDATE SET state = excluded.state, ${state}_at = excluded.${state}_at,
+         updated_at = GREATEST(orders.updated_at, excluded.updated_at)`,
+    ]),
+  );
+  return {
+    apply: async (sale, events) => {
+      await sql.begin(async (tx) => {
+        for (const e of events) {
+          if (e.kind === 'created') await tx.unsafe(created, [sale, e.orderId, e.user, e.port, idTime(e.orderId), e.at]);
+          else await tx.unsafe(terminal[e.kind]!, [sale, e.orderId, e.user, idTime(e.orderId), e.at]);
+        }
+      });
+    },
+    orders: async (sale) =>
+      ((await sql`SELECT sale, order_id, user_id, port, state, created_at, updated_at FROM orders WHERE sale = ${sale} ORDER BY order_id`) as Record<string, unknown>[]).map((r) => ({
+        sale: String(r.sale),
+        orderId: String(r.order_id),
+        user: String(r.user_id),
+        port: r.port === null ? null : Number(r.port),
+        state: String(r.state),
+        createdAt: Number(r.created_at),
+        updatedAt: Number(r.updated_at),
+      })),
+    close: async () => {
+      await sql.close();
+    },
+  };
+}
+
+/** PostgreSQL when `databaseUrl` is set, else the SQLite file at `sqlitePath`. */
+export async function openOrderDb(databaseUrl: string | undefined, sqlitePath: string): Promise<OrderDb> {
+  return databaseUrl ? postgresOrderDb(databaseUrl) : sqliteOrderDb(sqlitePath);
 }

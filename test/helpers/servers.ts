@@ -1,6 +1,6 @@
 /** Real redis-server and nginx processes for tests, on free loopback ports in temporary folders. */
 import Redis from 'ioredis';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx, weightedUpstreams, type Nginx } from '../../src/services/nginx.ts';
@@ -70,4 +70,44 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < n) ports.add(await freePort());
   return [...ports];
+}
+
+export interface TestPostgres {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A private PostgreSQL from Debian's package, on a free loopback port in a temporary folder.
+ * PostgreSQL refuses to run as root, so initdb and postgres run as the `postgres` user.
+ * Fails (never skips) when the package is missing.
+ */
+export async function startTestPostgres(): Promise<TestPostgres> {
+  const bin = readdirSync('/usr/lib/postgresql', { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => `/usr/lib/postgresql/${d.name}/bin`)
+    .find((dir) => existsSync(`${dir}/initdb`));
+  if (!bin) throw new Error('PostgreSQL is not installed: apt-get install -y postgresql');
+  const dir = tempDir('postgres');
+  const asPostgres = (cmd: string[]) => (process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...cmd] : cmd);
+  if (process.getuid?.() === 0) Bun.spawnSync(['chown', '-R', 'postgres:postgres', dir]);
+  const init = Bun.spawnSync(asPostgres([`${bin}/initdb`, '-D', `${dir}/data`, '-U', 'postgres', '--auth=trust', '--no-sync']), { stdout: 'pipe', stderr: 'pipe' });
+  if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr.toString()}`);
+  const port = await freePort();
+  const server = Bun.spawn(asPostgres([`${bin}/postgres`, '-D', `${dir}/data`, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off']), { stdout: 'ignore', stderr: 'pipe' });
+  const deadline = Date.now() + 20_000;
+  while (Bun.spawnSync([`${bin}/pg_isready`, '-h', '127.0.0.1', '-p', String(port)]).exitCode !== 0) {
+    if (server.exitCode !== null) throw new Error(`postgres exited: ${await new Response(server.stderr).text()}`);
+    if (Date.now() > deadline) throw new Error('postgres did not start within 20 s');
+    await Bun.sleep(100);
+  }
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    close: async () => {
+      // runuser does not pass signals on; pg_ctl stops the postmaster itself (fast: no waiting for clients).
+      Bun.spawnSync(asPostgres([`${bin}/pg_ctl`, '-D', `${dir}/data`, 'stop', '-m', 'fast']), { stdout: 'ignore', stderr: 'ignore' });
+      await server.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

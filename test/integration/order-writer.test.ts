@@ -1,19 +1,22 @@
-// The order writer copies a sale's stream into SQLite exactly once per order, even when a writer
-// dies after reading (its entries are claimed by another) or after committing but before XACK
-// (the events are applied again and change nothing).
+// The order writer copies a sale's stream into the database (SQLite, and PostgreSQL) exactly once
+// per order, even when a writer dies after reading (its entries are claimed by another) or after
+// committing but before XACK (the events are applied again and change nothing).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { auditSale } from '../../src/orders/audit.ts';
-import { sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
+import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
+import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
 import { settle } from '../../src/redis/orders.ts';
-import { ensureSale, purchaseMany, saleKeys } from '../../src/redis/sale.ts';
-import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
+import { DEFAULT_SALE, ensureSale, purchaseMany, saleKeys } from '../../src/redis/sale.ts';
+import { fire } from '../helpers/load.ts';
+import { startTestSpike } from '../helpers/spike.ts';
+import { startTestPostgres, startTestRedis, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
 
 let redis: TestRedis;
+let postgres: TestPostgres;
 let client: ReturnType<typeof createRedis>;
 let dir: string;
 let db: OrderDb;
@@ -27,18 +30,13 @@ beforeAll(async () => {
   client = createRedis(redis.url, { timeoutMs: 5000, name: 'test-writer' });
   await waitReady(client, 5000, redis.url);
   dir = tempDir('orders-db');
+  postgres = await startTestPostgres();
 });
 afterAll(async () => {
   client.disconnect();
   await redis.close();
+  await postgres.close();
   rmSync(dir, { recursive: true, force: true });
-});
-beforeEach(() => {
-  keys = saleKeys(`writer-${process.pid}-${++n}`);
-  db = sqliteOrderDb(join(dir, `orders-${n}.sqlite`));
-});
-afterEach(async () => {
-  await db.close();
 });
 
 /** A sale with `count` reserved orders, every third paid and every fifth cancelled. */
@@ -59,7 +57,20 @@ async function drain(w: OrderWriter): Promise<void> {
   while ((await w.step()) > 0);
 }
 
-describe('the order writer', () => {
+const backends = [
+  ['SQLite', () => Promise.resolve(sqliteOrderDb(join(dir, `orders-${n}.sqlite`)))],
+  ['PostgreSQL', () => postgresOrderDb(postgres.url)],
+] as const;
+
+describe.each(backends)('the order writer on %s', (_, open) => {
+  beforeEach(async () => {
+    keys = saleKeys(`writer-${process.pid}-${++n}`);
+    db = await open();
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+
   test('writes every order of a sale once, in its final state; the audit is clean', async () => {
     await lifecycle(300);
     const w = writer('a');
@@ -126,5 +137,28 @@ describe('the order writer', () => {
     expect(removed).toBe(9);
     const [[first]] = (await client.xrange(keys.orders, '-', '+', 'COUNT', 1)) as [[string, string[]]];
     expect(first).toBe(slow[9]![0]);
+  });
+});
+
+describe('the running system with DATABASE_URL', () => {
+  test('writes its orders to PostgreSQL, and the audit against PostgreSQL is clean', async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '300', SPIKE_RESET: '1', DATABASE_URL: postgres.url });
+    const sale = saleKeys(DEFAULT_SALE);
+    try {
+      const answers = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=pg${i}`), 40);
+      expect(answers.filter((a) => a.body.code === 1)).toHaveLength(300);
+      const deadline = Date.now() + 10_000;
+      while ((await unwrittenEvents(client, sale)) > 0 && Date.now() < deadline) await Bun.sleep(50);
+      const pg = await postgresOrderDb(postgres.url);
+      try {
+        const report = await auditSale(client, sale, pg);
+        expect(report.differences).toEqual([]);
+        expect(report.dbOrders).toBe(300);
+      } finally {
+        await pg.close();
+      }
+    } finally {
+      await spike.close();
+    }
   });
 });
