@@ -6,9 +6,9 @@ import { join } from 'node:path';
 const SCRIPTS_DIR = join(import.meta.dir, 'scripts');
 
 export interface LuaScript {
-  /** Command name on the client, from the file name: `purchase-3.lua` → `purchase`. */
+  /** Command name on the client, from the file name: `purchase-5.lua` → `purchase`. */
   readonly name: string;
-  /** Key count, from the file name: `purchase-3.lua` → 3, so file and registration cannot disagree. */
+  /** Key count, from the file name: `purchase-5.lua` → 5, so file and registration cannot disagree. */
   readonly numberOfKeys: number;
   readonly lua: string;
 }
