@@ -44,13 +44,13 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   });
   boxplot(() => {
     summary(() => {
-      bench('purchase-3.lua: 16 one at a time', async () => {
+      bench('purchase script: 16 buyers one at a time', async () => {
         for (let i = 0; i < 16; i++) do_not_optimize(await purchase(redis, keys, `m${user++}`, SELLER));
       }).baseline(true);
-      bench('purchase-3.lua: 16 auto-pipelined', async () => {
+      bench('purchase script: 16 buyers auto-pipelined', async () => {
         do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, SELLER))));
       });
-      bench('purchase-3.lua: 16 in one batch (PurchaseBatcher)', async () => {
+      bench('purchase script: 16 buyers in one batch (PurchaseBatcher)', async () => {
         do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => batcher.buy(`m${user++}`))));
       });
     });

@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SALE, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 
@@ -77,7 +77,7 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
   const redis = new Redis(redisServer.url, { enableAutoPipelining: true });
   started.push({ kill: () => redis.disconnect(), exited: Promise.resolve(0) });
   say(`redis-server on ${redisServer.url}`);
-  await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, 10_000, SOLD_FIELD, 0).exec();
+  await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, 10_000, SOLD_FIELD, 0).exec();
 
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const nginxPort = await freePort();
@@ -134,7 +134,7 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
     baselineUrl: `http://127.0.0.1:${baselinePort}`,
     supervisorPid: supervisor.pid,
     newSale: async (total) => {
-      await redis.multi().del(keys.sale, keys.buyers, keys.orders).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+      await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
     },
     finishSale: async () => {
