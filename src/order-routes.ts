@@ -80,18 +80,25 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
     }
   });
 
-  app.get('/:id', async (c) => {
+  /** The order id, the sale's store and the caller of an /orders/:id request, or the error to answer. */
+  const target = async (c: Context): Promise<{ id: string; store: OrderStore; user: string } | { response: Response }> => {
     const id = orderId(c);
-    if (!id) return badId(c);
+    if (!id) return { response: badId(c) };
     const found = saleStore(c);
-    if ('response' in found) return found.response;
-    const { store } = found;
+    if (found.response) return { response: found.response };
     const asker = await who(c);
-    if ('response' in asker) return asker.response;
+    if ('response' in asker) return asker;
+    return { id, store: found.store, user: asker.user };
+  };
+
+  app.get('/:id', async (c) => {
+    const t = await target(c);
+    if ('response' in t) return t.response;
+    const { id, store, user } = t;
     try {
       const order = await store.read(id);
       if (!order) return noOrder(c);
-      if (order.user && order.user !== asker.user) return notYours(c);
+      if (order.user && order.user !== user) return notYours(c);
       return c.json(view(order));
     } catch {
       return unavailable(c);
@@ -100,16 +107,12 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
 
   for (const action of ['pay', 'cancel'] as const) {
     app.post(`/:id/${action}`, limit, async (c) => {
-      const id = orderId(c);
-      if (!id) return badId(c);
-      const found = saleStore(c);
-      if ('response' in found) return found.response;
-      const { store } = found;
-      const asker = await who(c);
-      if ('response' in asker) return asker.response;
+      const t = await target(c);
+      if ('response' in t) return t.response;
+      const { id, store, user } = t;
       let settled: Settled;
       try {
-        settled = await store.settle(action, id, asker.user);
+        settled = await store.settle(action, id, user);
       } catch {
         return unavailable(c);
       }

@@ -29,6 +29,21 @@ export interface OrderDb {
 
 const TERMINAL = ['paid', 'cancelled', 'expired'] as const;
 
+type Row = Record<string, unknown>;
+
+/** A row of either database (PostgreSQL returns BIGINT columns as strings). */
+function toDbOrder(r: Row): DbOrder {
+  return {
+    sale: String(r.sale),
+    orderId: String(r.order_id),
+    user: String(r.user_id),
+    port: r.port === null ? null : Number(r.port),
+    state: String(r.state),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
 /**
  * The row of an order keeps the state of its latest terminal event; `created` fills in what
  * only it knows (port) and never moves a row back to `reserved`.
@@ -80,15 +95,7 @@ export function sqliteOrderDb(path: string): OrderDb {
       applyAll(sale, events);
     },
     orders: async (sale) =>
-      (all.all({ sale }) as Record<string, unknown>[]).map((r) => ({
-        sale: String(r.sale),
-        orderId: String(r.order_id),
-        user: String(r.user_id),
-        port: r.port === null ? null : Number(r.port),
-        state: String(r.state),
-        createdAt: Number(r.created_at),
-        updatedAt: Number(r.updated_at),
-      })),
+      (all.all({ sale }) as Row[]).map(toDbOrder),
     close: async () => db.close(),
   };
 }
@@ -131,15 +138,7 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
       });
     },
     orders: async (sale) =>
-      ((await sql`SELECT sale, order_id, user_id, port, state, created_at, updated_at FROM orders WHERE sale = ${sale} ORDER BY order_id`) as Record<string, unknown>[]).map((r) => ({
-        sale: String(r.sale),
-        orderId: String(r.order_id),
-        user: String(r.user_id),
-        port: r.port === null ? null : Number(r.port),
-        state: String(r.state),
-        createdAt: Number(r.created_at),
-        updatedAt: Number(r.updated_at),
-      })),
+      ((await sql`SELECT sale, order_id, user_id, port, state, created_at, updated_at FROM orders WHERE sale = ${sale} ORDER BY order_id`) as Row[]).map(toDbOrder),
     close: async () => {
       await sql.close();
     },
