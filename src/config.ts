@@ -1,9 +1,12 @@
 /** The one place that reads spike's settings: environment variables and flags, validated at start. */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 export type NginxMode = 'auto' | 'on' | 'off';
 
 export interface Config {
+  /** This node's name among the nodes sharing one Redis (writer consumer name, logs). */
+  readonly nodeId: string;
   /** Redis to use; `undefined` means: start a private redis-server under `dataDir`. */
   readonly redisUrl: string | undefined;
   /** One worker thread per port. */
@@ -152,7 +155,10 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   if (!/^([0-9a-fA-F.:[\]]+:)?\d{1,5}$/.test(nginxListen)) {
     throw new ConfigError(`SPIKE_NGINX_LISTEN=${nginxListen} is not accepted; accepted: a port (80) or address:port (127.0.0.1:8080)`);
   }
+  const nodeId = (env.SPIKE_NODE_ID ?? '').trim() || `${hostname()}-${portList[0]}`;
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId)) throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
   return Object.freeze({
+    nodeId,
     redisUrl: redisUrl(env),
     ports: Object.freeze(portList),
     host,

@@ -8,7 +8,6 @@ import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import type { LocalStock } from './stock/local-stock.ts';
-import { hostname } from 'node:os';
 import { openOrderDb } from './orders/db.ts';
 import { Reaper } from './orders/reaper.ts';
 import { OrderWriter } from './orders/writer.ts';
@@ -104,7 +103,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       // A connection of its own, so a long write round never queues behind the sync's reads.
       const writerRedis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
       cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
-      const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${hostname()}-${config.ports[0]}` });
+      const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${config.nodeId}` });
       writer.start();
       cleanups.push(() => writer.stop());
       say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath}`);
@@ -152,7 +151,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       nginx,
       stop: () => (stopping ??= cleanup()),
     };
-    say(`ready: ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${config.localStock} per worker`);
+    say(`ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${config.localStock} per worker`);
     return supervisor;
   } catch (error) {
     await cleanup();

@@ -44,8 +44,7 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
   const dir = resolve(runtimeDir);
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`)
+  const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`)
     .join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);
   return conf;
@@ -66,11 +65,18 @@ export function nginxInstalled(): boolean {
   }
 }
 
+const TEMP_KINDS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
+
+/** Creates the temp folders a rendered config names; nginx -t fails without them. */
+export function makeRuntimeDirs(runtimeDir: string): void {
+  for (const kind of TEMP_KINDS) mkdirSync(`${resolve(runtimeDir)}/temp/${kind}`, { recursive: true });
+}
+
 /** Writes the runtime copy, checks it with `nginx -t`, starts nginx in the foreground. */
 export async function startNginx(options: RenderOptions & { template?: string }): Promise<Nginx> {
   const binary = requireBinary('nginx', 'nginx');
   const dir = resolve(options.runtimeDir);
-  for (const kind of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(`${dir}/temp/${kind}`, { recursive: true });
+  makeRuntimeDirs(dir);
   const confPath = `${dir}/nginx.conf`;
   writeFileSync(confPath, renderNginxConf(readFileSync(options.template ?? NGINX_TEMPLATE, 'utf8'), options));
   const args = ['-p', dir, '-e', `${dir}/error.log`, '-c', confPath, '-g', `daemon off; pid ${dir}/nginx.pid;`];

@@ -74,7 +74,7 @@ describe('bun run start', () => {
     for (const port of ports) expect(out).toContain(`listening on http://127.0.0.1:${port}`);
     expect(out).toContain(`nginx listening on 127.0.0.1:${nginxPort}`);
     expect(out).toContain('sale ticket_hash_key: 0 of 100 sold (new)');
-    expect(out).toMatch(/ready: 4 workers/);
+    expect(out).toMatch(/ready: node [^,]+, 4 workers/);
 
     const bought = await (await fetch(`http://127.0.0.1:${nginxPort}/buy/ticket?user=first`)).json();
     expect(bought).toMatchObject({ code: 1 });
