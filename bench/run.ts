@@ -5,6 +5,7 @@
  */
 import { ab, wrk, type LoadResult } from './lib/load.ts';
 import { checkSale, readSale } from './lib/check.ts';
+import { durability } from './lib/durability.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
 import { runMicro } from './micro.ts';
@@ -91,6 +92,12 @@ async function main(): Promise<number> {
     await Bun.sleep(500);
     memory.afterSpikeMiB = system.rssMiB();
     say(`supervisor RSS after the spikes: ${memory.afterSpikeMiB.toFixed(1)} MiB`);
+
+    for (const mode of ['everysec', 'always'] as const) {
+      const result = await durability(mode, SIZE.wrkSeconds, say);
+      record({ name: `purchase path, appendfsync ${mode}`, result: result.purchase, check: `SIGKILL mid-sale: ${result.lost} of ${result.acknowledged} acknowledged sales lost` }, wrkBase);
+      if (mode === 'always' && result.lost > 0) throw new Error(`correctness check failed: appendfsync always lost ${result.lost} acknowledged sales`);
+    }
   } catch (error) {
     failed = error instanceof Error ? error : new Error(String(error));
   } finally {

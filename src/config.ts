@@ -9,6 +9,8 @@ export interface Config {
   readonly nodeId: string;
   /** Redis to use; `undefined` means: start a private redis-server under `dataDir`. */
   readonly redisUrl: string | undefined;
+  /** `appendfsync` of the private redis-server: everysec (may lose up to ~1 s of sales on a crash) or always. */
+  readonly appendfsync: 'everysec' | 'always';
   /** One worker thread per port. */
   readonly ports: readonly number[];
   /** Address the workers bind. */
@@ -118,6 +120,13 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name}=${raw} is not accepted; accepted: 1 or 0`);
 }
 
+function appendfsync(env: Env): 'everysec' | 'always' {
+  const raw = (env.SPIKE_APPENDFSYNC ?? '').trim();
+  if (raw === '' || raw === 'everysec') return 'everysec';
+  if (raw === 'always') return 'always';
+  throw new ConfigError(`SPIKE_APPENDFSYNC=${raw} is not accepted; accepted: everysec (default) or always`);
+}
+
 function databaseUrl(env: Env): string | undefined {
   const raw = env.DATABASE_URL?.trim();
   if (!raw) return undefined;
@@ -160,6 +169,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   return Object.freeze({
     nodeId,
     redisUrl: redisUrl(env),
+    appendfsync: appendfsync(env),
     ports: Object.freeze(portList),
     host,
     total,

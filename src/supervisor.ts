@@ -46,7 +46,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
   try {
     let redisServer: RedisServer | undefined;
     if (!config.redisUrl) {
-      redisServer = await startRedisServer({ dir: config.dataDir });
+      redisServer = await startRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync });
       cleanups.push(() => redisServer!.stop());
       say(`redis-server started on ${redisServer.url} (data in ${redisServer.dir})`);
       // So `bun run audit` finds the private Redis while this supervisor runs.
