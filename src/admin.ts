@@ -1,6 +1,6 @@
 /** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause and resume. */
 import { Hono, type Context, type Next } from 'hono';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { error } from './http.ts';
 import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from './redis/sale.ts';

@@ -29,7 +29,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const urlFile = join(config.dataDir, 'redis.url');
-  const url = config.redisUrl ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined);
+  const url = config.redisCluster ?? config.redisUrl ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined);
   if (!url) {
     console.error(`audit: no Redis to audit: set REDIS_URL, or run it beside 'bun run start' (which writes ${urlFile})`);
     return 2;
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   const redis = createRedis(url, { timeoutMs: 10_000, name: 'spike-audit' });
   const db = await openOrderDb(config.databaseUrl, config.dbPath);
   try {
-    await waitReady(redis, 5000, url);
+    await waitReady(redis, 5000, String(url));
     const keys = saleKeys(options.sale);
     // The writers may be a moment behind a live sale; give them time to catch up.
     const deadline = Date.now() + options.waitS * 1000;

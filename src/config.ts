@@ -9,6 +9,8 @@ export interface Config {
   readonly nodeId: string;
   /** Redis to use; `undefined` means: start a private redis-server under `dataDir`. */
   readonly redisUrl: string | undefined;
+  /** Seed nodes (`host:port`) of a Redis Cluster; when set, REDIS_URL is not used and no Redis is started. */
+  readonly redisCluster: readonly string[] | undefined;
   /** `appendfsync` of the private redis-server: everysec (may lose up to ~1 s of sales on a crash) or always. */
   readonly appendfsync: 'everysec' | 'always';
   /** One worker thread per port. */
@@ -120,6 +122,14 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name}=${raw} is not accepted; accepted: 1 or 0`);
 }
 
+function redisCluster(env: Env): readonly string[] | undefined {
+  const raw = env.REDIS_CLUSTER?.trim();
+  if (!raw) return undefined;
+  const nodes = raw.split(',').map((n) => n.trim());
+  if (nodes.some((n) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(n))) throw new ConfigError(`REDIS_CLUSTER=${raw} is not accepted; accepted: host:port,host:port,... (seed nodes of a Redis Cluster)`);
+  return Object.freeze(nodes);
+}
+
 function appendfsync(env: Env): 'everysec' | 'always' {
   const raw = (env.SPIKE_APPENDFSYNC ?? '').trim();
   if (raw === '' || raw === 'everysec') return 'everysec';
@@ -169,6 +179,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   return Object.freeze({
     nodeId,
     redisUrl: redisUrl(env),
+    redisCluster: redisCluster(env),
     appendfsync: appendfsync(env),
     ports: Object.freeze(portList),
     host,

@@ -1,4 +1,5 @@
 /** Every message between the supervisor and a worker thread. */
+import type { RedisTarget } from './redis/client.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {
@@ -15,7 +16,7 @@ export type ToWorker =
       readonly host: string;
       readonly sales: readonly SaleBuffer[];
       readonly defaultSale: string;
-      readonly redisUrl: string;
+      readonly redis: RedisTarget;
       readonly redisTimeoutMs: number;
       readonly refillWaitMs: number;
       readonly payWindowMs: number;

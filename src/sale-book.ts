@@ -1,5 +1,5 @@
 /** The sales this node serves, each with its keys and its own local stock buffer. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis/client.ts';
 import { saleKeys, type SaleKeys } from './redis/sale.ts';
 import { LocalStock } from './stock/local-stock.ts';
 

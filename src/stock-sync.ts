@@ -1,5 +1,5 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis/client.ts';
 import { readSale } from './redis/sale.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
 

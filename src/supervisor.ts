@@ -1,9 +1,9 @@
 /** `bun run start`: the supervisor process. Starts Redis (or uses REDIS_URL), the workers, the sync task and nginx. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis/client.ts';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createRedis, waitReady } from './redis/client.ts';
+import { createRedis, waitReady, type RedisTarget } from './redis/client.ts';
 import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
@@ -18,7 +18,8 @@ import { WorkerPool } from './worker-pool.ts';
 
 export interface Supervisor {
   readonly config: Config;
-  readonly redisUrl: string;
+  /** The Redis (URL) or Redis Cluster (seed nodes) this supervisor uses. */
+  readonly redis: RedisTarget;
   /** The default sale's local stock. */
   readonly stock: LocalStock;
   readonly book: SaleBook;
@@ -45,17 +46,18 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
   };
   try {
     let redisServer: RedisServer | undefined;
-    if (!config.redisUrl) {
+    if (!config.redisUrl && !config.redisCluster) {
       redisServer = await startRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync });
       cleanups.push(() => redisServer!.stop());
       say(`redis-server started on ${redisServer.url} (data in ${redisServer.dir})`);
       // So `bun run audit` finds the private Redis while this supervisor runs.
       writeFileSync(join(redisServer.dir, 'redis.url'), redisServer.url);
     }
-    const redisUrl = config.redisUrl ?? redisServer!.url;
-    const redis: Redis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
+    const target: RedisTarget = config.redisCluster ?? config.redisUrl ?? redisServer!.url;
+    const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : `the cluster ${target.join(',')}`;
+    const redis: Redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
     cleanups.push(() => redis.quit().catch(() => redis.disconnect()));
-    await waitReady(redis, 10_000, redisUrl.replace(/\/\/[^@]*@/, '//***@'));
+    await waitReady(redis, 10_000, described);
 
     const keys = saleKeys(DEFAULT_SALE);
     const sale = await ensureSale(redis, keys, config.total, config.reset);
@@ -81,7 +83,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       host: config.host,
       sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer })),
       defaultSale: DEFAULT_SALE,
-      redisUrl,
+      redis: target,
       redisTimeoutMs: config.redisTimeoutMs,
       // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
       refillWaitMs: config.syncMs,
@@ -101,7 +103,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       const db = await openOrderDb(config.databaseUrl, config.dbPath);
       cleanups.push(() => db.close());
       // A connection of its own, so a long write round never queues behind the sync's reads.
-      const writerRedis = createRedis(redisUrl, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
+      const writerRedis = createRedis(target, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
       cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
       const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${config.nodeId}` });
       writer.start();
@@ -142,7 +144,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     let stopping: Promise<void> | undefined;
     const supervisor: Supervisor = {
       config,
-      redisUrl,
+      redis: target,
       stock,
       book,
       pool,

@@ -1,5 +1,6 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
+import type { RedisTarget } from './redis/client.ts';
 
 export interface WorkerPoolOptions {
   readonly ports: readonly number[];
@@ -7,7 +8,7 @@ export interface WorkerPoolOptions {
   /** The sales' buffers as they stand now (a restarted worker gets them all). */
   readonly sales: () => readonly SaleBuffer[];
   readonly defaultSale: string;
-  readonly redisUrl: string;
+  readonly redis: RedisTarget;
   readonly redisTimeoutMs: number;
   /** See AppDeps.refillWaitMs. */
   readonly refillWaitMs: number;
@@ -136,7 +137,7 @@ export class WorkerPool {
       host: this.#options.host,
       sales: this.#options.sales(),
       defaultSale: this.#options.defaultSale,
-      redisUrl: this.#options.redisUrl,
+      redis: this.#options.redis,
       redisTimeoutMs: this.#options.redisTimeoutMs,
       refillWaitMs: this.#options.refillWaitMs,
       payWindowMs: this.#options.payWindowMs,

@@ -1,6 +1,6 @@
 /** Worker thread entry: wires one Hono app to Bun.serve on its port. */
 import type { Server } from 'bun';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis/client.ts';
 import { createApp, type SaleContext } from './app.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from './redis/client.ts';
@@ -34,7 +34,7 @@ let addLater: ((sale: SaleBuffer) => void) | undefined;
 
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
-  redis = createRedis(init.redisUrl, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}` });
+  redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}` });
   log = new StatLog(statLogPath(init.logDir, port));
   const client = redis;
   const stats = log;

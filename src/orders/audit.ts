@@ -1,5 +1,5 @@
 /** Compares a sale's three records — Redis' counts and order states, the stream, the database — and lists every difference. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../redis/client.ts';
 import { parseOrder, type Order } from '../redis/orders.ts';
 import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';

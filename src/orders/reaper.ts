@@ -1,5 +1,5 @@
 /** The reaper: returns reserved orders whose payment deadline passed to stock. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../redis/client.ts';
 import { expireDue } from '../redis/orders.ts';
 import type { SaleKeys } from '../redis/sale.ts';
 

@@ -1,5 +1,5 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../redis/client.ts';
 import type { SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { idTime, parseEvent, type OrderEvent } from './events.ts';

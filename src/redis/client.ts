@@ -1,6 +1,12 @@
 /** Makes the ioredis clients spike uses, tuned so that a Redis outage fails fast instead of queueing. */
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import { defineScripts } from './scripts.ts';
+
+/** One Redis (`redis://…`), or the seed nodes (`host:port`) of a Redis Cluster. */
+export type RedisTarget = string | readonly string[];
+
+/** A client of either kind: every key of one sale hashes to one slot, so scripts run on Cluster unchanged. */
+export type RedisClient = Redis | Cluster;
 
 export interface ClientOptions {
   /** A command slower than this is rejected ("Command timed out"). */
@@ -14,17 +20,34 @@ export interface ClientOptions {
  * when the connection drops are rejected, never re-sent, because a re-sent purchase could sell twice.
  * The client reconnects by itself, with back-off capped at one second.
  */
-export function createRedis(url: string, { timeoutMs, name }: ClientOptions): Redis {
-  const redis = new Redis(url, {
+export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOptions): RedisClient {
+  const options = {
     connectionName: name,
-    enableAutoPipelining: true,
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     commandTimeout: timeoutMs,
     connectTimeout: Math.max(timeoutMs, 1000),
-    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
-  });
+    retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+  };
+  const redis: RedisClient =
+    typeof target === 'string'
+      ? new Redis(target, { ...options, enableAutoPipelining: true })
+      : new Cluster(
+          target.map((node) => {
+            const [host, port] = node.split(':');
+            return { host: host!, port: Number(port) };
+          }),
+          {
+            enableAutoPipelining: true,
+            enableOfflineQueue: false,
+            // Commands to a dead master fail with "Connection is closed" and never trigger a
+            // MOVED; re-reading the slot map every second finds the promoted replica.
+            slotsRefreshInterval: 1000,
+            clusterRetryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+            redisOptions: options,
+          },
+        );
   defineScripts(redis);
   // One line per outage, not one per reconnect attempt.
   let reported = false;
@@ -41,7 +64,7 @@ export function createRedis(url: string, { timeoutMs, name }: ClientOptions): Re
 }
 
 /** Resolves when the client is ready, or rejects with a message naming the address after `ms`. */
-export function waitReady(redis: Redis, ms: number, what: string): Promise<void> {
+export function waitReady(redis: RedisClient, ms: number, what: string): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let lastError = '';

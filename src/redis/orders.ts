@@ -1,5 +1,5 @@
 /** A sale's orders in Redis: read them and move them along reserved → paid | cancelled | expired. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './client.ts';
 import type { OrderStore } from '../order-routes.ts';
 import { keyList, type SaleKeys } from './sale.ts';
 

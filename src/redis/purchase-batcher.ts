@@ -1,5 +1,5 @@
 /** Gathers the purchases a worker receives in one event-loop turn into one script call. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './client.ts';
 import { purchaseMany, type Purchase, type SaleKeys, type Seller } from './sale.ts';
 
 interface Pending {

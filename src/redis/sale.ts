@@ -1,5 +1,5 @@
 /** A sale's keys in Redis and the operations on them: create, reset, read, purchase. */
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './client.ts';
 
 /** The original's sale: `HMSET ticket_hash_key ticket_total_nums 10000 ticket_sold_nums 0` starts it. */
 export const DEFAULT_SALE = 'ticket_hash_key';

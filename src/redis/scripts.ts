@@ -1,5 +1,6 @@
 /** Loads the Lua scripts under ./scripts and registers them on an ioredis client. */
-import type { ClientContext, Redis, Result } from 'ioredis';
+import type { ClientContext, Result } from 'ioredis';
+import type { RedisClient } from './client.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,7 +28,7 @@ export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
 const scripts = loadScripts();
 
 /** Registers every script with `defineCommand`: EVALSHA, EVAL on NOSCRIPT, and pipelining for free. */
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   for (const script of scripts) {
     redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
   }

@@ -1,6 +1,6 @@
 /** Real redis-server and nginx processes for tests, on free loopback ports in temporary folders. */
 import Redis from 'ioredis';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx, weightedUpstreams, type Nginx } from '../../src/services/nginx.ts';
@@ -107,6 +107,64 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       // runuser does not pass signals on; pg_ctl stops the postmaster itself (fast: no waiting for clients).
       Bun.spawnSync(asPostgres([`${bin}/pg_ctl`, '-D', `${dir}/data`, 'stop', '-m', 'fast']), { stdout: 'ignore', stderr: 'ignore' });
       await server.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestCluster {
+  /** `host:port` of every node, masters first. */
+  readonly nodes: readonly string[];
+  /** Kills one node with SIGKILL (its replica takes over after cluster-node-timeout). */
+  kill(node: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A real Redis Cluster on loopback: three masters and three replicas (`redis-server
+ * --cluster-enabled yes`, joined by `redis-cli --cluster create`), AOF on, failover after 1 s.
+ */
+export async function startTestCluster(): Promise<TestCluster> {
+  const dir = tempDir('cluster');
+  const ports = await freePorts(6);
+  const servers = new Map<string, ReturnType<typeof Bun.spawn>>();
+  for (const port of ports) {
+    const nodeDir = join(dir, String(port));
+    mkdirSync(nodeDir);
+    servers.set(
+      `127.0.0.1:${port}`,
+      Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000', '--dir', nodeDir, '--appendonly', 'yes', '--save', '', '--logfile', join(nodeDir, 'log')], { stdout: 'ignore', stderr: 'ignore' }),
+    );
+  }
+  const nodes = [...servers.keys()];
+  const ping = (node: string) => Bun.spawnSync(['redis-cli', '-h', '127.0.0.1', '-p', node.split(':')[1]!, 'ping']).stdout.toString().trim() === 'PONG';
+  const deadline = Date.now() + 10_000;
+  while (!nodes.every(ping)) {
+    if (Date.now() > deadline) throw new Error('cluster nodes did not start');
+    await Bun.sleep(50);
+  }
+  const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], { stdout: 'pipe', stderr: 'pipe' });
+  if (create.exitCode !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  const ok = (node: string) => Bun.spawnSync(['redis-cli', '-p', node.split(':')[1]!, 'cluster', 'info']).stdout.toString().includes('cluster_state:ok');
+  // A replica can take over only once its first sync is done (the master may first finish its AOF rewrite).
+  const synced = (node: string) => {
+    const info = Bun.spawnSync(['redis-cli', '-p', node.split(':')[1]!, 'info', 'replication']).stdout.toString();
+    return info.includes('role:master') || info.includes('master_link_status:up');
+  };
+  while (!nodes.every((n) => ok(n) && synced(n))) {
+    if (Date.now() > deadline + 20_000) throw new Error('cluster did not reach cluster_state:ok with every replica in sync');
+    await Bun.sleep(100);
+  }
+  return {
+    nodes,
+    kill: async (node) => {
+      const server = servers.get(node)!;
+      server.kill('SIGKILL');
+      await server.exited;
+    },
+    close: async () => {
+      for (const server of servers.values()) server.kill('SIGTERM');
+      await Promise.all([...servers.values()].map((s) => s.exited));
       rmSync(dir, { recursive: true, force: true });
     },
   };

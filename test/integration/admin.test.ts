@@ -29,8 +29,20 @@ afterAll(async () => {
 const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
   fetch(`${admin}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
 
+/** Waits until every worker serves `sale` (a new sale reaches the worker threads by message). */
+async function served(sale: string): Promise<void> {
+  for (let i = 0; i < spike.ports.length; i++) {
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(i)}/stock?sale=${sale}`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`worker ${i} does not serve ${sale}`);
+      await Bun.sleep(10);
+    }
+  }
+}
+
 /** `n` new users try to buy a ticket of `sale`, spread over the workers; returns the answer codes. */
 async function buyers(sale: string, n: number): Promise<Map<string | number, number>> {
+  await served(sale);
   const answers = await fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=a${nextUser++}`), 40);
   return countBy(answers, (a) => (a.status === 200 ? Number(a.body.code) : `http ${a.status}`));
 }

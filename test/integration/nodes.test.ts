@@ -18,7 +18,7 @@ const sale = saleKeys(DEFAULT_SALE);
 beforeAll(async () => {
   redis = await startTestRedis();
   postgres = await startTestPostgres();
-});
+}, 60_000);
 afterAll(async () => {
   await redis.close();
   await postgres.close();

@@ -31,7 +31,7 @@ beforeAll(async () => {
   await waitReady(client, 5000, redis.url);
   dir = tempDir('orders-db');
   postgres = await startTestPostgres();
-});
+}, 60_000);
 afterAll(async () => {
   client.disconnect();
   await redis.close();

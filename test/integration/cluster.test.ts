@@ -1,0 +1,117 @@
+// Redis Cluster: every key of a sale carries one hash tag, so each sale's scripts run on one
+// shard and different sales spread over the shards. A master killed mid-sale is replaced by its
+// replica, and the sale goes on without overselling.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { Cluster } from 'ioredis';
+import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
+import { sqliteOrderDb } from '../../src/orders/db.ts';
+import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { freePort } from '../../src/services/free-port.ts';
+import { countBy, fire } from '../helpers/load.ts';
+import { startTestCluster, type TestCluster } from '../helpers/servers.ts';
+import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+const TOKEN = 'admin-token-for-cluster-tests-0123';
+let cluster: TestCluster;
+let client: Cluster;
+let spike: TestSpike;
+let admin: string;
+let user = 0;
+
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  client = new Cluster(cluster.nodes.slice(0, 3).map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })));
+  client.on('error', () => {});
+  const port = await freePort();
+  spike = await startTestSpike('', { REDIS_CLUSTER: cluster.nodes.join(','), SPIKE_TOTAL: '600', SPIKE_RESET: '1', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
+  admin = `http://127.0.0.1:${port}`;
+}, 60_000);
+afterAll(async () => {
+  await spike.close();
+  client.disconnect();
+  await cluster.close();
+}, 30_000);
+
+/** The master serving `key`'s slot. */
+async function masterOf(key: string): Promise<string> {
+  const slot = Number(await client.call('CLUSTER', 'KEYSLOT', key));
+  const slots = (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  const [, , [host, port]] = slots.find(([from, to]) => slot >= from && slot <= to)!;
+  return `${host}:${port}`;
+}
+
+/** Waits until every worker serves `sale` (a new sale reaches the worker threads by message). */
+async function served(sale: string): Promise<void> {
+  for (let i = 0; i < spike.ports.length; i++) {
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(i)}/stock?sale=${sale}`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`worker ${i} does not serve ${sale}`);
+      await Bun.sleep(10);
+    }
+  }
+}
+
+const buy = (sale: string, n: number) => fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=c${user++}`), 40);
+
+describe('on a Redis Cluster', () => {
+  test('sales on different shards each sell exactly their total, and the database agrees', async () => {
+    // Pick sale ids whose hash tags land on the two masters the default sale does not use.
+    const defaultMaster = await masterOf(DEFAULT_SALE);
+    const chosen: string[] = [];
+    const masters = new Set([defaultMaster]);
+    for (let i = 0; chosen.length < 2 && i < 200; i++) {
+      const master = await masterOf(`show${i}`);
+      if (!masters.has(master)) {
+        masters.add(master);
+        chosen.push(`show${i}`);
+      }
+    }
+    expect(masters.size).toBe(3);
+    for (const id of chosen) {
+      const res = await fetch(`${admin}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id, total: 400 }) });
+      expect(res.status).toBe(201);
+    }
+    for (const id of chosen) await served(id);
+    const [a, b, c] = await Promise.all([buy(DEFAULT_SALE, 800), buy(chosen[0]!, 600), buy(chosen[1]!, 600)]);
+    expect(countBy(a, (x) => Number(x.body.code)).get(1)).toBe(600);
+    expect(countBy(b, (x) => Number(x.body.code)).get(1)).toBe(400);
+    expect(countBy(c, (x) => Number(x.body.code)).get(1)).toBe(400);
+
+    const db = sqliteOrderDb(spike.dbPath);
+    try {
+      for (const [id, total] of [[DEFAULT_SALE, 600], [chosen[0]!, 400], [chosen[1]!, 400]] as const) {
+        const keys = saleKeys(id);
+        const deadline = Date.now() + 10_000;
+        while ((await unwrittenEvents(client, keys)) > 0 && Date.now() < deadline) await Bun.sleep(50);
+        const report = await auditSale(client, keys, db);
+        expect(report.differences).toEqual([]);
+        expect(report.sold).toBe(total);
+      }
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('a master killed mid-sale: its replica takes over, nothing is oversold, and the sale completes', async () => {
+    const res = await fetch(`${admin}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id: 'failover', total: 1000 }) });
+    expect(res.status).toBe(201);
+    const keys = saleKeys('failover');
+    const master = await masterOf(keys.sale);
+    await served('failover');
+    const first = await buy('failover', 400);
+    expect(countBy(first, (x) => Number(x.body.code)).get(1)).toBe(400);
+    await cluster.kill(master);
+    // Until the replica is promoted (cluster-node-timeout 1 s), purchases of this sale get 503.
+    let soldAfter = 0;
+    const deadline = Date.now() + 30_000;
+    while (soldAfter === 0 && Date.now() < deadline) {
+      await Bun.sleep(200);
+      soldAfter = countBy(await buy('failover', 20), (x) => Number(x.body.code)).get(1) ?? 0;
+    }
+    expect(soldAfter).toBeGreaterThan(0);
+    while (Date.now() < deadline && Number(await client.hget(keys.sale, SOLD_FIELD)) < 1000) await buy('failover', 400);
+    expect(Number(await client.hget(keys.sale, SOLD_FIELD))).toBe(1000);
+    expect(await client.hlen(keys.buyers)).toBe(1000);
+    expect(await masterOf(keys.sale)).not.toBe(master);
+  });
+});
