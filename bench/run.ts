@@ -5,7 +5,7 @@
  */
 import { ab, wrk, type LoadResult } from './lib/load.ts';
 import { checkSale, readSale } from './lib/check.ts';
-import { durability } from './lib/durability.ts';
+import { durability, waitCost } from './lib/durability.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
 import { runMicro } from './micro.ts';
@@ -98,6 +98,8 @@ async function main(): Promise<number> {
       record({ name: `purchase path, appendfsync ${mode}`, result: result.purchase, check: `SIGKILL mid-sale: ${result.lost} of ${result.acknowledged} acknowledged sales lost` }, wrkBase);
       if (mode === 'always' && result.lost > 0) throw new Error(`correctness check failed: appendfsync always lost ${result.lost} acknowledged sales`);
     }
+    say('purchase path with a replica confirming every sale (SPIKE_WAIT_REPLICAS=1)');
+    record({ name: 'purchase path, WAIT for 1 replica', result: await waitCost(SIZE.wrkSeconds), check: 'a sale is answered only once a replica holds it' }, wrkBase);
   } catch (error) {
     failed = error instanceof Error ? error : new Error(String(error));
   } finally {

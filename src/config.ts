@@ -11,6 +11,10 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** Seed nodes (`host:port`) of a Redis Cluster; when set, REDIS_URL is not used and no Redis is started. */
   readonly redisCluster: readonly string[] | undefined;
+  /** Replicas that must confirm a sale (Redis WAIT) before the buyer is told; 0: do not wait. */
+  readonly waitReplicas: number;
+  /** Longest wait for them; a sale not confirmed in time answers 503 (a retry shows the order). */
+  readonly waitMs: number;
   /** `appendfsync` of the private redis-server: everysec (may lose up to ~1 s of sales on a crash) or always. */
   readonly appendfsync: 'everysec' | 'always';
   /** One worker thread per port. */
@@ -174,6 +178,9 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   if (!/^([0-9a-fA-F.:[\]]+:)?\d{1,5}$/.test(nginxListen)) {
     throw new ConfigError(`SPIKE_NGINX_LISTEN=${nginxListen} is not accepted; accepted: a port (80) or address:port (127.0.0.1:8080)`);
   }
+  const redisTimeoutMs = integer(env, 'SPIKE_REDIS_TIMEOUT_MS', 1000, 10, 60_000);
+  const waitMs = integer(env, 'SPIKE_WAIT_MS', 100, 1, 10_000);
+  if (waitMs >= redisTimeoutMs) throw new ConfigError(`SPIKE_WAIT_MS=${waitMs} is not accepted; accepted: less than SPIKE_REDIS_TIMEOUT_MS (${redisTimeoutMs}), or the wait itself would time out`);
   const nodeId = (env.SPIKE_NODE_ID ?? '').trim() || `${hostname()}-${portList[0]}`;
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId)) throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
   return Object.freeze({
@@ -181,6 +188,8 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     redisUrl: redisUrl(env),
     redisCluster: redisCluster(env),
     appendfsync: appendfsync(env),
+    waitReplicas: integer(env, 'SPIKE_WAIT_REPLICAS', 0, 0, 5),
+    waitMs,
     ports: Object.freeze(portList),
     host,
     total,
@@ -191,7 +200,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
     dataDir: (env.SPIKE_DATA_DIR ?? '').trim() || './data',
     syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
-    redisTimeoutMs: integer(env, 'SPIKE_REDIS_TIMEOUT_MS', 1000, 10, 60_000),
+    redisTimeoutMs,
     reset: argv.includes('--reset') || flag(env, 'SPIKE_RESET'),
     payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),

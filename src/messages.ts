@@ -20,6 +20,9 @@ export type ToWorker =
       readonly redisTimeoutMs: number;
       readonly refillWaitMs: number;
       readonly payWindowMs: number;
+      /** Replicas that must confirm a sale before the buyer is told (0: none), and for how long to wait. */
+      readonly waitReplicas: number;
+      readonly waitMs: number;
       readonly jwtSecret: string | undefined;
       readonly logDir: string;
     }

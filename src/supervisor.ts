@@ -88,6 +88,8 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
       refillWaitMs: config.syncMs,
       payWindowMs: config.payWindowMs,
+      waitReplicas: config.waitReplicas,
+      waitMs: config.waitMs,
       jwtSecret: config.jwtSecret,
       logDir: resolve(config.logDir),
       onTopUp: () => void sync.kick(),

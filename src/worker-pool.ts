@@ -14,6 +14,8 @@ export interface WorkerPoolOptions {
   readonly refillWaitMs: number;
   /** Time to pay a reserved order, in ms; 0: no deadline. */
   readonly payWindowMs: number;
+  readonly waitReplicas: number;
+  readonly waitMs: number;
   /** Purchases and order calls need a JWT signed with this, when set. */
   readonly jwtSecret: string | undefined;
   readonly logDir: string;
@@ -141,6 +143,8 @@ export class WorkerPool {
       redisTimeoutMs: this.#options.redisTimeoutMs,
       refillWaitMs: this.#options.refillWaitMs,
       payWindowMs: this.#options.payWindowMs,
+      waitReplicas: this.#options.waitReplicas,
+      waitMs: this.#options.waitMs,
       jwtSecret: this.#options.jwtSecret,
       logDir: this.#options.logDir,
     };

@@ -22,7 +22,8 @@ const sales = new Map<string, SaleContext>();
 
 function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer }: SaleBuffer): void {
   const keys = saleKeys(id);
-  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs });
+  const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
+  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability });
   sales.set(id, {
     stock: LocalStock.attach(buffer, init.workers),
     buy: (user) => batcher.buy(user),

@@ -43,29 +43,67 @@ async function buyUntil(urls: readonly string[], until: number, lanes: number, p
   return sold;
 }
 
-export async function durability(appendfsync: 'everysec' | 'always', seconds: number, say: (line: string) => void): Promise<DurabilityResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'spike-durability-'));
-  let server = await startRedisServer({ dir, appendfsync });
+/**
+ * The purchase path with one replica that must confirm every sale (SPIKE_WAIT_REPLICAS=1):
+ * the price of surviving a failover without losing an acknowledged sale.
+ */
+export async function waitCost(seconds: number): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'spike-wait-'));
+  const master = await startRedisServer({ dir: join(dir, 'master') });
+  const replicaPort = await freePort();
+  const replica = Bun.spawn(['redis-server', '--port', String(replicaPort), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(master.port), '--dir', dir, '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
+  const supervisor = await startSupervisorProcess(dir, master.url, { SPIKE_WAIT_REPLICAS: '1', SPIKE_WAIT_MS: '500' });
+  try {
+    const client = new Redis(master.url);
+    const deadline = Date.now() + 10_000;
+    // WAIT counts only replicas past their first sync.
+    while (!/slave0:.*state=online/.test(await client.info('replication')) && Date.now() < deadline) await Bun.sleep(50);
+    client.disconnect();
+    return await wrk(supervisor.urls[0]!, { connections: 100, seconds, userPrefix: 'w-' });
+  } finally {
+    await supervisor.stop();
+    replica.kill('SIGTERM');
+    await replica.exited;
+    await master.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A supervisor child on free ports against `redisUrl`, without nginx, admin or writer. */
+async function startSupervisorProcess(dir: string, redisUrl: string, env: Record<string, string> = {}) {
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const supervisor = Bun.spawn([process.execPath, join(ROOT, 'src', 'supervisor.ts'), '--reset'], {
+  const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'supervisor.ts'), '--reset'], {
     cwd: ROOT,
-    env: { ...process.env, REDIS_URL: server.url, SPIKE_PORTS: ports.join(','), SPIKE_TOTAL: '50000000', SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0', SPIKE_WRITER: '0', SPIKE_DATA_DIR: join(dir, 'data'), SPIKE_LOG_DIR: join(dir, 'logs') },
+    env: { ...process.env, REDIS_URL: redisUrl, SPIKE_PORTS: ports.join(','), SPIKE_TOTAL: '50000000', SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0', SPIKE_WRITER: '0', SPIKE_DATA_DIR: join(dir, 'data'), SPIKE_LOG_DIR: join(dir, 'logs'), ...env },
     stdout: 'pipe',
     stderr: 'ignore',
   });
+  const reader = child.stdout.getReader();
+  let out = '';
+  while (!out.includes('ready:')) {
+    const chunk = await reader.read();
+    if (chunk.done) throw new Error(`supervisor ended before ready:\n${out}`);
+    out += new TextDecoder().decode(chunk.value);
+  }
+  reader.releaseLock();
+  void (async () => {
+    for await (const _ of child.stdout) void _;
+  })();
+  return {
+    urls: ports.map((p) => `http://127.0.0.1:${p}`),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await child.exited;
+    },
+  };
+}
+
+export async function durability(appendfsync: 'everysec' | 'always', seconds: number, say: (line: string) => void): Promise<DurabilityResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'spike-durability-'));
+  let server = await startRedisServer({ dir, appendfsync });
+  const supervisor = await startSupervisorProcess(dir, server.url);
   try {
-    const reader = supervisor.stdout.getReader();
-    let out = '';
-    while (!out.includes('ready:')) {
-      const chunk = await reader.read();
-      if (chunk.done) throw new Error(`supervisor ended before ready:\n${out}`);
-      out += new TextDecoder().decode(chunk.value);
-    }
-    reader.releaseLock();
-    void (async () => {
-      for await (const _ of supervisor.stdout) void _;
-    })();
-    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+    const urls = supervisor.urls;
     const purchase = await wrk(urls[0]!, { connections: 100, seconds, userPrefix: `p-${appendfsync}-` });
 
     say(`durability (${appendfsync}): buying, then SIGKILL to redis-server mid-sale`);
@@ -80,8 +118,7 @@ export async function durability(appendfsync: 'everysec' | 'always', seconds: nu
     client.disconnect();
     return { appendfsync, purchase, acknowledged: acknowledged.length, lost: present.filter((p) => p === null).length };
   } finally {
-    supervisor.kill('SIGTERM');
-    await supervisor.exited;
+    await supervisor.stop();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 /** Makes the ioredis clients spike uses, tuned so that a Redis outage fails fast instead of queueing. */
 import Redis, { Cluster } from 'ioredis';
 import { defineScripts } from './scripts.ts';
+import { hashSlot } from './slot.ts';
 
 /** One Redis (`redis://…`), or the seed nodes (`host:port`) of a Redis Cluster. */
 export type RedisTarget = string | readonly string[];
@@ -84,4 +85,19 @@ export function waitReady(redis: RedisClient, ms: number, what: string): Promise
     redis.once('ready', onReady);
     redis.on('error', onError);
   });
+}
+
+/**
+ * Waits until `replicas` replicas have every write this client made so far to the master of
+ * `key` (Redis WAIT), at most `timeoutMs`; resolves with how many did. On a cluster it asks the
+ * master that holds the key's slot, on the same connection the writes went through.
+ */
+export async function waitForReplicas(redis: RedisClient, key: string, replicas: number, timeoutMs: number): Promise<number> {
+  if (redis instanceof Cluster) {
+    const master = redis.slots[hashSlot(key)]?.[0];
+    const node = redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master);
+    if (!node) throw new Error(`no master known for ${key}`);
+    return Number(await node.call('WAIT', replicas, timeoutMs));
+  }
+  return Number(await redis.call('WAIT', replicas, timeoutMs));
 }

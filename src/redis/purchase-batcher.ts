@@ -1,6 +1,13 @@
 /** Gathers the purchases a worker receives in one event-loop turn into one script call. */
 import type { RedisClient as Redis } from './client.ts';
-import { purchaseMany, type Purchase, type SaleKeys, type Seller } from './sale.ts';
+import { waitForReplicas } from './client.ts';
+import { PurchaseCode, purchaseMany, type Purchase, type SaleKeys, type Seller } from './sale.ts';
+
+/** Confirm sales on this many replicas (Redis WAIT) before answering; see SPIKE_WAIT_REPLICAS. */
+export interface Durability {
+  readonly replicas: number;
+  readonly timeoutMs: number;
+}
 
 interface Pending {
   readonly user: string;
@@ -21,11 +28,14 @@ export class PurchaseBatcher {
   #queue: Pending[] = [];
   #scheduled = false;
 
-  constructor(redis: Redis, keys: SaleKeys, seller: Seller, maxBatch = 64) {
+  readonly #durability: Durability | undefined;
+
+  constructor(redis: Redis, keys: SaleKeys, seller: Seller, { maxBatch = 64, durability }: { maxBatch?: number; durability?: Durability } = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#seller = seller;
     this.#maxBatch = maxBatch;
+    this.#durability = durability;
   }
 
   /** Resolves with this buyer's answer; rejects when the batch's Redis call fails. */
@@ -49,14 +59,21 @@ export class PurchaseBatcher {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    purchaseMany(
-      this.#redis,
-      this.#keys,
-      this.#seller,
-      batch.map((p) => p.user),
-    ).then(
+    this.#sell(batch.map((p) => p.user)).then(
       (answers) => batch.forEach((p, i) => p.resolve(answers[i]!)),
       (error) => batch.forEach((p) => p.reject(error)),
     );
+  }
+
+  async #sell(users: string[]): Promise<Purchase[]> {
+    const answers = await purchaseMany(this.#redis, this.#keys, this.#seller, users);
+    const durability = this.#durability;
+    if (durability && answers.some((a) => a.code === PurchaseCode.Sold)) {
+      // Tell no buyer "sold" before that many replicas hold the sale: a failover right now
+      // must not lose it. A buyer who is not told retries, and is shown their order (code 2).
+      const acked = await waitForReplicas(this.#redis, this.#keys.sale, durability.replicas, durability.timeoutMs);
+      if (acked < durability.replicas) throw new Error(`only ${acked} of ${durability.replicas} replicas confirmed the sale within ${durability.timeoutMs} ms`);
+    }
+    return answers;
   }
 }

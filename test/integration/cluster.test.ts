@@ -114,4 +114,59 @@ describe('on a Redis Cluster', () => {
     expect(await client.hlen(keys.buyers)).toBe(1000);
     expect(await masterOf(keys.sale)).not.toBe(master);
   });
+
+  test('with SPIKE_WAIT_REPLICAS=1 no sale a buyer was told of is lost when its master is killed', async () => {
+    const port = await freePort();
+    const durable = await startTestSpike('', { REDIS_CLUSTER: cluster.nodes.join(','), SPIKE_WAIT_REPLICAS: '1', SPIKE_WAIT_MS: '500', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN, SPIKE_WRITER: '0' });
+    try {
+      // A sale on a master that still has a replica (the previous test left one without).
+      let id = '';
+      for (let i = 0; !id && i < 200; i++) {
+        const master = await masterOf(`safe${i}`);
+        const info = Bun.spawnSync(['redis-cli', '-p', master.split(':')[1]!, 'info', 'replication']).stdout.toString();
+        if (/connected_slaves:[1-9]/.test(info)) id = `safe${i}`;
+      }
+      expect(id).not.toBe('');
+      expect((await fetch(`http://127.0.0.1:${port}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id, total: 100_000 }) })).status).toBe(201);
+      const master = await masterOf(id);
+      for (let i = 0; i < durable.ports.length; i++) while ((await fetch(`${durable.url(i)}/stock?sale=${id}`)).status !== 200) await Bun.sleep(10);
+
+      const acknowledged: string[] = [];
+      const statuses = new Map<number, number>();
+      let n = 0;
+      const stopAt = Date.now() + 4000;
+      const buying = Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (Date.now() < stopAt) {
+            const i = n++;
+            const res = await fetch(`${durable.url(i % 4)}/buy/ticket?sale=${id}&user=w${i}`).catch(() => null);
+            const body = res ? ((await res.json()) as { code?: number; orderId?: string }) : {};
+            statuses.set(res?.status ?? 0, (statuses.get(res?.status ?? 0) ?? 0) + 1);
+            if (body.code === 1 && body.orderId) acknowledged.push(body.orderId);
+          }
+        }),
+      );
+      await Bun.sleep(1000);
+      await cluster.kill(master);
+      await buying;
+      expect(statuses.get(503) ?? 0).toBeGreaterThan(0);
+      // After the failover every acknowledged order is on the promoted replica.
+      const keys = saleKeys(id);
+      const deadline = Date.now() + 20_000;
+      let present: (string | null)[] = [];
+      while (Date.now() < deadline) {
+        try {
+          present = await client.hmget(keys.states, ...acknowledged);
+          break;
+        } catch {
+          await Bun.sleep(200);
+        }
+      }
+      expect(acknowledged.length).toBeGreaterThan(50);
+      expect(acknowledged.filter((_, i) => present[i] === null)).toEqual([]);
+    } finally {
+      await durable.close();
+    }
+  });
 });
+
