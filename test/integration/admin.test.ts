@@ -1,6 +1,6 @@
 // The admin API on a running supervisor: several sales at once, stock added mid-sale, pause and
 // resume, start and end times; and a token that guards every call.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createAdminApp } from '../../src/admin.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { SaleBook } from '../../src/sale-book.ts';
@@ -8,6 +8,9 @@ import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const TOKEN = 'admin-token-for-tests-0123456789';
 let redis: TestRedis;

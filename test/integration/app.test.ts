@@ -1,11 +1,14 @@
 // One worker's HTTP API, called in-process with app.request (no server), on a real Redis.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/app.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 let redis: TestRedis;
 let client: ReturnType<typeof createRedis>;

@@ -1,7 +1,7 @@
 // Redis Cluster: every key of a sale carries one hash tag, so each sale's scripts run on one
 // shard and different sales spread over the shards. A master killed mid-sale is replaced by its
 // replica, and the sale goes on without overselling.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { Cluster } from 'ioredis';
 import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
@@ -10,6 +10,9 @@ import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestCluster, type TestCluster } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const TOKEN = 'admin-token-for-cluster-tests-0123';
 let cluster: TestCluster;

@@ -1,6 +1,6 @@
 // Redis killed with SIGKILL mid-sale. With appendfsync always, every sale a buyer was told of
 // (code 1) is still there after the restart; nothing is oversold either way.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
@@ -8,6 +8,9 @@ import { startRedisServer, type RedisServer } from '../../src/services/redis-ser
 import { fire, type Answer } from '../helpers/load.ts';
 import { tempDir } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const sale = saleKeys(DEFAULT_SALE);
 let dir: string;

@@ -1,10 +1,13 @@
 // Things die mid-sale: a worker thread, Redis, the whole supervisor. After each the sale must
 // still end with exactly `total` sold, no user twice, and an order on the stream for every sale.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { fire, type Answer } from '../helpers/load.ts';
 import { freePorts, startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const keys = saleKeys(DEFAULT_SALE);
 let redis: TestRedis;

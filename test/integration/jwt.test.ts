@@ -1,6 +1,6 @@
 // Signed users: with SPIKE_JWT_SECRET set, a purchase or an order call needs a valid, unexpired
 // HS256 token; its sub is the buyer, and a user reaches only their own orders.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { sign } from 'hono/jwt';
 import { createApp } from '../../src/app.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
@@ -8,6 +8,9 @@ import { redisOrderStore } from '../../src/redis/orders.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const SECRET = 'jwt-secret-for-tests-0123456789';
 let redis: TestRedis;

@@ -1,11 +1,14 @@
 // nginx in front of the workers, with the runtime copy of nginx.conf: the original's 1:2:3:4
 // split, and passive failover so a dead worker costs no sale.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { NGINX_TEMPLATE } from '../../src/services/nginx.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { freePorts, startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const keys = saleKeys(DEFAULT_SALE);
 let redis: TestRedis;

@@ -1,7 +1,7 @@
 // Several nodes on one Redis: each has its own local stock and buffer, the global count is
 // shared, and a node that stops leaves its share to the others. Their order writers share one
 // PostgreSQL, so the audit sees every order exactly once.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
 import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
 import { postgresOrderDb } from '../../src/orders/db.ts';
@@ -10,6 +10,9 @@ import { freePort } from '../../src/services/free-port.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestPostgres, startTestRedis, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 let redis: TestRedis;
 let postgres: TestPostgres;

@@ -1,7 +1,7 @@
 // The order writer copies a sale's stream into the database (SQLite, and PostgreSQL) exactly once
 // per order, even when a writer dies after reading (its entries are claimed by another) or after
 // committing but before XACK (the events are applied again and change nothing).
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
@@ -14,6 +14,9 @@ import { DEFAULT_SALE, ensureSale, purchaseMany, saleKeys } from '../../src/redi
 import { fire } from '../helpers/load.ts';
 import { startTestSpike } from '../helpers/spike.ts';
 import { startTestPostgres, startTestRedis, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 let redis: TestRedis;
 let postgres: TestPostgres;

@@ -1,6 +1,6 @@
 // The order lifecycle: reserved → paid | cancelled | expired. Tickets of released orders go back
 // on sale exactly once, and an order is never both paid and released.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/app.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
@@ -12,6 +12,9 @@ import { rmSync } from 'node:fs';
 import { countBy, fire } from '../helpers/load.ts';
 import { freePorts, startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 let redis: TestRedis;
 let client: ReturnType<typeof createRedis>;

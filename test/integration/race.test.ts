@@ -1,12 +1,15 @@
 // The invariants under a real race: four worker threads, one Redis, more buyers than tickets.
 // Never more than total, never less while demand remains, every sale on the order stream.
 import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { saleKeys, DEFAULT_SALE, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { tallyStats } from '../../src/stats.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const keys = saleKeys(DEFAULT_SALE);
 let redis: TestRedis;

@@ -1,11 +1,14 @@
 // `bun run start` as a user runs it: a separate process with its own private Redis and nginx,
 // configured only by environment variables, stopped by a signal.
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../../src/services/child.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { freePorts, tempDir } from '../helpers/servers.ts';
+
+// Real servers and thousands of requests: more than Bun's 5 s default per test.
+setDefaultTimeout(120_000);
 
 const SUPERVISOR = join(import.meta.dir, '..', '..', 'src', 'supervisor.ts');
 const dirs: string[] = [];
