@@ -18,7 +18,7 @@ describe('nginx.conf', () => {
     expect(template).toMatch(/proxy_http_version 1\.1;/);
     expect(template).toMatch(/proxy_set_header Connection "";/);
     expect(template).toMatch(/max_fails=\d+ fail_timeout=\d+s/);
-    expect(template).toMatch(/proxy_next_upstream error timeout;/);
+    expect(template).toMatch(/proxy_next_upstream error timeout http_503;/);
   });
 
   test('the runtime copy swaps in ports, weights and listen address and keeps the failover settings', () => {
