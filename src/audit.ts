@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.ts';
-import { auditSale, unwrittenEvents } from './orders/audit.ts';
+import { auditWhenWritten } from './orders/audit.ts';
 import { openOrderDb } from './orders/db.ts';
 import { createRedis, waitReady } from './redis/client.ts';
 import { DEFAULT_SALE, saleKeys } from './redis/sale.ts';
@@ -42,11 +42,7 @@ async function main(): Promise<number> {
   const db = await openOrderDb(config.databaseUrl, config.dbPath);
   try {
     await waitReady(redis, 5000, String(url));
-    const keys = saleKeys(options.sale);
-    // The writers may be a moment behind a live sale; give them time to catch up.
-    const deadline = Date.now() + options.waitS * 1000;
-    while ((await unwrittenEvents(redis, keys)) > 0 && Date.now() < deadline) await Bun.sleep(200);
-    const report = await auditSale(redis, keys, db);
+    const report = await auditWhenWritten(redis, saleKeys(options.sale), db, options.waitS * 1000);
     const { differences, ...counts } = report;
     console.log(Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' '));
     for (const d of differences.slice(0, 50)) console.log(`DIFF ${d}`);

@@ -105,3 +105,10 @@ export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = 'ord
   const field = (name: string) => info[info.indexOf(name) + 1];
   return Number(field('pending') ?? 0) + Number(field('lag') ?? 0);
 }
+
+/** Waits up to `waitMs` for the order writers to catch up (a live sale keeps them a moment behind), then audits. */
+export async function auditWhenWritten(redis: Redis, keys: SaleKeys, db: OrderDb, waitMs = 10_000): Promise<AuditReport> {
+  const deadline = Date.now() + waitMs;
+  while ((await unwrittenEvents(redis, keys)) > 0 && Date.now() < deadline) await Bun.sleep(50);
+  return auditSale(redis, keys, db);
+}

@@ -34,3 +34,14 @@ export async function startTestSpike(redisUrl: string, env: Record<string, strin
     },
   };
 }
+
+/** Waits until every worker of `spike` serves `sale` (a new sale reaches the worker threads by message). */
+export async function servesSale(spike: TestSpike, sale: string): Promise<void> {
+  for (let i = 0; i < spike.ports.length; i++) {
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(i)}/stock?sale=${sale}`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`worker ${i} does not serve ${sale}`);
+      await Bun.sleep(10);
+    }
+  }
+}

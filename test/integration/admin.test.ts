@@ -7,7 +7,7 @@ import { SaleBook } from '../../src/sale-book.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { servesSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
@@ -32,16 +32,7 @@ afterAll(async () => {
 const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
   fetch(`${admin}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
 
-/** Waits until every worker serves `sale` (a new sale reaches the worker threads by message). */
-async function served(sale: string): Promise<void> {
-  for (let i = 0; i < spike.ports.length; i++) {
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(i)}/stock?sale=${sale}`)).status !== 200) {
-      if (Date.now() > deadline) throw new Error(`worker ${i} does not serve ${sale}`);
-      await Bun.sleep(10);
-    }
-  }
-}
+const served = (sale: string) => servesSale(spike, sale);
 
 /** `n` new users try to buy a ticket of `sale`, spread over the workers; returns the answer codes. */
 async function buyers(sale: string, n: number): Promise<Map<string | number, number>> {

@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
-import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
+import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
 import { SALES_KEY } from '../../src/sale-book.ts';
@@ -110,10 +110,9 @@ async function expectCleanSale(total: number, answers: readonly Answer[]): Promi
   const acknowledged = answers.filter((a) => a.body.code === 1).map((a) => String(a.body.orderId));
   const present = await redis.hmget(sale.states, ...acknowledged);
   expect(acknowledged.filter((_, i) => present[i] === null)).toEqual([]);
-  await until('the order writer', async () => (await unwrittenEvents(redis, sale)) === 0);
   const db = sqliteOrderDb(writer.dbPath);
   try {
-    const report = await auditSale(redis, sale, db);
+    const report = await auditWhenWritten(redis, sale, db);
     expect(report.differences).toEqual([]);
   } finally {
     await db.close();

@@ -3,13 +3,13 @@
 // replica, and the sale goes on without overselling.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { Cluster } from 'ioredis';
-import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
+import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestCluster, type TestCluster } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { servesSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
@@ -43,16 +43,7 @@ async function masterOf(key: string): Promise<string> {
   return `${host}:${port}`;
 }
 
-/** Waits until every worker serves `sale` (a new sale reaches the worker threads by message). */
-async function served(sale: string): Promise<void> {
-  for (let i = 0; i < spike.ports.length; i++) {
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(i)}/stock?sale=${sale}`)).status !== 200) {
-      if (Date.now() > deadline) throw new Error(`worker ${i} does not serve ${sale}`);
-      await Bun.sleep(10);
-    }
-  }
-}
+const served = (sale: string) => servesSale(spike, sale);
 
 const buy = (sale: string, n: number) => fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=c${user++}`), 40);
 
@@ -84,9 +75,7 @@ describe('on a Redis Cluster', () => {
     try {
       for (const [id, total] of [[DEFAULT_SALE, 600], [chosen[0]!, 400], [chosen[1]!, 400]] as const) {
         const keys = saleKeys(id);
-        const deadline = Date.now() + 10_000;
-        while ((await unwrittenEvents(client, keys)) > 0 && Date.now() < deadline) await Bun.sleep(50);
-        const report = await auditSale(client, keys, db);
+        const report = await auditWhenWritten(client, keys, db);
         expect(report.differences).toEqual([]);
         expect(report.sold).toBe(total);
       }
@@ -132,7 +121,7 @@ describe('on a Redis Cluster', () => {
       expect(id).not.toBe('');
       expect((await fetch(`http://127.0.0.1:${port}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id, total: 100_000 }) })).status).toBe(201);
       const master = await masterOf(id);
-      for (let i = 0; i < durable.ports.length; i++) while ((await fetch(`${durable.url(i)}/stock?sale=${id}`)).status !== 200) await Bun.sleep(10);
+      await servesSale(durable, id);
 
       const acknowledged: string[] = [];
       const statuses = new Map<number, number>();
