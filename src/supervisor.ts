@@ -107,6 +107,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       // A connection of its own, so a long write round never queues behind the sync's reads.
       const writerRedis = createRedis(target, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
       cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
+      await waitReady(writerRedis, 10_000, described);
       const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${config.nodeId}` });
       writer.start();
       cleanups.push(() => writer.stop());
