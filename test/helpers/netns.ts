@@ -1,7 +1,8 @@
 /**
  * Test hosts on one machine: a network namespace per host, each with a veth into a bridge the
- * test owns, on a private test subnet. Needs root and iproute2; `startTestNet` throws (with the
- * reason) where namespaces are not permitted, so the caller can fall back to loopback.
+ * test owns, on a private test subnet (needs root and iproute2). Where namespaces are not
+ * permitted, `startTestNet` falls back to loopback — each host an address of its own in
+ * 127.0.0.0/8, a cut made by a TCP proxy the test controls — and prints why.
  */
 import type { Subprocess } from 'bun';
 
@@ -12,9 +13,11 @@ export interface TestHost {
 }
 
 export interface TestNet {
-  /** The bridge's own address: how hosts reach the test process (the root namespace). */
-  readonly gateway: string;
+  /** `namespaces`, or `loopback` where namespaces are not permitted. */
+  readonly kind: 'namespaces' | 'loopback';
   readonly hosts: ReadonlyMap<string, TestHost>;
+  /** The address `host` should use to reach `target`'s `port` (a cuttable proxy on loopback). */
+  address(host: string, target: string, port: number): Promise<string>;
   /** Starts `cmd` inside `host`'s namespace. */
   spawn(host: string, cmd: string[], env?: Record<string, string | undefined>): Subprocess<'ignore', 'pipe', 'pipe'>;
   /** `host` can no longer reach `target` (a blackhole route); everything else still works. */
@@ -28,8 +31,19 @@ function ip(...args: string[]): void {
   if (run.exitCode !== 0) throw new Error(`ip ${args.join(' ')}: ${run.stderr.toString().trim()}`);
 }
 
-/** Creates one namespace per name on a /24 of its own (10.213.N.0), bridged to the root namespace. */
+/** Namespaces when permitted, else loopback (with the reason printed). */
 export function startTestNet(names: readonly string[]): TestNet {
+  try {
+    if (Bun.env.SPIKE_TEST_NETNS === '0') throw new Error('SPIKE_TEST_NETNS=0');
+    return namespaceNet(names);
+  } catch (error) {
+    console.log(`test hosts: network namespaces not available (${error instanceof Error ? error.message : error}); using loopback addresses and TCP proxies instead`);
+    return loopbackNet(names);
+  }
+}
+
+/** Creates one namespace per name on a /24 of its own (10.213.N.0), bridged to the root namespace. */
+function namespaceNet(names: readonly string[]): TestNet {
   const tag = String(process.pid % 10_000);
   const subnet = `10.213.${(process.pid % 250) + 1}`;
   const bridge = `spkbr${tag}`;
@@ -68,12 +82,85 @@ export function startTestNet(names: readonly string[]): TestNet {
     return h;
   };
   return {
-    gateway: `${subnet}.254`,
+    kind: 'namespaces',
     hosts,
+    address: async (_, target, port) => `${host(target).ip}:${port}`,
     spawn: (name, cmd, env) =>
       Bun.spawn(['ip', 'netns', 'exec', host(name).ns, ...cmd], { env: { ...process.env, ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
     cut: (name, target) => ip('-n', host(name).ns, 'route', 'add', 'blackhole', `${host(target).ip}/32`),
     heal: (name, target) => ip('-n', host(name).ns, 'route', 'del', 'blackhole', `${host(target).ip}/32`),
     close,
+  };
+}
+
+/**
+ * Every host on its own loopback address (127.0.N.i), no isolation; a connection from `host`
+ * to `target` goes through a TCP proxy, which `cut` closes and refuses until `heal`.
+ */
+function loopbackNet(names: readonly string[]): TestNet {
+  const subnet = `127.0.${(process.pid % 250) + 1}`;
+  const hosts = new Map<string, TestHost>(names.map((name, i) => [name, { name, ns: '', ip: `${subnet}.${i + 1}` }]));
+  const proxies = new Map<string, { cut: boolean; sockets: Set<{ end(): void }>; stop(): void }>();
+  const key = (host: string, target: string) => `${host}->${target}`;
+  return {
+    kind: 'loopback',
+    hosts,
+    address: async (host, target, port) => {
+      const targetIp = hosts.get(target)!.ip;
+      const state = { cut: false, sockets: new Set<{ end(): void }>(), stop: () => {} };
+      type Pipe = { peer?: { write(data: Uint8Array): number; end(): void }; pending: Uint8Array[] };
+      const listener = Bun.listen<Pipe>({
+        hostname: hosts.get(host)!.ip,
+        port: 0,
+        socket: {
+          open(client) {
+            if (state.cut) return void client.end();
+            client.data = { pending: [] };
+            state.sockets.add(client);
+            void Bun.connect<undefined>({
+              hostname: targetIp,
+              port,
+              socket: {
+                open(upstream) {
+                  client.data.peer = upstream;
+                  state.sockets.add(upstream);
+                  for (const chunk of client.data.pending) upstream.write(chunk);
+                  client.data.pending = [];
+                },
+                data: (_, chunk) => void client.write(chunk),
+                close: () => void client.end(),
+                error: () => void client.end(),
+              },
+            }).catch(() => void client.end());
+          },
+          data(client, chunk) {
+            if (client.data.peer) client.data.peer.write(chunk);
+            else client.data.pending.push(new Uint8Array(chunk));
+          },
+          close(client) {
+            client.data?.peer?.end();
+            state.sockets.delete(client);
+          },
+        },
+      });
+      state.stop = () => listener.stop(true);
+      proxies.set(key(host, target), state);
+      return `${hosts.get(host)!.ip}:${listener.port}`;
+    },
+    spawn: (_, cmd, env) => Bun.spawn(cmd, { env: { ...process.env, ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
+    cut: (host, target) => {
+      const proxy = proxies.get(key(host, target));
+      if (!proxy) throw new Error(`${host} does not reach ${target} through a proxy`);
+      proxy.cut = true;
+      for (const socket of proxy.sockets) socket.end();
+      proxy.sockets.clear();
+    },
+    heal: (host, target) => {
+      const proxy = proxies.get(key(host, target));
+      if (proxy) proxy.cut = false;
+    },
+    close: () => {
+      for (const proxy of proxies.values()) proxy.stop();
+    },
   };
 }

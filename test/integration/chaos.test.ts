@@ -55,7 +55,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Pro
 async function startNode(name: string): Promise<void> {
   const host = net.hosts.get(name)!;
   const child = net.spawn(name, [process.execPath, join(ROOT, 'src', 'supervisor.ts')], {
-    REDIS_URL: redisUrl,
+    REDIS_URL: `redis://${await net.address(name, 'redis', REDIS_PORT)}`,
     SPIKE_HOST: host.ip,
     SPIKE_PORTS: PORTS.join(','),
     SPIKE_TOTAL: '3000',
@@ -89,7 +89,7 @@ async function newSale(total: number): Promise<void> {
   await redis.multi().del(...keyList(sale)).hset(sale.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
   await redis.sadd(SALES_KEY, sale.sale);
   for (const name of NODES) {
-    if (nodes.get(name)?.exitCode !== null) continue;
+    if (nodes.get(name)?.exitCode !== null || nodes.get(name)?.killed) continue;
     await until(`${name} to serve ${sale.sale}`, async () => (await fetch(`http://${net.hosts.get(name)!.ip}:${PORTS[0]}/stock?sale=${sale.sale}`)).status === 200);
   }
 }
