@@ -5,7 +5,7 @@ import { NGINX_TEMPLATE, renderNginxConf, weightedUpstreams } from '../../src/se
 const template = readFileSync(NGINX_TEMPLATE, 'utf8');
 
 describe('nginx.conf', () => {
-  test('is the original weighted config: load_rule over 3001-3004 with weights 1-4 on port 80', () => {
+  test('is the original weighted config: load_rule over 3001-3004 with weights 1-4, listen 80', () => {
     expect(template).toMatch(/upstream load_rule \{/);
     for (let i = 1; i <= 4; i++) expect(template).toMatch(new RegExp(`server 127\\.0\\.0\\.1:300${i} weight=${i}\\b`));
     expect(template).toMatch(/^\s*listen 80;/m);
