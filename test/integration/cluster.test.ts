@@ -95,10 +95,16 @@ describe('on a Redis Cluster', () => {
     await cluster.kill(master);
     // Until the replica is promoted (cluster-node-timeout 1 s), purchases of this sale get 503.
     let soldAfter = 0;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (soldAfter === 0 && Date.now() < deadline) {
       await Bun.sleep(200);
       soldAfter = countBy(await buy('failover', 20), (x) => Number(x.body.code)).get(1) ?? 0;
+    }
+    if (soldAfter === 0) {
+      // Say what the cluster looked like, so a failure here can be explained.
+      const alive = cluster.nodes.find((n) => n !== master)!;
+      const nodes = Bun.spawnSync(['redis-cli', '-p', alive.split(':')[1]!, 'cluster', 'nodes']).stdout.toString();
+      throw new Error(`no sale within 60 s of killing ${master}; cluster nodes seen from ${alive}:\n${nodes}`);
     }
     expect(soldAfter).toBeGreaterThan(0);
     while (Date.now() < deadline && Number(await client.hget(keys.sale, SOLD_FIELD)) < 1000) await buy('failover', 400);
