@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRedis, waitReady, type RedisClient } from '../../src/redis/client.ts';
 import { startNginx, weightedUpstreams, type Nginx } from '../../src/services/nginx.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -166,6 +167,26 @@ export async function startTestCluster(): Promise<TestCluster> {
       for (const server of servers.values()) server.kill('SIGTERM');
       await Promise.all([...servers.values()].map((s) => s.exited));
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A private redis-server and a client made the way spike makes its own (`createRedis`: scripts
+ * defined, fails fast), ready to use. `redis.close()` also closes the client.
+ */
+export async function startTestRedisWithClient(name: string, timeoutMs = 2000): Promise<{ redis: TestRedis; client: RedisClient }> {
+  const redis = await startTestRedis();
+  const client = createRedis(redis.url, { timeoutMs, name });
+  await waitReady(client, 5000, redis.url);
+  return {
+    client,
+    redis: {
+      ...redis,
+      close: async () => {
+        client.disconnect();
+        await redis.close();
+      },
     },
   };
 }

@@ -1,11 +1,11 @@
 // One worker's HTTP API, called in-process with app.request (no server), on a real Redis.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/app.ts';
-import { createRedis, waitReady } from '../../src/redis/client.ts';
+import { createRedis } from '../../src/redis/client.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
-import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
@@ -15,12 +15,9 @@ let client: ReturnType<typeof createRedis>;
 let n = 0;
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  client = createRedis(redis.url, { timeoutMs: 1000, name: 'test-app' });
-  await waitReady(client, 5000, redis.url);
+  ({ redis, client } = await startTestRedisWithClient('test-app', 1000));
 });
 afterAll(async () => {
-  client.disconnect();
   await redis.close();
 });
 

@@ -3,25 +3,23 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { sign } from 'hono/jwt';
 import { createApp } from '../../src/app.ts';
-import { createRedis, waitReady } from '../../src/redis/client.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
 import { redisOrderStore } from '../../src/redis/orders.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
-import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
 
 const SECRET = 'jwt-secret-for-tests-0123456789';
 let redis: TestRedis;
-let client: ReturnType<typeof createRedis>;
+let client: RedisClient;
 let app: ReturnType<typeof createApp>;
 const keys = saleKeys(`jwt-${process.pid}`);
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  client = createRedis(redis.url, { timeoutMs: 2000, name: 'test-jwt' });
-  await waitReady(client, 5000, redis.url);
+  ({ redis, client } = await startTestRedisWithClient('test-jwt', 2000));
   await ensureSale(client, keys, 10, true);
   const stock = LocalStock.create(1);
   stock.refill(0, 100);
@@ -29,7 +27,6 @@ beforeAll(async () => {
   app = createApp({ port: 3001, worker: 0, sale: (id) => (id === keys.sale ? sale : undefined), defaultSale: keys.sale, ping: () => client.ping(), jwtSecret: SECRET });
 });
 afterAll(async () => {
-  client.disconnect();
   await redis.close();
 });
 

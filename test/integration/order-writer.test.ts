@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRedis, waitReady } from '../../src/redis/client.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
 import { auditSale, auditWhenWritten } from '../../src/orders/audit.ts';
 import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
@@ -13,14 +13,14 @@ import { settle } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, ensureSale, purchaseMany, saleKeys } from '../../src/redis/sale.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestSpike } from '../helpers/spike.ts';
-import { startTestPostgres, startTestRedis, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
+import { startTestPostgres, startTestRedisWithClient, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
 
 let redis: TestRedis;
 let postgres: TestPostgres;
-let client: ReturnType<typeof createRedis>;
+let client: RedisClient;
 let dir: string;
 let db: OrderDb;
 let n = 0;
@@ -28,15 +28,11 @@ let keys = saleKeys('unused');
 const GROUP = 'order-writers';
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  // Blocking reads need a timeout longer than the block.
-  client = createRedis(redis.url, { timeoutMs: 5000, name: 'test-writer' });
-  await waitReady(client, 5000, redis.url);
+  ({ redis, client } = await startTestRedisWithClient('test-writer', 5000));
   dir = tempDir('orders-db');
   postgres = await startTestPostgres();
 }, 60_000);
 afterAll(async () => {
-  client.disconnect();
   await redis.close();
   await postgres.close();
   rmSync(dir, { recursive: true, force: true });

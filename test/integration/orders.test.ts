@@ -2,7 +2,7 @@
 // on sale exactly once, and an order is never both paid and released.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/app.ts';
-import { createRedis, waitReady } from '../../src/redis/client.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { auditWhenWritten } from '../../src/orders/audit.ts';
@@ -10,24 +10,21 @@ import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { rmSync } from 'node:fs';
 import { countBy, fire } from '../helpers/load.ts';
-import { freePorts, startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
+import { freePorts, startTestRedisWithClient, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
 
 let redis: TestRedis;
-let client: ReturnType<typeof createRedis>;
+let client: RedisClient;
 let n = 0;
 let keys = saleKeys('unused');
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  client = createRedis(redis.url, { timeoutMs: 2000, name: 'test-orders' });
-  await waitReady(client, 5000, redis.url);
+  ({ redis, client } = await startTestRedisWithClient('test-orders', 2000));
 });
 afterAll(async () => {
-  client.disconnect();
   await redis.close();
 });
 beforeEach(() => {

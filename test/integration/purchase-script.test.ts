@@ -1,25 +1,22 @@
 // purchase-3.lua against a real redis-server. The original 12306 script checked `total >= sold`
 // before incrementing and so sold total + 1; the first test runs it side by side with ours.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { createRedis, waitReady } from '../../src/redis/client.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
 import { ensureSale, purchase, purchaseMany, PurchaseCode, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
-import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
 
 let redis: TestRedis;
-let client: ReturnType<typeof createRedis>;
+let client: RedisClient;
 let n = 0;
 let keys = saleKeys('unused');
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  client = createRedis(redis.url, { timeoutMs: 2000, name: 'test' });
-  await waitReady(client, 5000, redis.url);
+  ({ redis, client } = await startTestRedisWithClient('test', 2000));
 });
 afterAll(async () => {
-  client.disconnect();
   await redis.close();
 });
 // A fresh sale per test, so no test sees another's tickets.
