@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ordersPresent } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
@@ -114,9 +115,9 @@ export async function durability(appendfsync: 'everysec' | 'always', seconds: nu
     const acknowledged = await buying;
     server = await startRedisServer({ dir, port: server.port, appendfsync });
     const client = new Redis(server.url);
-    const present = acknowledged.length ? await client.hmget(saleKeys(DEFAULT_SALE).states, ...acknowledged) : [];
+    const present = await ordersPresent(client, saleKeys(DEFAULT_SALE), acknowledged);
     client.disconnect();
-    return { appendfsync, purchase, acknowledged: acknowledged.length, lost: present.filter((p) => p === null).length };
+    return { appendfsync, purchase, acknowledged: acknowledged.length, lost: acknowledged.length - present.size };
   } finally {
     await supervisor.stop();
     await server.stop();

@@ -1,6 +1,6 @@
 /** Compares a sale's three records — Redis' counts and order states, the stream, the database — and lists every difference. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { parseOrder, type Order } from '../redis/orders.ts';
+import { parseOrder, reservedOrder, type Order } from '../redis/orders.ts';
 import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { parseEvent } from './events.ts';
@@ -23,15 +23,20 @@ const LIVE = new Set(['reserved', 'paid']);
 
 export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
   const differences: string[] = [];
-  const [[total, sold, paidCount], rawStates, buyers, deadlines, entries, dbRows] = await Promise.all([
+  const [[total, sold, paidCount], rawStates, buyers, entries, dbRows] = await Promise.all([
     redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, PAID_FIELD),
     redis.hgetall(keys.states),
     redis.hgetall(keys.buyers),
-    redis.zrange(keys.deadlines, '0', '-1'),
     redis.xrange(keys.orders, '-', '+'),
     db.orders(keys.sale),
   ]);
+  // Redis' orders, as readOrder sees them: the states entry, else the `created` entry (reserved).
   const orders = new Map<string, Order>(Object.entries(rawStates).map(([id, raw]) => [id, parseOrder(keys.sale, id, raw)]));
+  for (const [id, fields] of entries) {
+    if (orders.has(id)) continue;
+    const order = reservedOrder(keys.sale, id, fields);
+    if (order) orders.set(id, order);
+  }
   const count = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
   const reserved = count('reserved');
   const paid = count('paid');
@@ -47,10 +52,6 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
   }
   const named = [...orders.values()].filter((o) => o.user && LIVE.has(o.state));
   if (named.length !== Object.keys(buyers).length) differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
-  const due = new Set(deadlines);
-  for (const o of orders.values()) {
-    if ((o.state === 'reserved' && o.payBy !== null) !== due.has(o.orderId)) differences.push(`Redis: order ${o.orderId} is ${o.state} but ${due.has(o.orderId) ? 'has' : 'lacks'} a deadline entry`);
-  }
 
   // The stream against Redis' states (for orders whose creation is still on the stream).
   const fromStream = new Map<string, string>();

@@ -7,14 +7,14 @@ export interface ReaperOptions {
   /** The sales to reap, as they stand at each pass. */
   readonly sales: () => readonly SaleKeys[];
   readonly intervalMs: number;
-  /** Orders released per script call; a long backlog takes several calls, not one long one. */
+  /** Stream entries walked per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
   /** Called after orders were released, so the sold-out flag and local stock follow at once. */
   readonly onReleased?: (count: number) => void;
 }
 
 /**
- * Several reapers (one per node) may run at once: settle-5.lua releases each order exactly
+ * Several reapers (one per node) may run at once: settle-4.lua releases each order exactly
  * once, and never one that was paid in the same instant.
  */
 export class Reaper {
@@ -47,9 +47,9 @@ export class Reaper {
     try {
       for (const keys of this.#options.sales()) {
         for (;;) {
-          const ids = await expireDue(this.#redis, keys, batch);
+          const { ids, more } = await expireDue(this.#redis, keys, batch);
           released += ids.length;
-          if (ids.length < batch) break;
+          if (!more) break;
         }
       }
       this.#failing = false;

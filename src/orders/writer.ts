@@ -1,6 +1,7 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import type { SaleKeys } from '../redis/sale.ts';
+import { compareOrderIds as compareIds } from '../redis/orders.ts';
+import { REAPED_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { idTime, parseEvent, type OrderEvent } from './events.ts';
 
@@ -102,12 +103,16 @@ export class OrderWriter {
   }
 
   /**
-   * Removes entries older than keepMs that every consumer group has acknowledged: below the
-   * oldest pending entry of each group, and at or below what each group was delivered.
+   * Removes entries older than keepMs that every consumer group has acknowledged (below the
+   * oldest pending entry of each group, and at or below what each group was delivered) and that
+   * the reapers passed: a new order is only its `created` entry until then (settle-4.lua).
    */
   async trim(keys: SaleKeys): Promise<number> {
+    const reaped = await this.#redis.hget(keys.sale, REAPED_FIELD);
+    if (reaped === null) return 0;
     const groups = (await this.#redis.xinfo('GROUPS', keys.orders)) as (string | number)[][];
     let safe = `${Date.now() - this.#keepMs}-0`;
+    if (compareIds(reaped, safe) < 0) safe = reaped;
     for (const info of groups) {
       const field = (name: string) => info[info.indexOf(name) + 1];
       let bound = String(field('last-delivered-id'));
@@ -154,11 +159,4 @@ export function streamEntries(reply: unknown): Entry[] {
   if (!Array.isArray(reply) || reply.length === 0) return [];
   const first = typeof reply[0] === 'string' ? reply : reply[0];
   return Array.isArray(first?.[1]) ? (first[1] as Entry[]) : [];
-}
-
-/** Orders two stream ids. */
-export function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.split('-').map(Number) as [number, number];
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }

@@ -38,9 +38,40 @@ export function parseOrder(sale: string, orderId: string, raw: string): Order {
   };
 }
 
+/** A `created` stream entry as the reserved order it stands for (settle-4.lua's reading); null for any other entry. */
+export function reservedOrder(sale: string, orderId: string, fields: readonly string[]): Order | null {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  if (f.event !== 'created') return null;
+  const createdAt = Number(orderId.split('-')[0]);
+  const window = Number(f.window ?? 0);
+  return { orderId, sale, state: 'reserved', user: f.user ?? '', port: Number(f.port ?? 0), createdAt, payBy: window > 0 ? createdAt + window : null, updatedAt: createdAt };
+}
+
+/** An order: its states entry once it has one, else its `created` entry (a new order is only that). */
 export async function readOrder(redis: Redis, keys: SaleKeys, orderId: string): Promise<Order | null> {
   const raw = await redis.hget(keys.states, orderId);
-  return raw === null ? null : parseOrder(keys.sale, orderId, raw);
+  if (raw !== null) return parseOrder(keys.sale, orderId, raw);
+  const [entry] = (await redis.xrange(keys.orders, orderId, orderId)) as [string, string[]][];
+  return entry ? reservedOrder(keys.sale, orderId, entry[1]) : null;
+}
+
+/** Which of `orderIds` Redis holds (in the states hash or as a `created` entry); for checks after a failure. */
+export async function ordersPresent(redis: Redis, keys: SaleKeys, orderIds: readonly string[]): Promise<Set<string>> {
+  if (orderIds.length === 0) return new Set();
+  const stored = await redis.hmget(keys.states, ...orderIds);
+  const present = new Set(orderIds.filter((_, i) => stored[i] !== null));
+  const sorted = [...orderIds].sort(compareOrderIds);
+  const entries = (await redis.xrange(keys.orders, sorted[0]!, sorted.at(-1)!)) as [string, string[]][];
+  for (const [id, fields] of entries) if (reservedOrder(keys.sale, id, fields)) present.add(id);
+  return new Set(orderIds.filter((id) => present.has(id)));
+}
+
+/** Orders two order (stream) ids by time, then sequence. */
+export function compareOrderIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }
 
 /** The live (reserved or paid) order of `user`, if any. */
@@ -49,7 +80,7 @@ export async function orderOfUser(redis: Redis, keys: SaleKeys, user: string): P
   return orderId === null ? null : readOrder(redis, keys, orderId);
 }
 
-/** settle-5.lua's return codes. */
+/** settle-4.lua's return codes. */
 export enum SettleCode {
   Done = 1,
   WrongState = -4,
@@ -80,10 +111,13 @@ export async function settle(redis: Redis, keys: SaleKeys, action: 'pay' | 'canc
   }
 }
 
-/** Releases up to `max` reserved orders whose deadline passed; returns their ids. */
-export async function expireDue(redis: Redis, keys: SaleKeys, max: number): Promise<string[]> {
-  const [, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*');
-  return ids.map(String);
+/**
+ * Releases the reserved orders whose deadline passed, walking at most `max` stream entries from
+ * the sale's expiry cursor; `more` is true when it stopped at that limit, not at an order still due later.
+ */
+export async function expireDue(redis: Redis, keys: SaleKeys, max: number): Promise<{ ids: string[]; more: boolean }> {
+  const [, more, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*');
+  return { ids: ids.map(String), more: Number(more) === 1 };
 }
 
 /** The order routes' store, on Redis. */

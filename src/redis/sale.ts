@@ -13,15 +13,13 @@ export interface SaleKeys {
   readonly buyers: string;
   /** Stream of order events: created (its id is the order id), paid, cancelled, expired. */
   readonly orders: string;
-  /** Hash order id → "state|payBy|port|updatedAt|user". */
+  /** Hash order id → "state|payBy|port|updatedAt|user", for orders no longer only `created` on the stream. */
   readonly states: string;
-  /** Sorted set of reserved order ids by payment deadline (ms). */
-  readonly deadlines: string;
 }
 
-/** The keys in the order every script takes them (KEYS[1..5]). */
+/** Every key of a sale, in the order the scripts take them: purchase-3.lua the first three, settle-4.lua all four. */
 export function keyList(keys: SaleKeys): string[] {
-  return [keys.sale, keys.buyers, keys.orders, keys.states, keys.deadlines];
+  return [keys.sale, keys.buyers, keys.orders, keys.states];
 }
 
 /**
@@ -30,10 +28,10 @@ export function keyList(keys: SaleKeys): string[] {
  * runs unchanged on Redis Cluster.
  */
 export function saleKeys(id: string): SaleKeys {
-  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states`, deadlines: `{${id}}:deadlines` };
+  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states` };
 }
 
-/** The purchase script's return codes (purchase-5.lua). */
+/** The purchase script's return codes (purchase-3.lua). */
 export enum PurchaseCode {
   Sold = 1,
   SoldOut = -1,
@@ -57,9 +55,9 @@ export interface Seller {
   readonly payWindowMs: number;
 }
 
-/** Runs purchase-5.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
+/** Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
 export async function purchaseMany(redis: Redis, keys: SaleKeys, seller: Seller, users: readonly string[]): Promise<Purchase[]> {
-  const reply = await redis.purchase(...keyList(keys), String(seller.port), String(seller.payWindowMs), ...users);
+  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(seller.port), String(seller.payWindowMs), ...users);
   if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
   const answers: Purchase[] = new Array(users.length);
   for (let i = 0; i < users.length; i++) {
@@ -92,6 +90,8 @@ export interface SaleCount {
 }
 
 export const PAID_FIELD = 'ticket_paid_nums';
+/** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
+export const REAPED_FIELD = 'reaped_to';
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {

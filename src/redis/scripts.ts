@@ -7,9 +7,9 @@ import { join } from 'node:path';
 const SCRIPTS_DIR = join(import.meta.dir, 'scripts');
 
 export interface LuaScript {
-  /** Command name on the client, from the file name: `purchase-5.lua` → `purchase`. */
+  /** Command name on the client, from the file name: `purchase-3.lua` → `purchase`. */
   readonly name: string;
-  /** Key count, from the file name: `purchase-5.lua` → 5, so file and registration cannot disagree. */
+  /** Key count, from the file name: `purchase-3.lua` → 3, so file and registration cannot disagree. */
   readonly numberOfKeys: number;
   readonly lua: string;
 }
@@ -36,9 +36,9 @@ export function defineScripts(redis: RedisClient): void {
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** See purchase-5.lua: the sale's five keys, then the port, the payment window (ms) and the buyers. */
+    /** See purchase-3.lua: the sale hash, buyers hash and orders stream, then the port, the payment window (ms) and the buyers. */
     purchase(...keysPortWindowUsers: string[]): Result<(string | number)[], Context>;
-    /** See settle-5.lua: the sale's five keys, then the action, the order id (or a limit) and the user. */
+    /** See settle-4.lua: the sale's four keys (keyList), then the action, the order id (or a limit) and the user. */
     settle(...keysAndArgs: string[]): Result<(string | number)[], Context>;
   }
 }

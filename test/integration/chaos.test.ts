@@ -8,6 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { auditWhenWritten } from '../../src/orders/audit.ts';
+import { ordersPresent } from '../../src/redis/orders.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
 import { SALES_KEY } from '../../src/sale-book.ts';
@@ -108,8 +109,8 @@ async function expectCleanSale(total: number, answers: readonly Answer[]): Promi
   expect(await sold()).toBe(total);
   expect(await redis.hlen(sale.buyers)).toBe(total);
   const acknowledged = answers.filter((a) => a.body.code === 1).map((a) => String(a.body.orderId));
-  const present = await redis.hmget(sale.states, ...acknowledged);
-  expect(acknowledged.filter((_, i) => present[i] === null)).toEqual([]);
+  const present = await ordersPresent(redis, sale, acknowledged);
+  expect(acknowledged.filter((id) => !present.has(id))).toEqual([]);
   const db = sqliteOrderDb(writer.dbPath);
   try {
     const report = await auditWhenWritten(redis, sale, db);

@@ -66,7 +66,7 @@ describe('purchase script', () => {
     const sold = await purchase(client, keys, 'bob', { port: 3003, payWindowMs: 0 });
     const [[id, fields]] = (await client.xrange(keys.orders, '-', '+')) as [string, string[]][] as [[string, string[]]];
     expect(sold).toEqual({ code: PurchaseCode.Sold, orderId: id });
-    expect(fields).toEqual(['event', 'created', 'user', 'bob', 'port', '3003']);
+    expect(fields).toEqual(['event', 'created', 'user', 'bob', 'port', '3003', 'window', '0']);
     expect(Math.abs(Number(id.split('-')[0]) - before)).toBeLessThan(5000);
   });
 

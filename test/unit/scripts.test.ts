@@ -6,10 +6,10 @@ import { loadScripts } from '../../src/redis/scripts.ts';
 const scripts = loadScripts();
 
 describe('Lua scripts', () => {
-  test('the purchase and settle scripts are registered with the five keys of a sale', () => {
+  test('purchase takes the sale, buyers and stream keys; settle also the order states', () => {
     const registered = scripts.map((s) => [s.name, s.numberOfKeys]);
-    expect(registered).toContainEqual(['purchase', 5]);
-    expect(registered).toContainEqual(['settle', 5]);
+    expect(registered).toContainEqual(['purchase', 3]);
+    expect(registered).toContainEqual(['settle', 4]);
   });
 
   test.each(scripts.map((s) => [s.name, s] as const))('%s documents exactly the KEYS its name declares, its ARGV and its output', (_, script) => {

@@ -1,20 +1,24 @@
 --[[
   Sells tickets of one sale to a batch of buyers, atomically and in order: at most `total` are
-  ever sold, a named user holds at most one live order, and every sale is recorded — the
-  order's state, its payment deadline and a `created` event on the sale's stream — in the same
-  step. A batch is what one worker gathered in one event-loop turn; one buyer is a batch of
-  one. Batching shares the script's fixed cost among its buyers.
+  ever sold, a named user holds at most one live order, and every sale is recorded — a `created`
+  event on the sale's stream, which is the order itself — in the same step. A batch is what one
+  worker gathered while its previous call was in flight; one buyer is a batch of one. Batching
+  shares the script's fixed cost among its buyers.
 
   The original 12306 script tested `total >= sold` before incrementing and so sold total + 1;
   this one refuses as soon as `sold >= total`. `sold` counts live orders: reserved and paid.
 
+  Per buyer this does one read and at most two writes (XADD, and HSET for a named buyer): every
+  write is also an AOF record. A new order's state ("reserved", until its payBy) is its `created`
+  entry; the order states hash only receives orders once they leave that state (settle-4.lua).
+
   Input:
-    KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums (the original's layout), ticket_paid_nums
+    KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums (the original's layout), paused,
+            starts_at, ends_at
     KEYS[2] buyers hash: user id -> their live order id
-    KEYS[3] orders stream: one event per change; a sale is {event=created, user, port}, and
-            that entry's id is the order id (its first part: the time in milliseconds)
-    KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
-    KEYS[5] deadlines sorted set: reserved order id scored by its payBy (ms)
+    KEYS[3] orders stream: one event per change; a sale is {event=created, user, port, window},
+            and that entry's id is the order id (its first part: the time in milliseconds; the
+            order must be paid before that time + window, when window > 0)
     ARGV[1] port of the worker that sells, for the record
     ARGV[2] payment window in ms; 0: orders have no deadline
     ARGV[3..n] the buyers' user ids, in arrival order; "" is an anonymous buyer (no per-user
@@ -32,9 +36,9 @@ local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums
 local total = tonumber(sale[1])
 local closed = false
 if total and (sale[3] == '1' or sale[4] or sale[5]) then
-  local now = redis.call('TIME')
-  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  closed = sale[3] == '1' or (sale[4] and ms < tonumber(sale[4])) or (sale[5] and ms >= tonumber(sale[5]))
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  closed = sale[3] == '1' or (sale[4] and now < tonumber(sale[4])) or (sale[5] and now >= tonumber(sale[5]))
 end
 if not total or closed then
   local code = total and -3 or -2
@@ -48,7 +52,7 @@ end
 local sold = tonumber(sale[2]) or 0
 local before = sold
 local port = ARGV[1]
-local window = tonumber(ARGV[2])
+local window = ARGV[2]
 for i = 3, #ARGV do
   local user = ARGV[i]
   local held = false
@@ -62,14 +66,7 @@ for i = 3, #ARGV do
     out[#out + 1] = -1
     out[#out + 1] = ''
   else
-    local orderId = redis.call('XADD', KEYS[3], '*', 'event', 'created', 'user', user, 'port', port)
-    local at = tonumber(string.match(orderId, '^(%d+)'))
-    local payBy = 0
-    if window > 0 then
-      payBy = at + window
-      redis.call('ZADD', KEYS[5], payBy, orderId)
-    end
-    redis.call('HSET', KEYS[4], orderId, 'reserved|' .. payBy .. '|' .. port .. '|' .. at .. '|' .. user)
+    local orderId = redis.call('XADD', KEYS[3], '*', 'event', 'created', 'user', user, 'port', port, 'window', window)
     sold = sold + 1
     if user ~= '' then
       redis.call('HSET', KEYS[2], user, orderId)

@@ -1,0 +1,178 @@
+--[[
+  Moves orders of one sale along their lifecycle, atomically: reserved -> paid, reserved ->
+  cancelled, reserved -> expired. A cancelled or expired order gives its ticket back (sold - 1,
+  the user may buy again) exactly once; an order is never both paid and released, whichever
+  of a payer and any number of reapers comes first. Every change is an event on the stream.
+
+  Where an order's state is: purchase-3.lua writes only the `created` entry, which means
+  "reserved until payBy". The states hash holds every order that left that state (and, once
+  the reaper passed them, reserved orders without a deadline), so an order is its states entry
+  if it has one, else its `created` entry.
+
+  Expiry walks the stream in id order from the sale's `reaped_to` cursor, which only passes an
+  order once its state is in the hash: entries up to the cursor may be trimmed without losing
+  any order. With one payment window, deadlines rise with ids, so the walk stops at the first
+  reserved order not yet due. (Should the window shrink across a restart, later orders wait
+  behind earlier ones: they expire late, never early.)
+
+  Input:
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, reaped_to (the expiry cursor)
+    KEYS[2] buyers hash: user id -> their live order id
+    KEYS[3] orders stream: created entries {event=created, user, port, window} (payBy = the
+            id's milliseconds + window; window 0: no deadline); events
+            {event=paid|cancelled|expired, order, user}
+    KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
+    ARGV[1] action: "pay", "cancel" or "expire"
+    ARGV[2] pay, cancel: the order id; expire: the most stream entries to walk in this call
+    ARGV[3] pay, cancel: the user asking, checked against the order's user ("*": anyone, for
+            trusted callers); an anonymous order may be settled by anyone
+
+  Output:
+    pay, cancel:
+      { 1, state }         done: state is "paid" or "cancelled" (repeating a done action
+                           answers the same)
+      { -4, state }        not allowed from the order's state (e.g. cancel a paid order)
+      { -5, "expired" }    paid too late: the deadline had passed, so it expired now
+      { -6, "" }           no such order
+      { -7, "" }           the order belongs to another user
+    expire:
+      { n, more, id1, ..., idn } the orders released as expired; more = 1 when the walk
+                           stopped at ARGV[2] entries, not at an order still due later
+]]
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function parse(raw)
+  local state, payBy, port, updated, user = string.match(raw, '^(%a+)|(%d+)|(%d*)|(%d+)|(.*)$')
+  return { state = state, payBy = tonumber(payBy), port = port, user = user }
+end
+
+-- A created entry's fields (a flat list) as a reserved order, or nil for any other entry.
+local function reservedFrom(id, fields)
+  local f = {}
+  for i = 1, #fields, 2 do
+    f[fields[i]] = fields[i + 1]
+  end
+  if f.event ~= 'created' then
+    return nil
+  end
+  local window = tonumber(f.window) or 0
+  local payBy = window > 0 and tonumber(string.match(id, '^(%d+)')) + window or 0
+  return { state = 'reserved', payBy = payBy, port = f.port or '', user = f.user or '' }
+end
+
+local function load(id)
+  local raw = redis.call('HGET', KEYS[4], id)
+  if raw then
+    return parse(raw)
+  end
+  local entry = redis.call('XRANGE', KEYS[3], id, id)[1]
+  return entry and reservedFrom(id, entry[2])
+end
+
+local function save(id, o, state, at)
+  redis.call('HSET', KEYS[4], id, state .. '|' .. o.payBy .. '|' .. o.port .. '|' .. at .. '|' .. o.user)
+end
+
+-- Gives the ticket of a reserved order back, as `reason` (cancelled or expired).
+local function release(id, o, reason, at)
+  save(id, o, reason, at)
+  redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', -1)
+  if o.user ~= '' and redis.call('HGET', KEYS[2], o.user) == id then
+    redis.call('HDEL', KEYS[2], o.user)
+  end
+  redis.call('XADD', KEYS[3], '*', 'event', reason, 'order', id, 'user', o.user)
+end
+
+local action = ARGV[1]
+local now = nowMs()
+
+if action == 'expire' then
+  local budget = tonumber(ARGV[2])
+  local start = redis.call('HGET', KEYS[1], 'reaped_to')
+  local cursor = start
+  local out = { 0, 0 }
+  local due = true
+  while due and budget > 0 do
+    local entries = redis.call('XRANGE', KEYS[3], cursor and ('(' .. cursor) or '-', '+', 'COUNT', math.min(budget, 100))
+    if #entries == 0 then
+      break
+    end
+    for _, entry in ipairs(entries) do
+      local id = entry[1]
+      local o = reservedFrom(id, entry[2])
+      if o then
+        local raw = redis.call('HGET', KEYS[4], id)
+        if raw then
+          o = parse(raw)
+        end
+        if o.state == 'reserved' then
+          if o.payBy == 0 then
+            -- No deadline: keep it reserved, but in the hash, so its entry may be trimmed.
+            if not raw then
+              save(id, o, 'reserved', tonumber(string.match(id, '^(%d+)')))
+            end
+          elseif o.payBy <= now then
+            release(id, o, 'expired', now)
+            out[#out + 1] = id
+          else
+            due = false
+            break
+          end
+        end
+      end
+      cursor = id
+      budget = budget - 1
+    end
+  end
+  if cursor ~= start then
+    redis.call('HSET', KEYS[1], 'reaped_to', cursor)
+  end
+  out[1] = #out - 2
+  out[2] = (due and budget == 0) and 1 or 0
+  return out
+end
+
+local id = ARGV[2]
+if not string.match(id, '^%d+%-%d+$') then
+  return { -6, '' }
+end
+local o = load(id)
+if not o then
+  return { -6, '' }
+end
+if o.user ~= '' and ARGV[3] ~= '*' and ARGV[3] ~= o.user then
+  return { -7, '' }
+end
+
+if action == 'pay' then
+  if o.state == 'paid' then
+    return { 1, 'paid' }
+  end
+  if o.state ~= 'reserved' then
+    return { -4, o.state }
+  end
+  if o.payBy > 0 and now >= o.payBy then
+    release(id, o, 'expired', now)
+    return { -5, 'expired' }
+  end
+  save(id, o, 'paid', now)
+  redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
+  redis.call('XADD', KEYS[3], '*', 'event', 'paid', 'order', id, 'user', o.user)
+  return { 1, 'paid' }
+end
+
+if action == 'cancel' then
+  if o.state == 'cancelled' then
+    return { 1, 'cancelled' }
+  end
+  if o.state ~= 'reserved' then
+    return { -4, o.state }
+  end
+  release(id, o, 'cancelled', now)
+  return { 1, 'cancelled' }
+end
+
+return redis.error_reply('settle: unknown action ' .. tostring(action))
