@@ -44,6 +44,8 @@ export interface Config {
   readonly reapMs: number;
   /** Run the order writer (stream → database) in this supervisor. */
   readonly writer: boolean;
+  /** Nice value added to the order writer's thread, so buyers get the CPU first during a spike. */
+  readonly writerNice: number;
   /** The SQLite file the order writer writes (when no DATABASE_URL is given). */
   readonly dbPath: string;
   /** PostgreSQL for the order writer: postgres://user:password@host:port/db. */
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
+    writerNice: integer(env, 'SPIKE_WRITER_NICE', 10, 0, 19),
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
     databaseUrl: databaseUrl(env),
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),

@@ -8,9 +8,8 @@ import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import type { LocalStock } from './stock/local-stock.ts';
-import { openOrderDb } from './orders/db.ts';
+import { startBackgroundWriter, type BackgroundWriter } from './orders/background-writer.ts';
 import { Reaper } from './orders/reaper.ts';
-import { OrderWriter } from './orders/writer.ts';
 import { StockSync } from './stock-sync.ts';
 import { createAdminApp } from './admin.ts';
 import { SaleBook, SALES_KEY } from './sale-book.ts';
@@ -26,6 +25,8 @@ export interface Supervisor {
   readonly pool: WorkerPool;
   readonly sync: StockSync;
   readonly reaper: Reaper;
+  /** The order writer's thread; undefined when SPIKE_WRITER=0. */
+  readonly writer: BackgroundWriter | undefined;
   readonly nginx: Nginx | undefined;
   /** Stops accepting, lets in-flight requests finish, flushes logs, closes Redis, stops the children. */
   stop(): Promise<void>;
@@ -66,11 +67,15 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     await redis.sadd(SALES_KEY, DEFAULT_SALE);
 
     let pool: WorkerPool | undefined;
+    let writer: BackgroundWriter | undefined;
     const book = new SaleBook({
       workers: config.ports.length,
       localStock: config.localStock,
       // A sale added later (admin API, another node) reaches the running workers at once.
-      onAdded: (entry) => pool?.addSale({ id: entry.id, buffer: entry.stock.buffer }),
+      onAdded: (entry) => {
+        pool?.addSale({ id: entry.id, buffer: entry.stock.buffer });
+        writer?.setSales(book.all().map((e) => e.id));
+      },
     });
     const stock = book.add(DEFAULT_SALE).stock;
     const sync = new StockSync(redis, book, { localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs });
@@ -102,16 +107,22 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
 
     const saleKeyList = () => book.all().map((entry) => entry.keys);
     if (config.writer) {
-      const db = await openOrderDb(config.databaseUrl, config.dbPath);
-      cleanups.push(() => db.close());
-      // A connection of its own, so a long write round never queues behind the sync's reads.
-      const writerRedis = createRedis(target, { timeoutMs: config.redisTimeoutMs + 2000, name: 'spike-writer' });
-      cleanups.push(() => writerRedis.quit().catch(() => writerRedis.disconnect()));
-      await waitReady(writerRedis, 10_000, described);
-      const writer = new OrderWriter(writerRedis, db, { sales: saleKeyList, consumer: `writer-${config.nodeId}` });
-      writer.start();
-      cleanups.push(() => writer.stop());
-      say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath}`);
+      const started = await startBackgroundWriter(
+        {
+          redis: target,
+          described,
+          redisTimeoutMs: config.redisTimeoutMs + 2000,
+          databaseUrl: config.databaseUrl,
+          dbPath: config.dbPath,
+          consumer: `writer-${config.nodeId}`,
+          niceness: config.writerNice,
+          sales: book.all().map((entry) => entry.id),
+        },
+        say,
+      );
+      writer = started;
+      cleanups.push(() => started.stop());
+      say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice})`);
     }
 
     // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.
@@ -153,6 +164,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       pool,
       sync,
       reaper,
+      writer,
       nginx,
       stop: () => (stopping ??= cleanup()),
     };

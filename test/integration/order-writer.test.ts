@@ -2,18 +2,18 @@
 // per order, even when a writer dies after reading (its entries are claimed by another) or after
 // committing but before XACK (the events are applied again and change nothing).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../../src/redis/client.ts';
 import { auditSale, auditWhenWritten } from '../../src/orders/audit.ts';
 import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
-import { settle } from '../../src/redis/orders.ts';
-import { DEFAULT_SALE, ensureSale, purchaseMany, saleKeys } from '../../src/redis/sale.ts';
+import { expireDue, readOrder, settle } from '../../src/redis/orders.ts';
+import { DEFAULT_SALE, ensureSale, purchaseMany, REAPED_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestSpike } from '../helpers/spike.ts';
-import { startTestPostgres, startTestRedisWithClient, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
+import { freePorts, startTestPostgres, startTestRedisWithClient, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
@@ -39,10 +39,10 @@ afterAll(async () => {
 });
 
 /** A sale with `count` reserved orders, every third paid and every fifth cancelled. */
-async function lifecycle(count: number): Promise<string[]> {
+async function lifecycle(count: number, payWindowMs = 60_000): Promise<string[]> {
   await ensureSale(client, keys, count, true);
   const users = Array.from({ length: count }, (_, i) => `w${i}`);
-  const ids = (await purchaseMany(client, keys, { port: 3001, payWindowMs: 60_000 }, users)).map((p) => (p as { orderId: string }).orderId);
+  const ids = (await purchaseMany(client, keys, { port: 3001, payWindowMs }, users)).map((p) => (p as { orderId: string }).orderId);
   await Promise.all(ids.map((id, i) => (i % 3 === 0 ? settle(client, keys, 'pay', id, users[i]!) : i % 5 === 0 ? settle(client, keys, 'cancel', id, users[i]!) : null)));
   return ids;
 }
@@ -121,7 +121,9 @@ describe.each(backends)('the order writer on %s', (_, open) => {
   });
 
   test('trims the stream only below what every group has acknowledged', async () => {
-    await lifecycle(50);
+    // No deadlines: the reaper passes every order at once, so only the groups hold the trim back.
+    await lifecycle(50, 0);
+    await expireDue(client, keys, 1000);
     const w = writer('d', { keepMs: 0 });
     await w.ensureGroup(keys);
     // A second group (another consumer of the stream) has read the first 10 entries only and acknowledged none.
@@ -136,6 +138,44 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     expect(removed).toBe(9);
     const [[first]] = (await client.xrange(keys.orders, '-', '+', 'COUNT', 1)) as [[string, string[]]];
     expect(first).toBe(slow[9]![0]);
+    // The trimmed orders are still there, in the states hash.
+    expect((await readOrder(client, keys, slow[1]![0]))?.state).toBe('reserved');
+  });
+
+  test('never trims a reserved order the reapers have not passed: its created entry is all there is of it', async () => {
+    const ids = await lifecycle(20);
+    const w = writer('e', { keepMs: 0 });
+    await drain(w);
+    expect(await w.trim(keys)).toBe(0);
+    await expireDue(client, keys, 1000);
+    // Order 0 is paid; order 1 is reserved until its deadline, so the reapers wait there.
+    expect(await client.hget(keys.sale, REAPED_FIELD)).toBe(ids[0]!);
+    await w.trim(keys);
+    const states = await Promise.all(ids.map(async (id) => (await readOrder(client, keys, id))?.state));
+    expect(states.filter((s) => s === undefined)).toEqual([]);
+    expect(states[1]).toBe('reserved');
+  });
+});
+
+describe('the order writer in the running system', () => {
+  test("runs on a thread of its own at a lower CPU priority (nice 10), so a spike's buyers come first", async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: '1' });
+    try {
+      const tid = spike.writer?.tid;
+      expect(tid).toBeNumber();
+      expect(tid).not.toBe(process.pid);
+      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
+      // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value; fields after the ")" of the name start at 3.
+      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(10);
+    } finally {
+      await spike.close();
+    }
+  });
+
+  test('a database it cannot reach stops the start with a message naming the order writer', async () => {
+    const port = (await freePorts(1))[0]!;
+    const started = startTestSpike(redis.url, { SPIKE_TOTAL: '10', DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });
+    await expect(started).rejects.toThrow(/^order writer: /);
   });
 });
 
