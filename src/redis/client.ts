@@ -16,6 +16,12 @@ export interface ClientOptions {
 }
 
 /**
+ * Commands that arrive already batched (PurchaseBatcher gathers a turn's buyers): auto-pipelining
+ * would hold each for one more event-loop turn, and every buyer in it would wait that turn too.
+ */
+const BATCHED = ['purchase'];
+
+/**
  * A client for the purchase path. While Redis is unreachable every command is rejected at once
  * (no offline queue, no retries), so a request answers 503 instead of hanging; commands in flight
  * when the connection drops are rejected, never re-sent, because a re-sent purchase could sell twice.
@@ -33,7 +39,7 @@ export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOpti
   };
   const redis: RedisClient =
     typeof target === 'string'
-      ? new Redis(target, { ...options, enableAutoPipelining: true })
+      ? new Redis(target, { ...options, enableAutoPipelining: true, autoPipeliningIgnoredCommands: BATCHED })
       : new Cluster(
           target.map((node) => {
             const [host, port] = node.split(':');
@@ -41,6 +47,7 @@ export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOpti
           }),
           {
             enableAutoPipelining: true,
+            autoPipeliningIgnoredCommands: BATCHED,
             enableOfflineQueue: false,
             // Commands to a dead master fail with "Connection is closed" and never trigger a
             // MOVED; re-reading the slot map every second finds the promoted replica.
