@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 
@@ -21,6 +22,8 @@ export interface System {
   newSale(total: number): Promise<void>;
   /** Ends the current sale (total = sold) and waits until the workers see it sold out. */
   finishSale(): Promise<void>;
+  /** Waits until the order writer has written every order of the sale; returns the seconds it took. */
+  writerCaughtUp(): Promise<number>;
   stock(): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number } }[]>;
   /** Resident memory of the supervisor process (all four worker threads), in MiB. */
   rssMiB(): number;
@@ -141,6 +144,15 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
       const sold = Number(await redis.hget(keys.sale, SOLD_FIELD));
       await redis.hset(keys.sale, TOTAL_FIELD, sold);
       await waitFor('the sale sold out', (all) => all.every((s) => s.soldOut));
+    },
+    writerCaughtUp: async () => {
+      const started = performance.now();
+      const deadline = Date.now() + 120_000;
+      while ((await unwrittenEvents(redis, keys)) > 0) {
+        if (Date.now() > deadline) throw new Error('the order writer did not catch up within 120 s');
+        await Bun.sleep(50);
+      }
+      return (performance.now() - started) / 1000;
     },
     stock,
     rssMiB: () => {
