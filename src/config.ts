@@ -46,6 +46,8 @@ export interface Config {
   readonly writer: boolean;
   /** Nice value added to the order writer's thread, so buyers get the CPU first during a spike. */
   readonly writerNice: number;
+  /** How far the order writer may fall behind while it shaves a spike's peak, in ms; 0: never shave. */
+  readonly writerMaxLagMs: number;
   /** The SQLite file the order writer writes (when no DATABASE_URL is given). */
   readonly dbPath: string;
   /** PostgreSQL for the order writer: postgres://user:password@host:port/db. */
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
     writerNice: integer(env, 'SPIKE_WRITER_NICE', 10, 0, 19),
+    writerMaxLagMs: integer(env, 'SPIKE_WRITER_MAX_LAG', 60, 0, 3600) * 1000,
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
     databaseUrl: databaseUrl(env),
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),

@@ -9,6 +9,7 @@ import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './ser
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
 import type { LocalStock } from './stock/local-stock.ts';
 import { startBackgroundWriter, type BackgroundWriter } from './orders/background-writer.ts';
+import { DEFAULT_SHAVING } from './orders/writer.ts';
 import { Reaper } from './orders/reaper.ts';
 import { StockSync } from './stock-sync.ts';
 import { createAdminApp } from './admin.ts';
@@ -116,13 +117,14 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
           dbPath: config.dbPath,
           consumer: `writer-${config.nodeId}`,
           niceness: config.writerNice,
+          shaving: { ...DEFAULT_SHAVING, maxLagMs: config.writerMaxLagMs },
           sales: book.all().map((entry) => entry.id),
         },
         say,
       );
       writer = started;
       cleanups.push(() => started.stop());
-      say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice})`);
+      say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice}${config.writerMaxLagMs ? `, shaving peaks above ${DEFAULT_SHAVING.hotRate} orders/s to ${DEFAULT_SHAVING.maxRate}/s, at most ${config.writerMaxLagMs / 1000} s behind` : ''})`);
     }
 
     // Released orders put tickets back: sync at once so the sold-out flag clears and workers refill.

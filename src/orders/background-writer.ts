@@ -1,5 +1,6 @@
 /** Runs the order writer (writer-thread.ts) on a thread of its own, and stops it cleanly. */
 import type { RedisTarget } from '../redis/client.ts';
+import type { Shaving } from './writer.ts';
 
 export type ToWriter =
   | {
@@ -13,6 +14,8 @@ export type ToWriter =
       readonly consumer: string;
       /** Added to the thread's nice value; 0 leaves it as is. */
       readonly niceness: number;
+      /** See OrderWriter's Shaving. */
+      readonly shaving: Shaving;
       readonly sales: readonly string[];
     }
   /** The sale ids whose streams to write, as they stand now. */

@@ -51,7 +51,7 @@ async function start(init: Extract<ToWriter, { type: 'init' }>): Promise<void> {
     await db.close();
     throw error;
   }
-  const writer = new OrderWriter(redis, db, { sales: () => sales, consumer: init.consumer });
+  const writer = new OrderWriter(redis, db, { sales: () => sales, consumer: init.consumer, shaving: init.shaving });
   writer.start();
   stop = async () => {
     await writer.stop();

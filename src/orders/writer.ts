@@ -19,7 +19,23 @@ export interface OrderWriterOptions {
   readonly pollMs?: number;
   /** Entries older than this are trimmed from the stream, once every group acknowledged them. */
   readonly keepMs?: number;
+  /** Peak shaving while a sale is hot; see {@link Shaving}. Default: {@link DEFAULT_SHAVING}. */
+  readonly shaving?: Shaving;
 }
+
+/**
+ * Peak shaving: while orders pour in faster than `hotRate` a second (a spike is on), the writer
+ * writes at most `maxRate` a second and lets the stream absorb the rest, leaving the cores to the
+ * buyers; once the rush is over it catches up at full speed. It never falls more than `maxLagMs`
+ * behind: at that lag it writes at full speed whatever the rate. maxLagMs 0 turns shaving off.
+ */
+export interface Shaving {
+  readonly hotRate: number;
+  readonly maxRate: number;
+  readonly maxLagMs: number;
+}
+
+export const DEFAULT_SHAVING: Shaving = { hotRate: 1000, maxRate: 5000, maxLagMs: 60_000 };
 
 type Entry = [id: string, fields: string[]];
 
@@ -43,6 +59,11 @@ export class OrderWriter {
   #stopping = false;
   #failing = false;
   #lastTrim = 0;
+  readonly #shaving: Shaving;
+  /** Per stream: `entries-added` and when it was read, to tell the rate orders arrive at now. */
+  readonly #added = new Map<string, { count: number; at: number }>();
+  /** Milliseconds (Redis clock) of the newest entry the last round wrote. */
+  #lastWrittenAt = 0;
 
   constructor(redis: Redis, db: OrderDb, options: OrderWriterOptions) {
     this.#redis = redis;
@@ -54,6 +75,7 @@ export class OrderWriter {
     this.#count = options.count ?? 500;
     this.#pollMs = options.pollMs ?? 100;
     this.#keepMs = options.keepMs ?? 24 * 3600_000;
+    this.#shaving = options.shaving ?? DEFAULT_SHAVING;
   }
 
   /** Creates the group on a sale's stream (and the stream) unless this writer did already. */
@@ -95,6 +117,7 @@ export class OrderWriter {
 
   async #write(keys: SaleKeys, entries: Entry[]): Promise<number> {
     if (entries.length === 0) return 0;
+    this.#lastWrittenAt = Math.max(this.#lastWrittenAt, idTime(entries.at(-1)![0]));
     const events = entries.map(([id, fields]) => parseEvent(id, fields)).filter((e): e is OrderEvent => e !== null);
     if (events.length) await this.#db.apply(keys.sale, events);
     // Only now, with the rows committed, may Redis forget these entries for this group.
@@ -126,12 +149,41 @@ export class OrderWriter {
     return Number(await this.#redis.xtrim(keys.orders, 'MINID', safe));
   }
 
+  /**
+   * How long to pause after a round that wrote `written` events: the poll interval when there was
+   * nothing, the shaving pause while a sale is hot and the lag allows it, else none.
+   */
+  async pauseAfter(written: number): Promise<number> {
+    if (written === 0) return this.#pollMs;
+    const { hotRate, maxRate, maxLagMs } = this.#shaving;
+    if (maxLagMs === 0 || Date.now() - this.#lastWrittenAt >= maxLagMs) return 0;
+    const hot = await this.#orderRate() > hotRate;
+    return hot ? Math.ceil((written / maxRate) * 1000) : 0;
+  }
+
+  /** Orders a second arriving now on the busiest sale's stream (Redis 7's `entries-added`; 0 where unknown). */
+  async #orderRate(): Promise<number> {
+    let fastest = 0;
+    for (const keys of this.#sales()) {
+      const info = (await this.#redis.xinfo('STREAM', keys.orders).catch(() => [])) as (string | number)[];
+      const index = info.indexOf('entries-added');
+      if (index < 0) continue;
+      const count = Number(info[index + 1]);
+      const at = performance.now();
+      const before = this.#added.get(keys.orders);
+      this.#added.set(keys.orders, { count, at });
+      if (before && at > before.at && count >= before.count) fastest = Math.max(fastest, ((count - before.count) * 1000) / (at - before.at));
+    }
+    return fastest;
+  }
+
   /** Runs step() until stop(); a failure (Redis or database) is reported once and retried. */
   start(): void {
     this.#running ??= (async () => {
       while (!this.#stopping) {
         try {
-          if ((await this.step()) === 0) await Bun.sleep(this.#pollMs);
+          const pause = await this.pauseAfter(await this.step());
+          if (pause > 0) await Bun.sleep(pause);
           this.#failing = false;
         } catch (error) {
           if (!this.#failing) console.error(`[order writer] ${error instanceof Error ? error.message : error}; retrying`);

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaul
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { auditSale, auditWhenWritten } from '../../src/orders/audit.ts';
+import { auditSale, auditWhenWritten, unwrittenEvents } from '../../src/orders/audit.ts';
 import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
@@ -51,6 +51,23 @@ function writer(consumer: string, extra: Partial<ConstructorParameters<typeof Or
   return new OrderWriter(client, db, { sales: () => [keys], consumer, ...extra });
 }
 
+/** Anonymous orders at about `perSecond` for `ms`, in batches every 10 ms; returns how many were made. */
+async function pour(ms: number, perSecond: number): Promise<number> {
+  const batch = Array.from({ length: Math.round(perSecond / 100) }, () => '');
+  let made = 0;
+  for (const end = Date.now() + ms; Date.now() < end; await Bun.sleep(10)) {
+    made += (await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, batch)).length;
+  }
+  return made;
+}
+
+/** Waits until the writers' group has nothing left to write on the sale's stream. */
+async function caughtUp(): Promise<void> {
+  for (const end = Date.now() + 20_000; (await unwrittenEvents(client, keys)) > 0; await Bun.sleep(50)) {
+    if (Date.now() > end) throw new Error('the writer did not catch up within 20 s');
+  }
+}
+
 /** Steps until a round writes nothing. */
 async function drain(w: OrderWriter): Promise<void> {
   while ((await w.step()) > 0);
@@ -82,6 +99,40 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     const report = await auditSale(client, keys, db);
     expect(report.differences).toEqual([]);
     expect(report).toMatchObject({ sold: 260, paid: 100, reserved: 160, released: 40, dbOrders: 300, unwritten: 0 });
+  });
+
+  test('shaves a peak: while orders pour in it writes at its shaved rate, and catches up once they stop', async () => {
+    await ensureSale(client, keys, 1_000_000, true);
+    const w = writer('shave', { count: 100, shaving: { hotRate: 200, maxRate: 1000, maxLagMs: 60_000 } });
+    w.start();
+    try {
+      const made = await pour(1500, 5000);
+      const during = (await db.orders(keys.sale)).length;
+      // At full speed it would have kept up with all of them; shaved, about 1000 a second.
+      expect(made).toBeGreaterThan(3000);
+      expect(during).toBeGreaterThan(0);
+      expect(during).toBeLessThan(made / 2);
+      await caughtUp();
+      expect(await db.orders(keys.sale)).toHaveLength(made);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test('never falls further behind than its maximum lag, however hot the sale', async () => {
+    await ensureSale(client, keys, 1_000_000, true);
+    const w = writer('lag', { count: 100, shaving: { hotRate: 200, maxRate: 100, maxLagMs: 300 } });
+    w.start();
+    try {
+      const made = await pour(1500, 5000);
+      const during = (await db.orders(keys.sale)).length;
+      // At its shaved rate alone it would have written ~150; the lag bound makes it keep up.
+      expect(during).toBeGreaterThan(made / 2);
+      await caughtUp();
+      expect(await db.orders(keys.sale)).toHaveLength(made);
+    } finally {
+      await w.stop();
+    }
   });
 
   test('entries a dead writer read but never acknowledged are claimed and written by another', async () => {

@@ -32,6 +32,7 @@ describe('configuration', () => {
     ['SPIKE_SYNC_MS', '1', /SPIKE_SYNC_MS=1 is out of range; accepted: 10 to 60000/],
     ['SPIKE_RESET', 'true', /SPIKE_RESET=true .*1 or 0/],
     ['SPIKE_WRITER_NICE', '20', /SPIKE_WRITER_NICE=20 is out of range; accepted: 0 to 19/],
+    ['SPIKE_WRITER_MAX_LAG', '-1', /SPIKE_WRITER_MAX_LAG=-1 .*0 to 3600/],
     ['SPIKE_NGINX_LISTEN', 'eighty', /SPIKE_NGINX_LISTEN=eighty/],
   ])('rejects %s=%s with a message naming the setting and what it accepts', (name, value, message) => {
     expect(() => loadConfig({ [name]: value }, [])).toThrow(ConfigError);
