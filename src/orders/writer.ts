@@ -1,6 +1,6 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds as compareIds } from '../redis/orders.ts';
+import { compareOrderIds } from '../redis/orders.ts';
 import { REAPED_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { idTime, parseEvent, type OrderEvent } from './events.ts';
@@ -135,7 +135,7 @@ export class OrderWriter {
     if (reaped === null) return 0;
     const groups = (await this.#redis.xinfo('GROUPS', keys.orders)) as (string | number)[][];
     let safe = `${Date.now() - this.#keepMs}-0`;
-    if (compareIds(reaped, safe) < 0) safe = reaped;
+    if (compareOrderIds(reaped, safe) < 0) safe = reaped;
     for (const info of groups) {
       const field = (name: string) => info[info.indexOf(name) + 1];
       let bound = String(field('last-delivered-id'));
@@ -143,7 +143,7 @@ export class OrderWriter {
         const [, oldest] = (await this.#redis.xpending(keys.orders, String(field('name')))) as [number, string, string, unknown];
         bound = oldest;
       }
-      if (compareIds(bound, safe) < 0) safe = bound;
+      if (compareOrderIds(bound, safe) < 0) safe = bound;
     }
     if (safe === '0-0' || idTime(safe) <= 0) return 0;
     return Number(await this.#redis.xtrim(keys.orders, 'MINID', safe));
@@ -153,7 +153,7 @@ export class OrderWriter {
    * How long to pause after a round that wrote `written` events: the poll interval when there was
    * nothing, the shaving pause while a sale is hot and the lag allows it, else none.
    */
-  async pauseAfter(written: number): Promise<number> {
+  async #pauseAfter(written: number): Promise<number> {
     if (written === 0) return this.#pollMs;
     const { hotRate, maxRate, maxLagMs } = this.#shaving;
     if (maxLagMs === 0 || Date.now() - this.#lastWrittenAt >= maxLagMs) return 0;
@@ -182,7 +182,7 @@ export class OrderWriter {
     this.#running ??= (async () => {
       while (!this.#stopping) {
         try {
-          const pause = await this.pauseAfter(await this.step());
+          const pause = await this.#pauseAfter(await this.step());
           if (pause > 0) await Bun.sleep(pause);
           this.#failing = false;
         } catch (error) {
