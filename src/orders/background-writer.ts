@@ -54,8 +54,11 @@ export async function startBackgroundWriter(init: Omit<Extract<ToWriter, { type:
       stopped.resolve();
     }
   };
+  let running = false;
   thread.onerror = (event) => {
     const error = new Error(`order writer thread: ${event.message}`);
+    // After a good start this is a bug, not a setting: say so; nothing is lost, the orders wait in Redis.
+    if (running) console.error(`[order writer] ${error.message}; the orders stay in Redis, and the next start writes them`);
     started.reject(error);
     stopped.resolve();
   };
@@ -63,6 +66,7 @@ export async function startBackgroundWriter(init: Omit<Extract<ToWriter, { type:
   let tid: number | undefined;
   try {
     tid = await started.promise;
+    running = true;
   } catch (error) {
     thread.terminate();
     throw error;
