@@ -95,9 +95,12 @@ export function createApp(deps: AppDeps): Hono {
 
   // Most answers of a spike are this one; its body never changes, so it is serialised once.
   const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
+  const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
   const reply = (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer) => {
     log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId, sale: sale === defaultSale ? undefined : sale });
     if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
+    // A sale's answer differs only in its order id (digits and a dash): no JSON.stringify per sale.
+    if (answer.result === 'sold') return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
     return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
   };
 
