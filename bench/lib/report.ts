@@ -91,7 +91,7 @@ function markdown(report: Report): string {
     '',
     '"failures" are real failures (non-2xx, connection errors); "length" is ab counting answers whose length differs from the first (a sale and a sold-out answer differ), which are not failures.',
     '',
-    'Before the first phase every server had the same warm-up, not measured: wrk on the baseline, then on each worker, buying and then answering sold out (JavaScriptCore compiles hot code only after it ran a while, per thread).',
+    'Before the first phase every server had the same warm-up, not measured: wrk on the baseline, then on each worker, buying and then answering sold out (JavaScriptCore compiles hot code only after it ran a while, per thread). Each phase starts once Redis is not rewriting its AOF, and the sold-out phase once the order writer has caught up.',
     '',
     "For comparison (../shared/MEASURED.md, same machine): the original Go service ran the first ab phase at ~8 000 req/s and sold 10 001 of 10 000; its published 4 275 req/s run answered sold out to every request.",
     '',

@@ -24,6 +24,11 @@ export interface System {
   finishSale(): Promise<void>;
   /** Waits until the order writer has written every order of the sale; returns the seconds it took. */
   writerCaughtUp(): Promise<number>;
+  /**
+   * Waits until Redis is not rewriting its AOF: a rewrite started by the previous phase's writes
+   * is a process of its own that would take a core from the next phase.
+   */
+  aofQuiet(): Promise<void>;
   stock(): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number } }[]>;
   /** Resident memory of the supervisor process (all four worker threads), in MiB. */
   rssMiB(): number;
@@ -153,6 +158,13 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
         await Bun.sleep(50);
       }
       return (performance.now() - started) / 1000;
+    },
+    aofQuiet: async () => {
+      const deadline = Date.now() + 120_000;
+      while (/aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(await redis.info('persistence'))) {
+        if (Date.now() > deadline) throw new Error('Redis was still rewriting its AOF after 120 s');
+        await Bun.sleep(50);
+      }
     },
     stock,
     rssMiB: () => {
