@@ -7,13 +7,13 @@ import Redis from 'ioredis';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
-import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { ordersPresent } from '../../src/redis/orders.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
 import { SALES_KEY } from '../../src/sale-book.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startNginx, type Nginx } from '../../src/services/nginx.ts';
+import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire, type Answer } from '../helpers/load.ts';
 import { startTestNet, type TestNet } from '../helpers/netns.ts';
 import { tempDir } from '../helpers/servers.ts';
@@ -111,13 +111,7 @@ async function expectCleanSale(total: number, answers: readonly Answer[]): Promi
   const acknowledged = answers.filter((a) => a.body.code === 1).map((a) => String(a.body.orderId));
   const present = await ordersPresent(redis, sale, acknowledged);
   expect(acknowledged.filter((id) => !present.has(id))).toEqual([]);
-  const db = sqliteOrderDb(writer.dbPath);
-  try {
-    const report = await auditWhenWritten(redis, sale, db);
-    expect(report.differences).toEqual([]);
-  } finally {
-    await db.close();
-  }
+  await expectCleanAudit(redis, sale, sqliteOrderDb(writer.dbPath));
 }
 
 beforeAll(async () => {

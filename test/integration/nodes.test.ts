@@ -3,10 +3,10 @@
 // PostgreSQL, so the audit sees every order exactly once.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
-import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { postgresOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
+import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestPostgres, startTestRedis, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
@@ -48,14 +48,7 @@ describe('several nodes on one Redis', () => {
       const bSales = b.stock.snapshot().workers.reduce((n, w) => n + w.sales, 0);
       expect(aSales + bSales).toBe(2000);
 
-      const db = await postgresOrderDb(postgres.url);
-      try {
-        const report = await auditWhenWritten(redis.client, sale, db);
-        expect(report.differences).toEqual([]);
-        expect(report.dbOrders).toBe(2000);
-      } finally {
-        await db.close();
-      }
+      expect((await expectCleanAudit(redis.client, sale, postgresOrderDb(postgres.url))).dbOrders).toBe(2000);
     } finally {
       await b.close();
       await a.close();

@@ -5,12 +5,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaul
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { auditSale, auditWhenWritten, unwrittenEvents } from '../../src/orders/audit.ts';
+import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
 import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
 import { expireDue, readOrder, settle } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, ensureSale, purchaseMany, REAPED_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestSpike } from '../helpers/spike.ts';
 import { freePorts, startTestPostgres, startTestRedisWithClient, tempDir, type TestPostgres, type TestRedis } from '../helpers/servers.ts';
@@ -238,14 +239,7 @@ describe('the running system with DATABASE_URL', () => {
     try {
       const answers = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=pg${i}`), 40);
       expect(answers.filter((a) => a.body.code === 1)).toHaveLength(300);
-      const pg = await postgresOrderDb(postgres.url);
-      try {
-        const report = await auditWhenWritten(client, sale, pg);
-        expect(report.differences).toEqual([]);
-        expect(report.dbOrders).toBe(300);
-      } finally {
-        await pg.close();
-      }
+      expect((await expectCleanAudit(client, sale, postgresOrderDb(postgres.url))).dbOrders).toBe(300);
     } finally {
       await spike.close();
     }

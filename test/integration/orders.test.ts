@@ -5,10 +5,10 @@ import { createApp } from '../../src/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
 import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
-import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { rmSync } from 'node:fs';
+import { expectCleanAudit } from '../helpers/audit.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { freePorts, startTestRedisWithClient, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike } from '../helpers/spike.ts';
@@ -177,14 +177,7 @@ describe('the reaper in the running system', () => {
       expect(Number(await redis.client.hget(sale.sale, PAID_FIELD))).toBe(500);
 
       // The database, written by the supervisor's order writer, agrees with Redis and the stream.
-      const db = sqliteOrderDb(spike.dbPath);
-      try {
-        const report = await auditWhenWritten(redis.client, sale, db);
-        expect(report.differences).toEqual([]);
-        expect(report).toMatchObject({ sold: 1000, paid: 500, reserved: 500, released: 500, dbOrders: 1500 });
-      } finally {
-        await db.close();
-      }
+      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({ sold: 1000, paid: 500, reserved: 500, released: 500, dbOrders: 1500 });
     } finally {
       await spike.close();
     }
@@ -205,14 +198,7 @@ describe('the reaper in the running system', () => {
       await fire(ids.slice(100, 150).map((id, i) => `${spike.url(1)}/orders/${id}/cancel?user=s${100 + i}`), 20, { method: 'POST' });
       const more = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=t${i}`), 50);
       expect(more.filter((a) => a.body.code === 1)).toHaveLength(250);
-      const db = sqliteOrderDb(spike.dbPath);
-      try {
-        const report = await auditWhenWritten(redis.client, sale, db);
-        expect(report.differences).toEqual([]);
-        expect(report).toMatchObject({ total: 600, sold: 600, paid: 100, released: 50, dbOrders: 650 });
-      } finally {
-        await db.close();
-      }
+      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({ total: 600, sold: 600, paid: 100, released: 50, dbOrders: 650 });
     } finally {
       await spike.close();
       rmSync(dataDir, { recursive: true, force: true });
