@@ -12,6 +12,8 @@ export interface OrderEvent {
   readonly user: string;
   /** `created` only: the worker that sold it. */
   readonly port: number | null;
+  /** `created` only: the time to pay, in ms after `at` (0: no deadline). */
+  readonly window: number | null;
   readonly at: number;
 }
 
@@ -29,6 +31,7 @@ export function parseEvent(id: string, fields: readonly string[]): OrderEvent | 
     orderId: kind === 'created' ? id : (record.order ?? ''),
     user: record.user ?? '',
     port: record.port ? Number(record.port) : null,
+    window: kind === 'created' ? Number(record.window ?? 0) : null,
     at: Number(id.split('-')[0]),
   };
 }

@@ -1,6 +1,7 @@
 /** A sale's orders in Redis: read them and move them along reserved → paid | cancelled | expired. */
 import type { RedisClient as Redis } from './client.ts';
 import type { OrderStore } from '../order-routes.ts';
+import { parseEvent } from '../orders/events.ts';
 import { keyList, type SaleKeys } from './sale.ts';
 
 export type OrderState = 'reserved' | 'paid' | 'cancelled' | 'expired';
@@ -40,12 +41,9 @@ export function parseOrder(sale: string, orderId: string, raw: string): Order {
 
 /** A `created` stream entry as the reserved order it stands for (settle-4.lua's reading); null for any other entry. */
 export function reservedOrder(sale: string, orderId: string, fields: readonly string[]): Order | null {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  if (f.event !== 'created') return null;
-  const createdAt = Number(orderId.split('-')[0]);
-  const window = Number(f.window ?? 0);
-  return { orderId, sale, state: 'reserved', user: f.user ?? '', port: Number(f.port ?? 0), createdAt, payBy: window > 0 ? createdAt + window : null, updatedAt: createdAt };
+  const e = parseEvent(orderId, fields);
+  if (e?.kind !== 'created') return null;
+  return { orderId, sale, state: 'reserved', user: e.user, port: e.port ?? 0, createdAt: e.at, payBy: e.window ? e.at + e.window : null, updatedAt: e.at };
 }
 
 /** An order: its states entry once it has one, else its `created` entry (a new order is only that). */
