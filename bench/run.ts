@@ -49,14 +49,12 @@ async function main(): Promise<number> {
 
     say(`original run 1: ab -n ${SIZE.abRequests} -c 100 on one worker, fresh ${SIZE.abTickets}-ticket sale`);
     await system.newSale(SIZE.abTickets);
-    await system.aofQuiet();
     const abOne = await ab(`${system.workerUrls[0]}/buy/ticket`, SIZE.abRequests, 100);
     const abOneCheck = checkSale(await readSale(system.redis), { min: abOne.requests - abOne.failures, max: abOne.requests }, false);
     record({ name: 'ab, one worker, fresh sale', result: abOne, check: abOneCheck }, abBase);
 
     say(`original run 2: ab -n ${SIZE.nginxAbRequests} -c 100 through nginx`);
     await system.newSale(100_000);
-    await system.aofQuiet();
     const before = await system.stock();
     const abNginx = await ab(`${system.nginxUrl}/buy/ticket`, SIZE.nginxAbRequests, 100);
     const after = await system.stock();
@@ -69,7 +67,6 @@ async function main(): Promise<number> {
 
     say('wrk: purchase path (more tickets than requests: every request goes to Redis)');
     await system.newSale(50_000_000);
-    await system.aofQuiet();
     const buy = await wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 'p' });
     const buyCheck = checkSale(await readSale(system.redis), { min: buy.requests - buy.failures, max: buy.requests + 100 }, true);
     // The writer yields to buyers (nice 10), so it ends behind; the next phase starts once it caught up.
@@ -78,7 +75,6 @@ async function main(): Promise<number> {
 
     say('wrk: sold-out path (finished sale: every request answered from shared memory)');
     await system.finishSale();
-    await system.aofQuiet();
     const soldBefore = await readSale(system.redis);
     const soldOut = await wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 's' });
     const soldAfter = await readSale(system.redis);
@@ -89,14 +85,12 @@ async function main(): Promise<number> {
 
     say(`the spike, direct: ${SIZE.spikeUsers} distinct users for ${SIZE.spikeTickets} tickets over the four workers`);
     await system.newSale(SIZE.spikeTickets);
-    await system.aofQuiet();
     const direct = await spikeDirect(system, SIZE.spikeUsers);
     const directCheck = checkSale(await readSale(system.redis), { min: direct.requests - direct.failures, max: direct.requests + 100 }, true);
     record({ name: 'spike direct to 4 workers', result: direct, check: directCheck }, wrkBase);
 
     say(`the spike, through nginx: ${SIZE.spikeUsers} distinct users for ${SIZE.spikeTickets} tickets`);
     await system.newSale(SIZE.spikeTickets);
-    await system.aofQuiet();
     const viaNginx = await wrk(system.nginxUrl, { connections: 100, seconds: 300, requests: SIZE.spikeUsers, userPrefix: 'n' });
     const nginxSpikeCheck = checkSale(await readSale(system.redis), { min: viaNginx.requests - viaNginx.failures, max: viaNginx.requests + 100 }, true);
     record({ name: 'spike through nginx', result: viaNginx, check: nginxSpikeCheck }, wrkBase);

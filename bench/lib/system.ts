@@ -18,9 +18,9 @@ export interface System {
   readonly nginxUrl: string;
   readonly baselineUrl: string;
   readonly supervisorPid: number;
-  /** Starts a fresh default sale of `total` tickets and waits until the workers see it. */
+  /** Starts a fresh default sale of `total` tickets and waits until the workers see it and Redis is not rewriting its AOF. */
   newSale(total: number): Promise<void>;
-  /** Ends the current sale (total = sold) and waits until the workers see it sold out. */
+  /** Ends the current sale (total = sold) and waits until the workers see it sold out and Redis is not rewriting its AOF. */
   finishSale(): Promise<void>;
   /** Waits until the order writer has written every order of the sale; returns the seconds it took. */
   writerCaughtUp(): Promise<number>;
@@ -124,6 +124,13 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
   await readUntil(baseline.stdout, 'listening', 10_000);
   drain(baseline.stdout, () => {});
 
+  const aofQuiet = async () => {
+    const deadline = Date.now() + 120_000;
+    while (/aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(await redis.info('persistence'))) {
+      if (Date.now() > deadline) throw new Error('Redis was still rewriting its AOF after 120 s');
+      await Bun.sleep(50);
+    }
+  };
   const workerUrls = ports.map((p) => `http://127.0.0.1:${p}`);
   const stock = () => Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock`)).json() as Promise<Awaited<ReturnType<System['stock']>>[number]>));
   const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof stock>>) => boolean) => {
@@ -144,11 +151,13 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
     newSale: async (total) => {
       await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
+      await aofQuiet();
     },
     finishSale: async () => {
       const sold = Number(await redis.hget(keys.sale, SOLD_FIELD));
       await redis.hset(keys.sale, TOTAL_FIELD, sold);
       await waitFor('the sale sold out', (all) => all.every((s) => s.soldOut));
+      await aofQuiet();
     },
     writerCaughtUp: async () => {
       const started = performance.now();
@@ -159,13 +168,7 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
       }
       return (performance.now() - started) / 1000;
     },
-    aofQuiet: async () => {
-      const deadline = Date.now() + 120_000;
-      while (/aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(await redis.info('persistence'))) {
-        if (Date.now() > deadline) throw new Error('Redis was still rewriting its AOF after 120 s');
-        await Bun.sleep(50);
-      }
-    },
+    aofQuiet,
     stock,
     rssMiB: () => {
       const status = readFileSync(`/proc/${supervisor.pid}/status`, 'utf8');
