@@ -5,6 +5,7 @@
  */
 import { ab, wrk, type LoadResult } from './lib/load.ts';
 import { checkSale, readSale } from './lib/check.ts';
+import { snapshot, split, type CpuSplit } from './lib/cpu.ts';
 import { durability, waitCost } from './lib/durability.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
@@ -44,8 +45,8 @@ async function main(): Promise<number> {
     say('baseline: bare Bun.serve');
     const abBase = await ab(`${system.baselineUrl}/buy/ticket`, SIZE.abRequests, 100);
     record({ name: 'baseline: bare Bun.serve', result: abBase, check: 'ceiling' }, undefined);
-    const wrkBase = await wrk(system.baselineUrl, { connections: 100, seconds: SIZE.wrkSeconds, anonymous: true });
-    record({ name: 'baseline: bare Bun.serve', result: wrkBase, check: 'ceiling' }, undefined);
+    const { result: wrkBase, cpu: baseCpu } = await withCpu(system, system.baselinePid, () => wrk(system.baselineUrl, { connections: 100, seconds: SIZE.wrkSeconds, anonymous: true }));
+    record({ name: 'baseline: bare Bun.serve', result: wrkBase, check: 'ceiling', cpu: baseCpu }, undefined);
 
     say(`original run 1: ab -n ${SIZE.abRequests} -c 100 on one worker, fresh ${SIZE.abTickets}-ticket sale`);
     await system.newSale(SIZE.abTickets);
@@ -67,19 +68,19 @@ async function main(): Promise<number> {
 
     say('wrk: purchase path (more tickets than requests: every request goes to Redis)');
     await system.newSale(50_000_000);
-    const buy = await wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 'p' });
+    const { result: buy, cpu: buyCpu } = await withCpu(system, system.supervisorPid, () => wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 'p' }));
     const buyCheck = checkSale(await readSale(system.redis), { min: buy.requests - buy.failures, max: buy.requests + 100 }, true);
     // The writer yields to buyers (nice 10), so it ends behind; the next phase starts once it caught up.
     const catchUp = await system.writerCaughtUp();
-    record({ name: 'wrk purchase path, one worker', result: buy, check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after` }, wrkBase);
+    record({ name: 'wrk purchase path, one worker', result: buy, check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after`, cpu: buyCpu }, wrkBase);
 
     say('wrk: sold-out path (finished sale: every request answered from shared memory)');
     await system.finishSale();
     const soldBefore = await readSale(system.redis);
-    const soldOut = await wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 's' });
+    const { result: soldOut, cpu: soldOutCpu } = await withCpu(system, system.supervisorPid, () => wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 's' }));
     const soldAfter = await readSale(system.redis);
     if (soldAfter.sold !== soldBefore.sold) throw new Error(`correctness check failed: a finished sale sold ${soldAfter.sold - soldBefore.sold} more`);
-    record({ name: 'wrk sold-out path, one worker', result: soldOut, check: `sold stays ${soldAfter.sold}` }, wrkBase);
+    record({ name: 'wrk sold-out path, one worker', result: soldOut, check: `sold stays ${soldAfter.sold}`, cpu: soldOutCpu }, wrkBase);
     memory.warmMiB = system.rssMiB();
     say(`supervisor RSS after warm-up: ${memory.warmMiB.toFixed(1)} MiB`);
 
@@ -137,6 +138,16 @@ async function warmUp(system: System, seconds: number): Promise<void> {
   // Nothing of the warm-up may still run (the writer copying its orders, an AOF rewrite) while the baseline is measured.
   await system.writerCaughtUp();
   await system.aofQuiet();
+}
+
+/** Runs one wrk phase and splits the machine's CPU time over its requests: wrk, `serverPid`, Redis, the rest. */
+async function withCpu(system: System, serverPid: number, run: () => Promise<LoadResult>): Promise<{ result: LoadResult; cpu: CpuSplit | undefined }> {
+  const pids = { server: serverPid, redis: system.redisPid };
+  const before = snapshot(pids);
+  const result = await run();
+  const after = snapshot(pids);
+  const cpu = result.clientCpuUs === undefined ? undefined : split(before, after, result.requests, result.clientCpuUs, navigator.hardwareConcurrency);
+  return { result, cpu };
 }
 
 /** Four wrk processes, one per worker port, a quarter of the users each, at once. */

@@ -12,6 +12,8 @@ export interface LoadResult {
   readonly failures: number;
   /** ab only: answers whose length differed from the first ("Failed requests (Length)"). */
   readonly lengthChanges?: number;
+  /** wrk only: the CPU time the load tool itself used, in µs (user + system). */
+  readonly clientCpuUs?: number;
 }
 
 function loopbackOnly(url: string): void {
@@ -87,5 +89,6 @@ export async function wrk(url: string, options: WrkOptions): Promise<LoadResult>
   if (!json) throw new Error(`wrk failed (${code}): ${await new Response(proc.stderr).text()}${out}`);
   const r = JSON.parse(json) as { requests: number; duration_us: number; non2xx: number; errors: number; p50_us: number; p99_us: number };
   const seconds = r.duration_us / 1e6;
-  return { tool: 'wrk', requests: r.requests, seconds, rps: r.requests / seconds, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, failures: r.non2xx + r.errors };
+  const cpu = proc.resourceUsage()?.cpuTime;
+  return { tool: 'wrk', requests: r.requests, seconds, rps: r.requests / seconds, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, failures: r.non2xx + r.errors, clientCpuUs: cpu ? Number(cpu.total) : undefined };
 }

@@ -1,6 +1,7 @@
 /** Turns a bench run into a terminal table, JSON, Markdown and an SVG chart under bench/results/. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CpuSplit } from './cpu.ts';
 import type { LoadResult } from './load.ts';
 
 export interface Phase {
@@ -10,6 +11,8 @@ export interface Phase {
   readonly ratio: number;
   /** What the correctness check saw. */
   readonly check: string;
+  /** Where the CPU time went, per request (the one-worker wrk phases and their baseline). */
+  readonly cpu?: CpuSplit;
 }
 
 export interface Report {
@@ -72,6 +75,32 @@ function rows(report: Report): string[][] {
   ]);
 }
 
+const CPU_HEADER = ['phase', 'req/s', 'wrk', 'server', 'its busiest thread', 'Redis', 'other', 'busy', 'idle', 'ceiling req/s', 'ceiling vs baseline'];
+
+/** µs of CPU per request for each phase that measured it, and the req/s the busy part allows on every core. */
+function cpuRows(report: Report): string[][] {
+  const baseline = find(report, 'baseline: bare Bun.serve', 'wrk')?.result.rps;
+  const us = (n: number) => n.toFixed(1);
+  return report.phases
+    .filter((p) => p.cpu)
+    .map(({ name, result, cpu }) => [
+      name,
+      String(Math.round(result.rps)),
+      us(cpu!.client),
+      us(cpu!.server),
+      us(cpu!.serverThread),
+      us(cpu!.redis),
+      us(cpu!.other),
+      us(cpu!.busy),
+      us(cpu!.idle),
+      String(Math.round(cpu!.ceilingRps)),
+      baseline ? `${(cpu!.ceilingRps / baseline).toFixed(2)}×` : '',
+    ]);
+}
+
+const CPU_NOTE =
+  'µs of CPU time per request, summed over all cores, read from /proc around each wrk run; "server" is the bare Bun.serve for the baseline and the supervisor (all its threads) otherwise, "its busiest thread" the worker thread that served the phase; "other" is the rest of the machine (the bench, nginx, the kernel outside these processes). "ceiling" is the req/s this busy time per request would give if every core were busy with it and nothing stayed idle: a phase cannot beat its ceiling by scheduling better, only by needing less CPU per request.';
+
 const HEADER = ['phase', 'tool', 'requests', 's', 'req/s', 'p50 ms', 'p99 ms', 'vs baseline', 'failures', 'correctness'];
 
 function table(cells: string[][]): string {
@@ -98,6 +127,12 @@ function markdown(report: Report): string {
     '## Targets',
     '',
     md([['target', 'goal', 'measured', 'met'], ...t.map((x) => [x.what, x.goal, x.measured, x.met ? 'yes' : '**no**'])]),
+    '',
+    '## Where the CPU time goes',
+    '',
+    md([CPU_HEADER, ...cpuRows(report)]),
+    '',
+    CPU_NOTE,
     '',
     '## Micro-benchmarks (mitata)',
     '',
@@ -144,6 +179,7 @@ ${body}
 /** Prints the table and targets, writes results/<latest|quick>.{json,md,svg}; returns the paths. */
 export function writeReport(report: Report): string[] {
   console.log(`\n${table([HEADER, ...rows(report)])}\n`);
+  console.log(`CPU µs per request (ceiling: req/s with every core busy and none idle)\n${table([CPU_HEADER, ...cpuRows(report)])}\n`);
   for (const t of targets(report)) console.log(`${t.met ? 'met ' : 'MISS'}  ${t.what}: ${t.measured} (goal ${t.goal})`);
   const dir = join(import.meta.dir, '..', 'results');
   mkdirSync(dir, { recursive: true });

@@ -18,6 +18,8 @@ export interface System {
   readonly nginxUrl: string;
   readonly baselineUrl: string;
   readonly supervisorPid: number;
+  readonly baselinePid: number;
+  readonly redisPid: number;
   /** Starts a fresh default sale of `total` tickets and waits until the workers see it and Redis is not rewriting its AOF. */
   newSale(total: number): Promise<void>;
   /** Ends the current sale (total = sold) and waits until the workers see it sold out and Redis is not rewriting its AOF. */
@@ -148,6 +150,8 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
     nginxUrl: `http://127.0.0.1:${nginxPort}`,
     baselineUrl: `http://127.0.0.1:${baselinePort}`,
     supervisorPid: supervisor.pid,
+    baselinePid: baseline.pid,
+    redisPid: redisServer.process.pid,
     newSale: async (total) => {
       await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
