@@ -29,21 +29,45 @@ export type FromWriter =
   | { readonly type: 'stopped' };
 
 export interface BackgroundWriter {
-  /** The writer thread's Linux thread id (for ps -L, top -H), when known. */
+  /** The writer thread's Linux thread id (for ps -L, top -H), when known and while it runs. */
   readonly tid: number | undefined;
+  /** The live thread (tests terminate it to play a crash). */
+  readonly thread: Worker | undefined;
+  /** How many times a thread that died was started again. */
+  readonly restarts: number;
+  /** Resolves once a thread runs: at once, or after the restart in progress. */
+  running(): Promise<void>;
   /** Tells the writer the sales to write (after the admin API or another node added one). */
   setSales(sales: readonly string[]): void;
   stop(): Promise<void>;
 }
 
-const THREAD_URL = new URL('./writer-thread.ts', import.meta.url).href;
+type Init = Omit<Extract<ToWriter, { type: 'init' }>, 'type'>;
 
-/** Starts the writer thread; resolves once its database and Redis are open, rejects with the reason otherwise. */
-export async function startBackgroundWriter(init: Omit<Extract<ToWriter, { type: 'init' }>, 'type'>, say: (line: string) => void): Promise<BackgroundWriter> {
+const THREAD_URL = new URL('./writer-thread.ts', import.meta.url).href;
+/** Restart back-off: 1 s, doubling, at most 30 s; back to 1 s once a thread stayed up this long. */
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+const STABLE_MS = 60_000;
+
+interface WriterThread {
+  readonly thread: Worker;
+  readonly tid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one writer thread; resolves once its database and Redis are open, rejects with the
+ * reason otherwise. `onDeath` is called when a thread that started ends without being stopped.
+ */
+async function spawnWriter(init: Init, say: (line: string) => void, onDeath: (reason: string) => void): Promise<WriterThread> {
   const thread = new Worker(THREAD_URL);
   const started = Promise.withResolvers<number | undefined>();
   const stopped = Promise.withResolvers<void>();
-  thread.onmessage = (event: MessageEvent<FromWriter>) => {
+  let running = false;
+  let stopping = false;
+  let cause = 'it ended';
+  thread.addEventListener('message', (event: MessageEvent<FromWriter>) => {
     const message = event.data;
     if (message.type === 'started') {
       if (message.warning) say(message.warning);
@@ -53,15 +77,16 @@ export async function startBackgroundWriter(init: Omit<Extract<ToWriter, { type:
     } else if (message.type === 'stopped') {
       stopped.resolve();
     }
-  };
-  let running = false;
-  thread.onerror = (event) => {
-    const error = new Error(`order writer thread: ${event.message}`);
-    // After a good start this is a bug, not a setting: say so; nothing is lost, the orders wait in Redis.
-    if (running) console.error(`[order writer] ${error.message}; the orders stay in Redis, and the next start writes them`);
-    started.reject(error);
+  });
+  thread.addEventListener('error', (event) => {
+    cause = `order writer thread: ${event.message}`;
+    started.reject(new Error(cause));
+  });
+  thread.addEventListener('close', () => {
     stopped.resolve();
-  };
+    started.reject(new Error('order writer thread ended before it started'));
+    if (running && !stopping) onDeath(cause);
+  });
   thread.postMessage({ type: 'init', ...init } satisfies ToWriter);
   let tid: number | undefined;
   try {
@@ -72,12 +97,110 @@ export async function startBackgroundWriter(init: Omit<Extract<ToWriter, { type:
     throw error;
   }
   return {
+    thread,
     tid,
-    setSales: (sales) => thread.postMessage({ type: 'sales', sales } satisfies ToWriter),
     stop: async () => {
+      stopping = true;
       thread.postMessage({ type: 'stop' } satisfies ToWriter);
       await stopped.promise;
       thread.terminate();
     },
   };
+}
+
+/**
+ * Keeps one writer thread running: a thread that dies (only a bug could do it: its loop catches
+ * Redis and database errors) is started again after a back-off, and the orders sold meanwhile,
+ * which wait in Redis, are written by the new one.
+ */
+class RestartingWriter implements BackgroundWriter {
+  readonly #init: Init;
+  readonly #say: (line: string) => void;
+  #sales: readonly string[];
+  #current: WriterThread | undefined;
+  #starting: Promise<void> | undefined;
+  #running = Promise.withResolvers<void>();
+  #runningResolved = false;
+  #startedAt = 0;
+  #failures = 0;
+  #restarts = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopping = false;
+
+  constructor(init: Init, say: (line: string) => void) {
+    this.#init = init;
+    this.#say = say;
+    this.#sales = init.sales;
+  }
+
+  get tid(): number | undefined {
+    return this.#current?.tid;
+  }
+
+  get thread(): Worker | undefined {
+    return this.#current?.thread;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  running(): Promise<void> {
+    return this.#running.promise;
+  }
+
+  /** Starts a thread with the sales as they stand now; rejects when it cannot start. */
+  start(): Promise<void> {
+    this.#starting = (async () => {
+      const started = await spawnWriter({ ...this.#init, sales: this.#sales }, this.#say, (cause) => this.#died(cause));
+      if (this.#stopping) return started.stop();
+      this.#current = started;
+      this.#startedAt = Date.now();
+      this.#running.resolve();
+      this.#runningResolved = true;
+    })();
+    return this.#starting;
+  }
+
+  #died(cause: string): void {
+    this.#current = undefined;
+    if (this.#stopping) return;
+    this.#failures = Date.now() - this.#startedAt > STABLE_MS ? 1 : this.#failures + 1;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.#failures - 1));
+    this.#restarts += 1;
+    // Waiters of running() wait for the next thread; a failed restart keeps the same promise.
+    if (this.#runningResolved) {
+      this.#running = Promise.withResolvers<void>();
+      this.#runningResolved = false;
+    }
+    console.error(`[order writer] ${cause}; restart #${this.#restarts} in ${delay} ms (the orders wait in Redis meanwhile)`);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#stopping) return;
+      this.start().then(
+        () => this.#say(`order writer restarted (#${this.#restarts})`),
+        (error: unknown) => this.#died(error instanceof Error ? error.message : String(error)),
+      );
+    }, delay);
+  }
+
+  setSales(sales: readonly string[]): void {
+    this.#sales = sales;
+    this.#current?.thread.postMessage({ type: 'sales', sales } satisfies ToWriter);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    await this.#starting?.catch(() => {});
+    await this.#current?.stop();
+    this.#current = undefined;
+  }
+}
+
+/** Starts the writer thread; resolves once its database and Redis are open, rejects with the reason otherwise (no restart then: a setting is wrong). */
+export async function startBackgroundWriter(init: Init, say: (line: string) => void): Promise<BackgroundWriter> {
+  const writer = new RestartingWriter(init, say);
+  await writer.start();
+  return writer;
 }

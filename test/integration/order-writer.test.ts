@@ -225,6 +225,27 @@ describe('the order writer in the running system', () => {
     }
   });
 
+  test('a writer thread that dies is started again, at low priority, and writes the orders sold while it was gone', async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '40', SPIKE_RESET: '1' });
+    const sale = saleKeys(DEFAULT_SALE);
+    try {
+      const writer = spike.writer!;
+      writer.thread!.terminate();
+      const answers = await fire(Array.from({ length: 40 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=gone${i}`), 10);
+      expect(answers.filter((a) => a.body.code === 1)).toHaveLength(40);
+      // The thread's end reaches the supervisor as an event; then the restart waits its back-off.
+      for (const end = Date.now() + 5000; writer.restarts === 0 && Date.now() < end; ) await Bun.sleep(20);
+      await writer.running();
+      expect(writer.restarts).toBe(1);
+      const stat = readFileSync(`/proc/${process.pid}/task/${writer.tid}/stat`, 'utf8');
+      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(10);
+      const report = await expectCleanAudit(client, sale, sqliteOrderDb(spike.dbPath));
+      expect(report.dbOrders).toBe(40);
+    } finally {
+      await spike.close();
+    }
+  });
+
   test('a database it cannot reach stops the start with a message naming the order writer', async () => {
     const port = (await freePorts(1))[0]!;
     const started = startTestSpike(redis.url, { SPIKE_TOTAL: '10', DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/none` });
