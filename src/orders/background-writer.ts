@@ -119,8 +119,8 @@ class RestartingWriter implements BackgroundWriter {
   #sales: readonly string[];
   #current: WriterThread | undefined;
   #starting: Promise<void> | undefined;
-  #running = Promise.withResolvers<void>();
-  #runningResolved = false;
+  /** Set while no thread runs (between a death and the restart that succeeds). */
+  #restarting: PromiseWithResolvers<void> | undefined;
   #startedAt = 0;
   #failures = 0;
   #restarts = 0;
@@ -146,7 +146,7 @@ class RestartingWriter implements BackgroundWriter {
   }
 
   running(): Promise<void> {
-    return this.#running.promise;
+    return this.#restarting?.promise ?? Promise.resolve();
   }
 
   /** Starts a thread with the sales as they stand now; rejects when it cannot start. */
@@ -156,23 +156,21 @@ class RestartingWriter implements BackgroundWriter {
       if (this.#stopping) return started.stop();
       this.#current = started;
       this.#startedAt = Date.now();
-      this.#running.resolve();
-      this.#runningResolved = true;
+      this.#restarting?.resolve();
+      this.#restarting = undefined;
     })();
     return this.#starting;
   }
 
+  /** A thread that ran died (`#current` set), or a restart failed to start one (not set). */
   #died(cause: string): void {
+    const ranLong = this.#current !== undefined && Date.now() - this.#startedAt > STABLE_MS;
     this.#current = undefined;
     if (this.#stopping) return;
-    this.#failures = Date.now() - this.#startedAt > STABLE_MS ? 1 : this.#failures + 1;
+    this.#failures = ranLong ? 1 : this.#failures + 1;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.#failures - 1));
     this.#restarts += 1;
-    // Waiters of running() wait for the next thread; a failed restart keeps the same promise.
-    if (this.#runningResolved) {
-      this.#running = Promise.withResolvers<void>();
-      this.#runningResolved = false;
-    }
+    this.#restarting ??= Promise.withResolvers<void>();
     console.error(`[order writer] ${cause}; restart #${this.#restarts} in ${delay} ms (the orders wait in Redis meanwhile)`);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
