@@ -210,6 +210,12 @@ describe.each(backends)('the order writer on %s', (_, open) => {
   });
 });
 
+/** The nice value of thread `tid` of this process: field 19 of its stat line; fields after the ")" of the name start at 3. */
+function threadNice(tid: number): number {
+  const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
 describe('the order writer in the running system', () => {
   test("runs on a thread of its own at a lower CPU priority (nice 10), so a spike's buyers come first", async () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: '1' });
@@ -217,9 +223,7 @@ describe('the order writer in the running system', () => {
       const tid = spike.writer?.tid;
       expect(tid).toBeNumber();
       expect(tid).not.toBe(process.pid);
-      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
-      // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value; fields after the ")" of the name start at 3.
-      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(10);
+      expect(threadNice(tid!)).toBe(10);
     } finally {
       await spike.close();
     }
@@ -237,8 +241,7 @@ describe('the order writer in the running system', () => {
       for (const end = Date.now() + 5000; writer.restarts === 0 && Date.now() < end; ) await Bun.sleep(20);
       await writer.running();
       expect(writer.restarts).toBe(1);
-      const stat = readFileSync(`/proc/${process.pid}/task/${writer.tid}/stat`, 'utf8');
-      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(10);
+      expect(threadNice(writer.tid!)).toBe(10);
       const report = await expectCleanAudit(client, sale, sqliteOrderDb(spike.dbPath));
       expect(report.dbOrders).toBe(40);
     } finally {
