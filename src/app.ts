@@ -3,7 +3,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
-import { allowedMethods, error, JSON_HEADERS, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './http.ts';
+import { allowedMethods, error, JSON_HEADERS, queryUser, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './http.ts';
 import { orderRoutes, type OrderStore } from './order-routes.ts';
 import { PurchaseCode, type Purchase } from './redis/sale.ts';
 import { SALE_PATTERN } from './sale-book.ts';
@@ -172,7 +172,9 @@ export function createApp(deps: AppDeps): Hono {
     // Hono answers HEAD with the GET handler; a HEAD must never buy a ticket.
     if (c.req.method === 'HEAD') return error(c, 405, 'method_not_allowed', 'use GET or POST', { Allow: 'GET, POST' });
     if (deps.jwtSecret) return signedSell(c);
-    const user = c.req.query('user');
+    const given = queryUser(c);
+    if ('bad' in given) return error(c, 400, 'bad_user', given.bad);
+    const user = given.user;
     if (user !== undefined && !USER_PATTERN.test(user)) return error(c, 400, 'bad_user', USER_RULE);
     return sell(c, c.req.query('sale'), user ?? '');
   });

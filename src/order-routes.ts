@@ -1,7 +1,8 @@
 /** /orders: a buyer reads, pays and cancels their order. */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { error, unavailable } from './http.ts';
+import { error, storeFailed } from './http.ts';
+import { isOrderId } from './orders/events.ts';
 import { SettleCode, type Order, type Settled } from './redis/orders.ts';
 
 /** What the routes need of a sale's order store (Redis in production). */
@@ -13,8 +14,6 @@ export interface OrderStore {
   settle(action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled>;
 }
 
-/** An order id is a stream entry id: `<ms>-<seq>`. */
-const ORDER_ID = /^\d{1,20}-\d{1,20}$/;
 
 /** Why a pay or cancel is refused, by the order's state. */
 const REFUSED: Record<string, { error: string; msg: string }> = {
@@ -59,7 +58,7 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
   };
   const orderId = (c: Context) => {
     const id = c.req.param('id') ?? '';
-    return ORDER_ID.test(id) ? id : undefined;
+    return isOrderId(id) ? id : undefined;
   };
   const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
   const notYours = (c: Context) => error(c, 403, 'forbidden', 'this order belongs to another user');
@@ -75,8 +74,8 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
     try {
       const order = await store.ofUser(asker.user);
       return order ? c.json(view(order)) : error(c, 404, 'no_order', `${asker.user} holds no order of ${store.sale}`);
-    } catch {
-      return unavailable(c);
+    } catch (cause) {
+      return storeFailed(c, cause, 'orders');
     }
   });
 
@@ -100,8 +99,8 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
       if (!order) return noOrder(c);
       if (order.user && order.user !== user) return notYours(c);
       return c.json(view(order));
-    } catch {
-      return unavailable(c);
+    } catch (cause) {
+      return storeFailed(c, cause, 'orders');
     }
   });
 
@@ -113,8 +112,8 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
       let settled: Settled;
       try {
         settled = await store.settle(action, id, user);
-      } catch {
-        return unavailable(c);
+      } catch (cause) {
+        return storeFailed(c, cause, 'orders');
       }
       switch (settled.code) {
         case SettleCode.Done:

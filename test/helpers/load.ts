@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+
 /** A bounded load generator for tests: a fixed list of requests, a fixed concurrency, loopback only. */
 
 export interface Answer {
@@ -41,4 +43,32 @@ export function countBy<T>(items: readonly T[], key: (item: T) => string | numbe
   const counts = new Map<string | number, number>();
   for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
   return counts;
+}
+
+/**
+ * Sends `request` as it is over a new TCP connection to a loopback port and returns what came
+ * back (status 0: the connection closed without an answer). For what fetch will not send: an
+ * unknown or lowercase method, a half-closed socket, two pipelined requests.
+ */
+export function rawHttp(port: number, request: string, { halfClose = false, timeoutMs = 5000 } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = connect({ host: '127.0.0.1', port });
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(/^HTTP\/1\.\d (\d{3})/.exec(text)?.[1] ?? 0), text });
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on('connect', () => {
+      // end() sends our FIN and keeps reading: a half-close.
+      if (halfClose) socket.end(request);
+      else socket.write(request);
+    });
+    socket.on('data', (chunk) => {
+      text += chunk.toString();
+    });
+    socket.on('close', done);
+    socket.on('error', () => {});
+  });
 }

@@ -101,6 +101,11 @@ describe('an order', () => {
 
   test.each([
     ['a malformed order id', 'GET', '/orders/abc', 400],
+    // Redis refuses a stream id part above 2^64 - 1: that is the client's mistake (400), not an outage (503).
+    ['an order id past 2^64', 'GET', '/orders/99999999999999999999-0', 400],
+    ['paying an order id past 2^64', 'POST', '/orders/99999999999999999999-0/pay', 400],
+    ['cancelling an order id whose sequence is past 2^64', 'POST', '/orders/1-18446744073709551616/cancel', 400],
+    ['an order id at 2^64 - 1', 'GET', '/orders/18446744073709551615-18446744073709551615', 404],
     ['an unknown order', 'GET', '/orders/1-0', 404],
     ['paying an unknown order', 'POST', '/orders/1-0/pay', 404],
     ['a lookup without a user', 'GET', '/orders', 400],
