@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { error } from './http.ts';
 import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from './redis/sale.ts';
 import { SALE_PATTERN, SALES_KEY, type SaleBook } from './sale-book.ts';
+import { MAX_TICKETS } from './stock/local-stock.ts';
 
 export interface AdminDeps {
   /** Every call must carry it as `Authorization: Bearer <token>`; none set: the admin API refuses everything. */
@@ -114,7 +115,10 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const add = input?.add;
     if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
     const keys = saleKeys(id);
-    if (!(await readSale(redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
+    const count = await readSale(redis, keys);
+    if (!count) return error(c, 404, 'no_sale', `no sale ${id}`);
+    // Each node's shared memory counts a sale's tickets in 32-bit slots.
+    if (count.total + (add as number) > MAX_TICKETS) return error(c, 400, 'bad_request', `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${count.total}, so add at most ${MAX_TICKETS - count.total}`);
     await redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
     deps.kick();
     return c.json(await state(id));

@@ -1,5 +1,8 @@
 /** Owns the SharedArrayBuffer of one sale on one node: every worker's local stock, and the sale's flags. */
 
+/** The most tickets a sale may hold: its counts live in 32-bit slots of the shared buffer. */
+export const MAX_TICKETS = 2_147_483_647;
+
 /** Sale-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
 enum Global {
   SoldOut = 0,

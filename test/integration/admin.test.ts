@@ -91,6 +91,13 @@ describe('the admin API', () => {
     expect(sold).toBe(20);
     expect(await (await call('GET', '/sales/extra')).json()).toMatchObject({ total: 50, sold: 50 });
     expect((await call('POST', '/sales/extra/stock', { add: 0 })).status).toBe(400);
+    // The shared memory counts in 32-bit slots: 2^31 tickets would show as a negative total.
+    expect((await call('POST', '/sales/extra/stock', { add: 1_000_000_000 })).status).toBe(200);
+    expect((await call('POST', '/sales/extra/stock', { add: 1_000_000_000 })).status).toBe(200);
+    const over = await call('POST', '/sales/extra/stock', { add: 200_000_000 });
+    expect(over.status).toBe(400);
+    expect(await over.json()).toMatchObject({ error: 'bad_request', msg: expect.stringContaining('at most 2147483647') });
+    expect(await (await call('GET', '/sales/extra')).json()).toMatchObject({ total: 2_000_000_050 });
   });
 
   test('a paused sale sells nothing, and sells again once resumed', async () => {
