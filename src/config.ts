@@ -1,4 +1,5 @@
 /** The one place that reads spike's settings: environment variables and flags, validated at start. */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -178,6 +179,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
   const localStock = integer(env, 'SPIKE_LOCAL_STOCK', defaultLocalStock(total, portList.length, buffer), 1, 1_000_000_000);
   const host = (env.SPIKE_HOST ?? '').trim() || '127.0.0.1';
+  if (isIP(host) === 0 && host !== 'localhost') throw new ConfigError(`SPIKE_HOST=${host} is not accepted; accepted: an IP address the workers bind, e.g. 127.0.0.1 (default), 0.0.0.0 or ::1`);
   const nginxListen = (env.SPIKE_NGINX_LISTEN ?? '').trim() || '80';
   if (!/^([0-9a-fA-F.:[\]]+:)?\d{1,5}$/.test(nginxListen)) {
     throw new ConfigError(`SPIKE_NGINX_LISTEN=${nginxListen} is not accepted; accepted: a port (80) or address:port (127.0.0.1:8080)`);

@@ -50,7 +50,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     let redisServer: RedisServer | undefined;
     if (!config.redisUrl && !config.redisCluster) {
       redisServer = await startRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync });
-      cleanups.push(() => redisServer!.stop());
+      cleanups.push(() => redisServer!.stop().then(() => say('stopped: redis-server')));
       say(`redis-server started on ${redisServer.url} (data in ${redisServer.dir})`);
       // So `bun run audit` finds the private Redis while this supervisor runs.
       writeFileSync(join(redisServer.dir, 'redis.url'), redisServer.url);
@@ -103,7 +103,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       onFatal: (message) => onFatal(new Error(message)),
     });
     const workers = pool;
-    cleanups.push(() => workers.stop());
+    cleanups.push(() => workers.stop().then(() => say('stopped: workers (in-flight requests answered, stat logs flushed)')));
     await pool.start();
 
     const saleKeyList = () => book.all().map((entry) => entry.keys);
@@ -123,7 +123,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
         say,
       );
       writer = started;
-      cleanups.push(() => started.stop());
+      cleanups.push(() => started.stop().then(() => say('stopped: order writer')));
       say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice}${config.writerMaxLagMs ? `, shaving peaks above ${DEFAULT_SHAVING.hotRate} orders/s to ${DEFAULT_SHAVING.maxRate}/s, at most ${config.writerMaxLagMs / 1000} s behind` : ''})`);
     }
 
@@ -134,7 +134,12 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
 
     if (config.adminPort > 0) {
       const admin = createAdminApp({ token: config.adminToken, redis, book, ports: config.ports, kick: () => void sync.kick(), restarts: (i) => workers.restarts(i) });
-      const server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
+      let server: ReturnType<typeof Bun.serve>;
+      try {
+        server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
+      } catch (cause) {
+        throw new ConfigError(`SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} (${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`);
+      }
       cleanups.push(async () => server.stop());
       say(`admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`);
     }
@@ -147,7 +152,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
           upstreams: weightedUpstreams(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.ports),
           runtimeDir: `${config.dataDir}/nginx`,
         });
-        cleanups.push(() => nginx!.stop());
+        cleanups.push(() => nginx!.stop().then(() => say('stopped: nginx')));
         say(`nginx listening on ${config.nginxListen} (weights ${config.ports.map((p, i) => `${p}:${i + 1}`).join(' ')}, config ${nginx.confPath})`);
       } catch (error) {
         if (config.nginx === 'on') throw error;
@@ -178,6 +183,20 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
   }
 }
 
+/** A start that failed because of a setting stops with exit 2, like a bad value; anything else with 1. */
+function exitOnStartFailure(error: unknown): never {
+  const setting = error instanceof ConfigError;
+  console.error(`spike: cannot start: ${error instanceof Error ? error.message : error}`);
+  process.exit(setting ? 2 : 1);
+}
+
+/**
+ * One stop request may arrive as several signals: Ctrl-C reaches the whole foreground process
+ * group, and `bun run` forwards it too. Signals within this long of the first are that same
+ * request; a later one means "exit now".
+ */
+const SAME_REQUEST_MS = 2000;
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -189,26 +208,30 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  let supervisor: Supervisor;
+  let supervisor: Supervisor | undefined;
   try {
     supervisor = await startSupervisor(config, {
       onFatal: (error) => {
+        // During the start the failure also rejects startSupervisor, which stops what it started.
+        if (!supervisor) return;
         console.error(`spike: ${error.message}; stopping`);
         void supervisor.stop().then(() => process.exit(1));
       },
     });
   } catch (error) {
-    console.error(`spike: cannot start: ${error instanceof Error ? error.message : error}`);
-    process.exit(1);
+    exitOnStartFailure(error);
   }
-  let signals = 0;
+  const running = supervisor;
+  let firstAt = 0;
   const shutdown = async (signal: string) => {
-    if (++signals > 1) {
+    if (firstAt > 0) {
+      if (Date.now() - firstAt < SAME_REQUEST_MS) return;
       console.error(`spike: ${signal} again, exiting now`);
       process.exit(1);
     }
+    firstAt = Date.now();
     console.log(`spike: ${signal}: stopping (in-flight requests finish first)`);
-    await supervisor.stop();
+    await running.stop();
     console.log('spike: stopped');
     process.exit(0);
   };

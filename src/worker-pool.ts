@@ -1,4 +1,5 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
+import { ConfigError } from './config.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import type { RedisTarget } from './redis/client.ts';
 
@@ -103,7 +104,7 @@ export class WorkerPool {
           this.#options.onTopUp(i, message.sale);
           break;
         case 'fatal':
-          slot.listening.reject(new Error(message.message));
+          slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}; is the port in use? choose free ports`));
           this.#options.onFatal(message.message);
           break;
         case 'stopped':

@@ -30,3 +30,14 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * `cmd` run in a session of its own (setsid), so that a Ctrl-C in the terminal, or a signal to the
+ * whole process group, reaches only the supervisor, which then stops its children in order
+ * (nginx, the workers, Redis last). setsid execs without forking here (a spawned child is not a
+ * group leader), so the child's pid is the server's own.
+ */
+export function ownSession(cmd: string[]): string[] {
+  const setsid = Bun.which('setsid') ?? Bun.which('setsid', { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' });
+  return setsid ? [setsid, ...cmd] : cmd;
+}

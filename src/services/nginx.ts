@@ -2,7 +2,7 @@
 import type { Subprocess } from 'bun';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { requireBinary, stopChild } from './child.ts';
+import { isAlive, ownSession, requireBinary, stopChild } from './child.ts';
 
 export const NGINX_TEMPLATE = join(import.meta.dir, '..', '..', 'nginx.conf');
 
@@ -82,18 +82,22 @@ export async function startNginx(options: RenderOptions & { template?: string })
   const args = ['-p', dir, '-e', `${dir}/error.log`, '-c', confPath, '-g', `daemon off; pid ${dir}/nginx.pid;`];
   const check = Bun.spawnSync([binary, '-t', ...args], { stdout: 'pipe', stderr: 'pipe' });
   if (check.exitCode !== 0) throw new Error(`nginx rejected ${confPath}:\n${check.stderr.toString().trim()}`);
-  rmSync(`${dir}/nginx.pid`, { force: true });
-  const child = Bun.spawn([binary, ...args], { stdout: 'ignore', stderr: 'pipe' });
-  // nginx -t passed, so an early exit is a bind error; give it a moment to show.
-  const deadline = Date.now() + 500;
-  while (Date.now() < deadline && child.exitCode === null) {
-    if (existsSync(`${dir}/nginx.pid`)) break;
-    await Bun.sleep(20);
+  const pidFile = `${dir}/nginx.pid`;
+  const leftover = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+  if (leftover > 0 && isAlive(leftover)) {
+    throw new Error(`an nginx from an earlier run (pid ${leftover}) still uses ${dir} and its port; stop it (kill ${leftover}) and start again`);
   }
-  await Bun.sleep(50);
-  if (child.exitCode !== null) {
-    const err = await new Response(child.stderr).text();
-    throw new Error(`nginx exited at start (listen ${options.listen}):\n${err.trim()}`);
+  rmSync(pidFile, { force: true });
+  const child = Bun.spawn(ownSession([binary, ...args]), { stdout: 'ignore', stderr: 'pipe' });
+  // nginx writes its pid file only once it holds its listening sockets; a port in use makes it
+  // retry bind() for 2.5 s and then exit. So: listening = the pid file appeared while it runs.
+  const deadline = Date.now() + 10_000;
+  while (child.exitCode === null && !existsSync(pidFile) && Date.now() < deadline) await Bun.sleep(20);
+  if (child.exitCode !== null || !existsSync(pidFile)) {
+    await stopChild(child, 'SIGQUIT', 1000);
+    const log = existsSync(`${dir}/error.log`) ? readFileSync(`${dir}/error.log`, 'utf8').trim().split('\n').slice(-2).join('\n') : '';
+    const err = (await new Response(child.stderr).text()).trim();
+    throw new Error(`nginx could not listen on ${options.listen}:\n${err || log}`);
   }
   // SIGQUIT: graceful shutdown, in-flight requests finish.
   return { confPath, process: child, stop: () => stopChild(child, 'SIGQUIT', 5000) };

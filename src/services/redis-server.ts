@@ -2,7 +2,7 @@
 import type { Subprocess } from 'bun';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isAlive, requireBinary, stopChild } from './child.ts';
+import { isAlive, ownSession, requireBinary, stopChild } from './child.ts';
 import { freePort } from './free-port.ts';
 
 export interface RedisServer {
@@ -39,7 +39,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   }
   const port = options.port ?? (await freePort());
   const child = Bun.spawn(
-    [
+    ownSession([
       binary,
       '--bind', '127.0.0.1',
       '--port', String(port),
@@ -50,7 +50,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       '--daemonize', 'no',
       '--pidfile', pidFile,
       '--logfile', `${dir}/redis.log`,
-    ],
+    ]),
     { stdout: 'ignore', stderr: 'pipe' },
   );
   const url = `redis://127.0.0.1:${port}`;

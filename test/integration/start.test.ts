@@ -118,4 +118,90 @@ describe('bun run start', () => {
     }
     expect(existsSync(join(dataDir, 'appendonlydir'))).toBe(true);
   });
+
+  // Ctrl-C reaches the whole foreground process group: `bun run`, which forwards it, and the
+  // supervisor, which so saw it twice and took the second as "exit now", skipping the graceful
+  // stop (stat log lines lost, exit 1); redis-server and nginx got it too and could stop first.
+  test('a signal to the whole process group of `bun run start` stops it once, gracefully, nginx first and Redis last', async () => {
+    const dataDir = tempDir('data');
+    const logDir = tempDir('logs');
+    dirs.push(dataDir, logDir);
+    const ports = await freePorts(4);
+    const nginxPort = await freePort();
+    const env = {
+      ...process.env,
+      REDIS_URL: '',
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: logDir,
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_NGINX: '1',
+      SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
+      SPIKE_TOTAL: '100000',
+      SPIKE_ADMIN_PORT: '0',
+    };
+    let answered = 0;
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGINT'] as const) {
+      // setsid: `bun run start` leads a process group of its own, as in a terminal.
+      const proc = Bun.spawn(['setsid', process.execPath, 'run', 'start'], { cwd: join(import.meta.dir, '..', '..'), env, stdout: 'pipe', stderr: 'pipe' });
+      const ready = await readUntil(proc, 'ready:', 60_000);
+      expect(ready).toContain('ready:');
+      const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => fetch(`http://127.0.0.1:${nginxPort}/buy/ticket?user=${signal}-${answered + i}`).then((r) => r.status)));
+      expect(answers.filter((s) => s !== 200)).toEqual([]);
+      answered += answers.length;
+      process.kill(-proc.pid, signal);
+      expect(await proc.exited).toBe(0);
+      const out = await readUntil(proc, 'spike: stopped', 1000);
+      const err = await new Response(proc.stderr).text();
+      expect(err).not.toContain('exiting now');
+      const order = ['stopped: nginx', 'stopped: workers', 'stopped: redis-server', 'spike: stopped'].map((line) => out.indexOf(line));
+      expect(order.every((at) => at >= 0)).toBe(true);
+      expect([...order].sort((a, b) => a - b)).toEqual(order);
+      // redis-server was stopped by the supervisor (SIGTERM), not by the terminal's signal.
+      expect(readFileSync(join(dataDir, 'redis.log'), 'utf8')).not.toContain('Received SIGINT');
+    }
+    const lines = readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join('').split('\n').filter(Boolean);
+    expect(lines).toHaveLength(answered);
+  });
+
+  test('a worker port already taken stops the start with exit 2 and one line naming SPIKE_PORTS', async () => {
+    const ports = await freePorts(4);
+    const taken = Bun.serve({ port: ports[2]!, hostname: '127.0.0.1', fetch: () => new Response('busy') });
+    try {
+      const proc = run({ REDIS_URL: '', SPIKE_DATA_DIR: tempDir('taken'), SPIKE_LOG_DIR: tempDir('taken-logs'), SPIKE_PORTS: ports.join(','), SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0' });
+      expect(await proc.exited).toBe(2);
+      const err = await new Response(proc.stderr).text();
+      expect(err).toContain('SPIKE_PORTS');
+      expect(err).toContain(String(ports[2]));
+      expect(err).not.toContain('TypeError');
+    } finally {
+      taken.stop(true);
+    }
+  });
+
+  test('SPIKE_HOST that is not an address stops the start with exit 2', async () => {
+    const proc = run({ SPIKE_HOST: 'notanip', REDIS_URL: '' });
+    expect(await proc.exited).toBe(2);
+    expect(await new Response(proc.stderr).text()).toContain('SPIKE_HOST=notanip is not accepted');
+  });
+
+  // A leftover nginx (after a SIGKILL of the supervisor) holds the port: the start must not claim
+  // nginx is listening while its error log says bind() failed.
+  test("with nginx's port held by someone else, SPIKE_NGINX=1 fails the start and auto warns in one line", async () => {
+    const nginxPort = await freePort();
+    const holder = Bun.serve({ port: nginxPort, hostname: '127.0.0.1', fetch: () => new Response('not nginx') });
+    try {
+      const base = { REDIS_URL: '', SPIKE_LOG_DIR: tempDir('held-logs'), SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`, SPIKE_ADMIN_PORT: '0' };
+      const strict = run({ ...base, SPIKE_DATA_DIR: tempDir('held'), SPIKE_PORTS: (await freePorts(4)).join(','), SPIKE_NGINX: '1' });
+      expect(await strict.exited).toBe(1);
+      expect(await new Response(strict.stderr).text()).toContain(`nginx could not listen on 127.0.0.1:${nginxPort}`);
+      const auto = run({ ...base, SPIKE_DATA_DIR: tempDir('held2'), SPIKE_PORTS: (await freePorts(4)).join(','), SPIKE_NGINX: 'auto' });
+      const out = await readUntil(auto, 'ready:');
+      auto.kill('SIGTERM');
+      await auto.exited;
+      expect(out).toContain('nginx not started');
+      expect(out).not.toContain('nginx listening');
+    } finally {
+      holder.stop(true);
+    }
+  });
 });

@@ -34,6 +34,7 @@ describe('configuration', () => {
     ['SPIKE_WRITER_NICE', '20', /SPIKE_WRITER_NICE=20 is out of range; accepted: 0 to 19/],
     ['SPIKE_WRITER_MAX_LAG', '-1', /SPIKE_WRITER_MAX_LAG=-1 .*0 to 3600/],
     ['SPIKE_NGINX_LISTEN', 'eighty', /SPIKE_NGINX_LISTEN=eighty/],
+    ['SPIKE_HOST', 'notanip', /SPIKE_HOST=notanip .*IP address/],
   ])('rejects %s=%s with a message naming the setting and what it accepts', (name, value, message) => {
     expect(() => loadConfig({ [name]: value }, [])).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, [])).toThrow(message);
