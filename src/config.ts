@@ -32,6 +32,9 @@ export interface Config {
   /** nginx `listen` value for the runtime copy of nginx.conf. */
   readonly nginxListen: string;
   readonly logDir: string;
+  /** Size at which a worker's stat log is rotated, and how many rotated files are kept. */
+  readonly statLogMaxBytes: number;
+  readonly statLogKeep: number;
   readonly dataDir: string;
   /** How often the supervisor reads the global stock and tops up dry workers. */
   readonly syncMs: number;
@@ -204,6 +207,8 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     nginx: nginxMode(env),
     nginxListen,
     logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
+    statLogMaxBytes: integer(env, 'SPIKE_STAT_LOG_MAX_MB', 64, 1, 1_000_000) * 1024 * 1024,
+    statLogKeep: integer(env, 'SPIKE_STAT_LOG_KEEP', 4, 0, 1000),
     dataDir: (env.SPIKE_DATA_DIR ?? '').trim() || './data',
     syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
     redisTimeoutMs,

@@ -1,5 +1,6 @@
 /** Every message between the supervisor and a worker thread. */
 import type { RedisTarget } from './redis/client.ts';
+import type { Rotation } from './stat-log.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {
@@ -25,6 +26,8 @@ export type ToWorker =
       readonly waitMs: number;
       readonly jwtSecret: string | undefined;
       readonly logDir: string;
+      /** See StatLog's Rotation. */
+      readonly statLog: Rotation;
     }
   /** A sale was added after the worker started. */
   | ({ readonly type: 'sale' } & SaleBuffer)

@@ -1,5 +1,5 @@
 /** The per-request stat log (the original's stat.log), buffered so the hot path never waits on the disk. */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a purchase request ended as; one word per outcome so the log can be tallied. */
@@ -43,22 +43,37 @@ export function formatStat(entry: StatEntry, at?: Date): string {
   return line + '\n';
 }
 
+/** When a stat log is rotated: at `maxBytes`, keeping `keep` older files (`.1` newest); keep 0 deletes them. */
+export interface Rotation {
+  readonly maxBytes: number;
+  readonly keep: number;
+}
+
+/** 64 MiB a file, 4 old files: at most ~320 MiB per worker, ~4 million lines. */
+export const DEFAULT_ROTATION: Rotation = { maxBytes: 64 * 1024 * 1024, keep: 4 };
+
 /**
  * Appends lines in batches: every `flushMs`, or at once when `maxBytes` are waiting. Each batch is
- * one write to a file opened for append. {@link close} writes what is left.
+ * one write to a file opened for append. {@link close} writes what is left. A file that would
+ * grow past the rotation size is renamed `<file>.1` (older ones shift up, the oldest is
+ * deleted) and a new one started, so a long spike cannot fill the disk.
  */
 export class StatLog {
   readonly path: string;
   #fd: number;
+  #size: number;
   #pending = '';
   readonly #maxBytes: number;
+  readonly #rotation: Rotation;
   readonly #timer: ReturnType<typeof setInterval>;
 
-  constructor(path: string, { flushMs = 250, maxBytes = 64 * 1024 } = {}) {
+  constructor(path: string, { flushMs = 250, maxBytes = 64 * 1024, rotation = DEFAULT_ROTATION } = {}) {
     mkdirSync(join(path, '..'), { recursive: true });
     this.path = path;
     this.#fd = openSync(path, 'a');
+    this.#size = fstatSync(this.#fd).size;
     this.#maxBytes = maxBytes;
+    this.#rotation = rotation;
     this.#timer = setInterval(() => this.flush(), flushMs);
     this.#timer.unref?.();
   }
@@ -72,7 +87,19 @@ export class StatLog {
     if (this.#pending.length === 0 || this.#fd < 0) return;
     const text = this.#pending;
     this.#pending = '';
-    writeSync(this.#fd, text);
+    if (this.#size > 0 && this.#size + text.length > this.#rotation.maxBytes) this.#rotate();
+    this.#size += writeSync(this.#fd, text);
+  }
+
+  #rotate(): void {
+    closeSync(this.#fd);
+    const { keep } = this.#rotation;
+    rmSync(`${this.path}.${keep}`, { force: true });
+    for (let k = keep - 1; k >= 1; k--) if (existsSync(`${this.path}.${k}`)) renameSync(`${this.path}.${k}`, `${this.path}.${k + 1}`);
+    if (keep > 0) renameSync(this.path, `${this.path}.1`);
+    else rmSync(this.path, { force: true });
+    this.#fd = openSync(this.path, 'a');
+    this.#size = 0;
   }
 
   close(): void {

@@ -10,13 +10,13 @@ export interface PortTally {
   localSales: number;
 }
 
-/** Reads every `stat-*.log` in `dir`; lines it cannot parse are counted, not silently dropped. */
+/** Reads every `stat-*.log` in `dir`, and the rotated `stat-*.log.N` beside them; lines it cannot parse are counted, not silently dropped. */
 export function tallyStats(dir: string): { ports: PortTally[]; unparsed: number } {
   const byPort = new Map<number, PortTally>();
   let unparsed = 0;
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => /^stat-\d+\.log$/.test(f));
+    files = readdirSync(dir).filter((f) => /^stat-\d+\.log(\.\d+)?$/.test(f));
   } catch {
     files = [];
   }

@@ -98,6 +98,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       waitMs: config.waitMs,
       jwtSecret: config.jwtSecret,
       logDir: resolve(config.logDir),
+      statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
       onTopUp: () => void sync.kick(),
       say,
       onFatal: (message) => onFatal(new Error(message)),

@@ -1,5 +1,6 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
 import { ConfigError } from './config.ts';
+import type { Rotation } from './stat-log.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import type { RedisTarget } from './redis/client.ts';
 
@@ -20,6 +21,7 @@ export interface WorkerPoolOptions {
   /** Purchases and order calls need a JWT signed with this, when set. */
   readonly jwtSecret: string | undefined;
   readonly logDir: string;
+  readonly statLog: Rotation;
   readonly onTopUp: (worker: number, sale: string) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
@@ -148,6 +150,7 @@ export class WorkerPool {
       waitMs: this.#options.waitMs,
       jwtSecret: this.#options.jwtSecret,
       logDir: this.#options.logDir,
+      statLog: this.#options.statLog,
     };
     thread.postMessage(init);
   }

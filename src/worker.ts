@@ -36,7 +36,7 @@ let addLater: ((sale: SaleBuffer) => void) | undefined;
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
   redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}` });
-  log = new StatLog(statLogPath(init.logDir, port));
+  log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;
   for (const sale of init.sales) addSale(init, client, sale);

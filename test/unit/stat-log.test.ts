@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatStat, StatLog, statLogPath } from '../../src/stat-log.ts';
@@ -34,5 +34,26 @@ describe('stat log', () => {
       [3002, 500, 250, 500],
     ]);
     expect(unparsed).toBe(0);
+  });
+
+  // At 44 000 sold-out answers a second the log grew 16 MB in 5 s, without bound.
+  test('rotates at its size limit, keeps the newest old files, and bun run stats still counts every kept line', () => {
+    const rotated = mkdtempSync(join(tmpdir(), 'spike-rotate-'));
+    try {
+      const path = statLogPath(rotated, 3005);
+      const log = new StatLog(path, { flushMs: 60_000, maxBytes: 1, rotation: { maxBytes: 4000, keep: 2 } });
+      for (let i = 1; i <= 400; i++) log.append({ port: 3005, result: 'soldout', code: -1, localSales: 0, user: `u${i}` });
+      log.close();
+      const files = readdirSync(rotated).sort();
+      expect(files).toEqual(['stat-3005.log', 'stat-3005.log.1', 'stat-3005.log.2']);
+      for (const file of files) expect(statSync(join(rotated, file)).size).toBeLessThanOrEqual(4000);
+      const kept = files.reduce((n, f) => n + readFileSync(join(rotated, f), 'utf8').trim().split('\n').length, 0);
+      expect(kept).toBeLessThan(400);
+      // The newest line is in the live file, and the kept lines are the last ones written.
+      expect(readFileSync(path, 'utf8')).toContain('user=u400\n');
+      expect(tallyStats(rotated).ports).toEqual([{ port: 3005, requests: kept, results: { soldout: kept }, localSales: 0 }]);
+    } finally {
+      rmSync(rotated, { recursive: true, force: true });
+    }
   });
 });
