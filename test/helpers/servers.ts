@@ -2,6 +2,7 @@
 import Redis from 'ioredis';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createRedis, waitReady, type RedisClient } from '../../src/redis/client.ts';
 import { startNginx, weightedUpstreams, type Nginx } from '../../src/services/nginx.ts';
@@ -113,6 +114,30 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   };
 }
 
+/**
+ * `n` free ports that can each host a cluster node: a node also listens on its port + 10 000 (the
+ * cluster bus), so the port must be at most 55 535 and that bus port free too.
+ */
+export async function clusterPorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < n; tries++) {
+    if (tries > 10_000) throw new Error('no free ports with a free cluster bus port');
+    const port = await freePort();
+    if (port > 55_535 || ports.has(port) || ports.has(port + 10_000) || ports.has(port - 10_000)) continue;
+    if (await canBind(port + 10_000)) ports.add(port);
+  }
+  return [...ports];
+}
+
+/** Whether nothing listens on `port` (loopback) right now. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 export interface TestCluster {
   /** `host:port` of every node, masters first. */
   readonly nodes: readonly string[];
@@ -127,7 +152,7 @@ export interface TestCluster {
  */
 export async function startTestCluster(): Promise<TestCluster> {
   const dir = tempDir('cluster');
-  const ports = await freePorts(6);
+  const ports = await clusterPorts(6);
   const servers = new Map<string, ReturnType<typeof Bun.spawn>>();
   for (const port of ports) {
     const nodeDir = join(dir, String(port));
