@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createRedis, waitReady, type RedisTarget } from './redis/client.ts';
+import { lossWindows } from './redis/persistence.ts';
 import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
 import { startRedisServer, type RedisServer } from './services/redis-server.ts';
@@ -60,6 +61,8 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     const redis: Redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
     cleanups.push(() => redis.quit().catch(() => redis.disconnect()));
     await waitReady(redis, 10_000, described);
+    // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
+    if (!redisServer) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
 
     const keys = saleKeys(DEFAULT_SALE);
     const sale = await ensureSale(redis, keys, config.total, config.reset);
