@@ -23,9 +23,11 @@ const sales = new Map<string, SaleContext>();
 function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer }: SaleBuffer): void {
   const keys = saleKeys(id);
   const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
-  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability });
+  const stock = LocalStock.attach(buffer, init.workers);
+  const seen = { newest: () => stock.seen(), note: (orderId: string) => stock.noteSeen(orderId) };
+  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability, seen });
   sales.set(id, {
-    stock: LocalStock.attach(buffer, init.workers),
+    stock,
     buy: (user) => batcher.buy(user),
     orders: redisOrderStore(client, keys),
   });

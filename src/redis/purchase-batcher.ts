@@ -9,6 +9,12 @@ export interface Durability {
   readonly timeoutMs: number;
 }
 
+/** Where the node keeps the newest order id it saw Redis make for a sale (shared by its workers). */
+export interface Seen {
+  newest(): string;
+  note(orderId: string): void;
+}
+
 interface Pending {
   readonly user: string;
   readonly resolve: (purchase: Purchase) => void;
@@ -30,12 +36,15 @@ export class PurchaseBatcher {
 
   readonly #durability: Durability | undefined;
 
-  constructor(redis: Redis, keys: SaleKeys, seller: Seller, { maxBatch = 64, durability }: { maxBatch?: number; durability?: Durability } = {}) {
+  readonly #seen: Seen | undefined;
+
+  constructor(redis: Redis, keys: SaleKeys, seller: Seller, { maxBatch = 64, durability, seen }: { maxBatch?: number; durability?: Durability; seen?: Seen } = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#seller = seller;
     this.#maxBatch = maxBatch;
     this.#durability = durability;
+    this.#seen = seen;
   }
 
   /** Resolves with this buyer's answer; rejects when the batch's Redis call fails. */
@@ -66,7 +75,15 @@ export class PurchaseBatcher {
   }
 
   async #sell(users: string[]): Promise<Purchase[]> {
-    const answers = await purchaseMany(this.#redis, this.#keys, this.#seller, users);
+    const answers = await purchaseMany(this.#redis, this.#keys, this.#seller, users, this.#seen?.newest() ?? '0-0');
+    // The last sale of a batch is its newest order: one note per batch, not per buyer.
+    for (let i = answers.length - 1; i >= 0; i--) {
+      const answer = answers[i]!;
+      if (answer.code === PurchaseCode.Sold) {
+        this.#seen?.note(answer.orderId);
+        break;
+      }
+    }
     const durability = this.#durability;
     if (durability && answers.some((a) => a.code === PurchaseCode.Sold)) {
       // Tell no buyer "sold" before that many replicas hold the sale: a failover right now

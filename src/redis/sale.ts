@@ -37,7 +37,7 @@ export enum PurchaseCode {
   SoldOut = -1,
   Held = 2,
   NoSale = -2,
-  /** Paused, or outside its startsAt/endsAt. */
+  /** Paused, outside its startsAt/endsAt, or recovering lost orders. */
   Closed = -3,
 }
 
@@ -55,9 +55,13 @@ export interface Seller {
   readonly payWindowMs: number;
 }
 
-/** Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer. */
-export async function purchaseMany(redis: Redis, keys: SaleKeys, seller: Seller, users: readonly string[]): Promise<Purchase[]> {
-  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(seller.port), String(seller.payWindowMs), ...users);
+/**
+ * Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer.
+ * `seen` is the newest order id of this sale the caller knows Redis made: a sale older than that
+ * lost writes, and answers code -3 (closed) until it is restored.
+ */
+export async function purchaseMany(redis: Redis, keys: SaleKeys, seller: Seller, users: readonly string[], seen = '0-0'): Promise<Purchase[]> {
+  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(seller.port), String(seller.payWindowMs), seen, ...users);
   if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
   const answers: Purchase[] = new Array(users.length);
   for (let i = 0; i < users.length; i++) {
@@ -87,17 +91,25 @@ export async function purchase(redis: Redis, keys: SaleKeys, user: string, selle
 export interface SaleCount {
   readonly total: number;
   readonly sold: number;
+  /** The newest order id sold; `0-0` before the first (or in a sale from before it was kept). */
+  readonly lastId: string;
+  /** Why the sale is stopped to restore lost orders; undefined while it is not. */
+  readonly recovering: string | undefined;
 }
 
 export const PAID_FIELD = 'ticket_paid_nums';
 /** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
 export const REAPED_FIELD = 'reaped_to';
+/** The newest order id sold (purchase-3.lua): a node that saw a newer one knows Redis lost writes. */
+export const LAST_ID_FIELD = 'last_id';
+/** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
+export const RECOVERING_FIELD = 'recovering';
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold] = await redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD);
+  const [total, sold, lastId, recovering] = await redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, LAST_ID_FIELD, RECOVERING_FIELD);
   if (total === null || total === undefined) return null;
-  const count = { total: Number(total), sold: Number(sold ?? 0) };
+  const count = { total: Number(total), sold: Number(sold ?? 0), lastId: lastId ?? '0-0', recovering: recovering ?? undefined };
   if (!Number.isInteger(count.total) || !Number.isInteger(count.sold)) {
     throw new Error(`sale ${keys.sale} holds ${TOTAL_FIELD}=${total} ${SOLD_FIELD}=${sold}, which are not whole numbers`);
   }
@@ -111,7 +123,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
 export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, reset: boolean): Promise<SaleCount & { created: boolean }> {
   if (reset) {
     await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
-    return { total, sold: 0, created: true };
+    return { total, sold: 0, lastId: '0-0', recovering: undefined, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

@@ -36,9 +36,13 @@ export function defineScripts(redis: RedisClient): void {
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** See purchase-3.lua: the sale hash, buyers hash and orders stream, then the port, the payment window (ms) and the buyers. */
+    /** See purchase-3.lua: the sale hash, buyers hash and orders stream, then the port, the payment window (ms), the newest order seen and the buyers. */
     purchase(...keysPortWindowUsers: string[]): Result<(string | number)[], Context>;
     /** See settle-4.lua: the sale's four keys (keyList), then the action, the order id (or a limit) and the user. */
     settle(...keysAndArgs: string[]): Result<(string | number)[], Context>;
+    /** See restore-4.lua: the sale's four keys (keyList), then six values per order. */
+    restore(...keysAndOrders: string[]): Result<number[], Context>;
+    /** See resume-1.lua: the sale hash, then the newest id known. */
+    resume(sale: string, newest: string): Result<string, Context>;
   }
 }

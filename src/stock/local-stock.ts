@@ -3,6 +3,9 @@
 /** The most tickets a sale may hold: its counts live in 32-bit slots of the shared buffer. */
 export const MAX_TICKETS = 2_147_483_647;
 
+const SEQ_BITS = 20n;
+const SEQ_MAX = 2 ** 20 - 1;
+
 /** Sale-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
 enum Global {
   SoldOut = 0,
@@ -47,18 +50,26 @@ export interface StockSnapshot {
  */
 export class LocalStock {
   readonly #cells: Int32Array;
+  /** The newest order id this node saw Redis make for the sale, as `ms << 20 | seq` (one atomic cell). */
+  readonly #seen: BigInt64Array;
   readonly workers: number;
 
   private constructor(buffer: SharedArrayBuffer, workers: number) {
     if (buffer.byteLength !== LocalStock.bytesFor(workers)) {
       throw new Error(`local stock buffer holds ${buffer.byteLength} bytes, expected ${LocalStock.bytesFor(workers)} for ${workers} workers`);
     }
-    this.#cells = new Int32Array(buffer);
+    this.#cells = new Int32Array(buffer, 0, Global.Size + workers * Slot.Size);
+    this.#seen = new BigInt64Array(buffer, LocalStock.#int32Bytes(workers), 1);
     this.workers = workers;
   }
 
+  /** Bytes of the 32-bit slots, rounded up to 8 so the 64-bit slot after them is aligned. */
+  static #int32Bytes(workers: number): number {
+    return Math.ceil(((Global.Size + workers * Slot.Size) * Int32Array.BYTES_PER_ELEMENT) / 8) * 8;
+  }
+
   static bytesFor(workers: number): number {
-    return (Global.Size + workers * Slot.Size) * Int32Array.BYTES_PER_ELEMENT;
+    return LocalStock.#int32Bytes(workers) + BigInt64Array.BYTES_PER_ELEMENT;
   }
 
   /** A new, empty buffer for `workers` workers. */
@@ -167,6 +178,28 @@ export class LocalStock {
     Atomics.store(this.#cells, Global.Total, total);
     Atomics.store(this.#cells, Global.Sold, sold);
     Atomics.add(this.#cells, Global.Syncs, 1);
+  }
+
+  /**
+   * Remembers that Redis made order `id` (a stream id) for this sale. If Redis later shows an
+   * older newest order, it lost writes (see purchase-3.lua). A sequence past 2^20 - 1 counts as
+   * 2^20 - 1: the mark may then be a little older than the truth, never newer.
+   */
+  noteSeen(id: string): void {
+    const dash = id.indexOf('-');
+    if (dash < 0) return;
+    const seq = Math.min(Number(id.slice(dash + 1)), SEQ_MAX);
+    const value = (BigInt(id.slice(0, dash)) << SEQ_BITS) | BigInt(seq);
+    for (;;) {
+      const known = Atomics.load(this.#seen, 0);
+      if (known >= value || Atomics.compareExchange(this.#seen, 0, known, value) === known) return;
+    }
+  }
+
+  /** The newest order id noted by {@link noteSeen}; `0-0` when none. */
+  seen(): string {
+    const value = Atomics.load(this.#seen, 0);
+    return `${value >> SEQ_BITS}-${value & BigInt(SEQ_MAX)}`;
   }
 
   snapshot(): StockSnapshot {

@@ -68,7 +68,7 @@ describe('an order', () => {
     const id = await buy(app, 'bob');
     expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
     expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
-    expect(await readSale(client, keys)).toEqual({ total: 1, sold: 0 });
+    expect(await readSale(client, keys)).toMatchObject({ total: 1, sold: 0 });
     expect((await json(await post(app, `/orders/${id}/pay?user=bob`))).body).toMatchObject({ error: 'cancelled' });
     const again = await buy(app, 'bob');
     expect(again).not.toBe(id);
@@ -82,7 +82,7 @@ describe('an order', () => {
     await Bun.sleep(150);
     expect(await json(await post(app, `/orders/${id}/pay?user=carol`))).toMatchObject({ status: 409, body: { error: 'expired' } });
     expect(await expireDue(client, keys, 100)).toEqual({ ids: [], more: false });
-    expect(await readSale(client, keys)).toEqual({ total: 5, sold: 0 });
+    expect(await readSale(client, keys)).toMatchObject({ total: 5, sold: 0 });
     expect((await readOrder(client, keys, id))?.state).toBe('expired');
   });
 

@@ -13,16 +13,25 @@
   cost in Redis, and each write is also an AOF record. A new order's state ("reserved", until its payBy) is its `created`
   entry; the order states hash only receives orders once they leave that state (settle-4.lua).
 
+  Redis can lose acknowledged writes (a crash under appendfsync everysec, a failover to a
+  replica that lagged, a restore from a backup). A node remembers the newest order it saw and
+  sends it as ARGV[3]; a sale whose last_id is older than that has gone back in time, and
+  selling now would sell the lost seats again. Then nothing is sold: the script marks the sale
+  `recovering` (every node stops selling it, code -3) until its orders are restored from the
+  database (src/orders/reconcile.ts).
+
   Input:
     KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums (the original's layout), paused,
-            starts_at, ends_at
+            starts_at, ends_at, last_id (the newest order id sold), recovering (set while
+            the sale's lost orders are being restored)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: one event per change; a sale is {event=created, user, port, window},
             and that entry's id is the order id (its first part: the time in milliseconds; the
             order must be paid before that time + window, when window > 0)
     ARGV[1] port of the worker that sells, for the record
     ARGV[2] payment window in ms; 0: orders have no deadline
-    ARGV[3..n] the buyers' user ids, in arrival order; "" is an anonymous buyer (no per-user
+    ARGV[3] the newest order id of this sale the caller has seen ("0-0": none)
+    ARGV[4..n] the buyers' user ids, in arrival order; "" is an anonymous buyer (no per-user
             limit, as in the original)
 
   Output: two values per buyer, in ARGV order:
@@ -30,10 +39,11 @@
     -1, ""         sold out
     2, orderId     this user already holds live order orderId
     -2, ""         no such sale (the hash has no ticket_total_nums)
-    -3, ""         the sale is paused, or outside its startsAt/endsAt
+    -3, ""         the sale is paused, outside its startsAt/endsAt, or recovering
 ]]
 local out = {}
-local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums', 'paused', 'starts_at', 'ends_at')
+local FIRST = 4
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums', 'paused', 'starts_at', 'ends_at', 'last_id', 'recovering')
 local total = tonumber(sale[1])
 local closed = false
 if total and (sale[3] == '1' or sale[4] or sale[5]) then
@@ -41,9 +51,26 @@ if total and (sale[3] == '1' or sale[4] or sale[5]) then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   closed = sale[3] == '1' or (sale[4] and now < tonumber(sale[4])) or (sale[5] and now >= tonumber(sale[5]))
 end
+-- Stream ids "<ms>-<seq>" in order: true when a is older than b.
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+
+if total and not closed then
+  if sale[7] then
+    closed = true
+  elseif ARGV[3] ~= '0-0' and older(sale[6] or '0-0', ARGV[3]) then
+    redis.call('HSET', KEYS[1], 'recovering', 'Redis lost writes: its newest order is ' .. (sale[6] or 'none') .. ', a worker saw ' .. ARGV[3])
+    closed = true
+  end
+end
+
 if not total or closed then
   local code = total and -3 or -2
-  for i = 3, #ARGV do
+  for i = FIRST, #ARGV do
     out[#out + 1] = code
     out[#out + 1] = ''
   end
@@ -58,7 +85,7 @@ local window = ARGV[2]
 -- The live orders of the batch's named buyers, in one read; a buyer who appears twice in the
 -- batch finds the order of their first appearance here too.
 local named = {}
-for i = 3, #ARGV do
+for i = FIRST, #ARGV do
   if ARGV[i] ~= '' then
     named[#named + 1] = ARGV[i]
   end
@@ -74,7 +101,8 @@ if #named > 0 then
 end
 
 local newBuyers = {}
-for i = 3, #ARGV do
+local lastId = nil
+for i = FIRST, #ARGV do
   local user = ARGV[i]
   local held = user ~= '' and holds[user]
   if held then
@@ -86,6 +114,7 @@ for i = 3, #ARGV do
   else
     local orderId = redis.call('XADD', KEYS[3], '*', 'event', 'created', 'user', user, 'port', port, 'window', window)
     sold = sold + 1
+    lastId = orderId
     if user ~= '' then
       holds[user] = orderId
       newBuyers[#newBuyers + 1] = user
@@ -100,6 +129,6 @@ if #newBuyers > 0 then
   redis.call('HSET', KEYS[2], unpack(newBuyers))
 end
 if sold ~= before then
-  redis.call('HSET', KEYS[1], 'ticket_sold_nums', sold)
+  redis.call('HSET', KEYS[1], 'ticket_sold_nums', sold, 'last_id', lastId)
 end
 return out
