@@ -1,58 +1,107 @@
-/** `bun run audit -- [--sale ID] [--wait SECONDS]`: Redis, the order stream and the database must agree; exit 1 when they do not. */
+/**
+ * `bun run audit -- [--sale ID] [--wait SECONDS] [--repair]`: Redis, the order stream and the
+ * database must agree; exit 1 when they do not. --repair first restores the orders Redis lost
+ * from the database and lets a stopped sale sell again.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from './config.ts';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { auditWhenWritten } from './orders/audit.ts';
-import { openOrderDb } from './orders/db.ts';
-import { createRedis, waitReady } from './redis/client.ts';
+import { openOrderDb, type OrderDb } from './orders/db.ts';
+import { describeReconcile, reconcileSale } from './orders/reconcile.ts';
+import { createRedis, waitReady, type RedisClient } from './redis/client.ts';
 import { DEFAULT_SALE, saleKeys } from './redis/sale.ts';
 
-function args(argv: string[]): { sale: string; waitS: number } {
-  let sale = DEFAULT_SALE;
-  let waitS = 10;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--sale' && argv[i + 1]) sale = argv[++i]!;
-    else if (argv[i] === '--wait' && /^\d+$/.test(argv[i + 1] ?? '')) waitS = Number(argv[++i]);
-    else throw new ConfigError(`unknown argument ${argv[i]}; accepted: --sale ID, --wait SECONDS`);
+const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
+  --sale ID        the sale to audit (default ${DEFAULT_SALE})
+  --wait SECONDS   how long to wait for the order writers to catch up first (default 10)
+  --repair         restore the orders Redis lost from the database, and let a sale stopped
+                   for that sell again, before the audit
+  --help           this text`;
+
+interface Options {
+  readonly sale: string;
+  readonly waitS: number;
+  readonly repair: boolean;
+}
+
+/** The command line, or a ConfigError naming what is wrong. */
+export function auditArgs(argv: string[]): Options | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
   }
-  return { sale, waitS };
+  const { values } = parsed;
+  if (values.help) return 'help';
+  if (values.wait !== undefined && !/^\d+$/.test(values.wait)) throw new ConfigError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`);
+  return { sale: values.sale ?? DEFAULT_SALE, waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
+}
+
+/** The Redis to audit: REDIS_CLUSTER, REDIS_URL, or the private one a running `bun run start` noted. */
+function redisTarget(config: Config): string | readonly string[] | undefined {
+  const urlFile = join(config.dataDir, 'redis.url');
+  return config.redisCluster ?? config.redisUrl ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined);
+}
+
+async function run(redis: RedisClient, db: OrderDb, config: Config, options: Options): Promise<number> {
+  const keys = saleKeys(options.sale);
+  if (options.repair) {
+    const report = await reconcileSale(redis, keys, db, { reason: 'repair by hand (bun run audit -- --repair)', payWindowMs: config.payWindowMs });
+    console.log(describeReconcile(report));
+  }
+  const report = await auditWhenWritten(redis, keys, db, options.waitS * 1000);
+  const { differences, ...counts } = report;
+  console.log(Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' '));
+  for (const d of differences.slice(0, 50)) console.log(`DIFF ${d}`);
+  if (differences.length > 50) console.log(`... and ${differences.length - 50} more`);
+  console.log(differences.length === 0 ? 'audit: clean' : `audit: ${differences.length} difference(s)`);
+  return differences.length === 0 ? 0 : 1;
 }
 
 async function main(): Promise<number> {
-  let config;
-  let options;
+  let config: Config;
+  let options: Options | 'help';
   try {
     config = loadConfig(Bun.env, []);
-    options = args(Bun.argv.slice(2));
+    options = auditArgs(Bun.argv.slice(2));
   } catch (error) {
-    console.error(`audit: ${error instanceof Error ? error.message : error}`);
+    console.error(`audit: ${error instanceof Error ? error.message : error}\n${USAGE}`);
     return 2;
   }
-  const urlFile = join(config.dataDir, 'redis.url');
-  const url = config.redisCluster ?? config.redisUrl ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined);
-  if (!url) {
-    console.error(`audit: no Redis to audit: set REDIS_URL, or run it beside 'bun run start' (which writes ${urlFile})`);
+  if (options === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const target = redisTarget(config);
+  if (!target) {
+    console.error(`audit: no Redis to audit: start the system (bun run start), or set REDIS_URL (it looked for ${join(config.dataDir, 'redis.url')})`);
     return 2;
   }
   if (!config.databaseUrl && !existsSync(config.dbPath)) {
     console.error(`audit: no order database at ${config.dbPath} (set SPIKE_DB_PATH, or DATABASE_URL for PostgreSQL)`);
     return 2;
   }
-  const redis = createRedis(url, { timeoutMs: 10_000, name: 'spike-audit' });
+  const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : target.join(',');
+  const redis = createRedis(target, { timeoutMs: 10_000, name: 'spike-audit' });
+  // One line when Redis is down, not a line per reconnect attempt.
+  redis.removeAllListeners('error');
+  redis.on('error', () => {});
   const db = await openOrderDb(config.databaseUrl, config.dbPath);
   try {
-    await waitReady(redis, 5000, String(url));
-    const report = await auditWhenWritten(redis, saleKeys(options.sale), db, options.waitS * 1000);
-    const { differences, ...counts } = report;
-    console.log(Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' '));
-    for (const d of differences.slice(0, 50)) console.log(`DIFF ${d}`);
-    if (differences.length > 50) console.log(`... and ${differences.length - 50} more`);
-    console.log(differences.length === 0 ? 'audit: clean' : `audit: ${differences.length} difference(s)`);
-    return differences.length === 0 ? 0 : 1;
+    try {
+      await waitReady(redis, 5000, described);
+    } catch (error) {
+      console.error(`audit: ${error instanceof Error ? error.message : error}; is the system running (bun run start)? or set REDIS_URL`);
+      return 2;
+    }
+    return await run(redis, db, config, options);
   } finally {
     redis.disconnect();
     await db.close();
   }
 }
 
-process.exit(await main());
+if (import.meta.main) process.exit(await main());

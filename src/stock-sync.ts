@@ -1,5 +1,6 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
 import type { RedisClient as Redis } from './redis/client.ts';
+import { compareOrderIds } from './redis/orders.ts';
 import { readSale } from './redis/sale.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
 
@@ -8,6 +9,11 @@ export interface StockSyncOptions {
   readonly localStock: number;
   readonly buffer: number;
   readonly intervalMs: number;
+  /**
+   * The sale's Redis state went back in time (its newest order is older than one this node saw,
+   * or a worker marked it recovering): its lost orders must be restored.
+   */
+  readonly onBehind?: (sale: string) => void;
 }
 
 /**
@@ -79,6 +85,8 @@ export class StockSync {
       return;
     }
     this.#missing.delete(id);
+    if (count.recovering || compareOrderIds(count.lastId, stock.seen()) < 0) this.#options.onBehind?.(id);
+    else stock.noteSeen(count.lastId);
     stock.publishGlobal(count.total, count.sold);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {

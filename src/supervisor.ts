@@ -12,10 +12,15 @@ import type { LocalStock } from './stock/local-stock.ts';
 import { startBackgroundWriter, type BackgroundWriter } from './orders/background-writer.ts';
 import { DEFAULT_SHAVING } from './orders/writer.ts';
 import { Reaper } from './orders/reaper.ts';
+import { openOrderDb } from './orders/db.ts';
+import { Reconciler } from './orders/reconciler.ts';
 import { StockSync } from './stock-sync.ts';
 import { createAdminApp } from './admin.ts';
 import { SaleBook, SALES_KEY } from './sale-book.ts';
 import { WorkerPool } from './worker-pool.ts';
+
+/** How often each sale's Redis stream is compared with the order database's mark. */
+const RECONCILE_MS = 2000;
 
 export interface Supervisor {
   readonly config: Config;
@@ -26,6 +31,7 @@ export interface Supervisor {
   readonly book: SaleBook;
   readonly pool: WorkerPool;
   readonly sync: StockSync;
+  readonly reconciler: Reconciler;
   readonly reaper: Reaper;
   /** The order writer's thread; undefined when SPIKE_WRITER=0. */
   readonly writer: BackgroundWriter | undefined;
@@ -70,6 +76,17 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
 
     await redis.sadd(SALES_KEY, DEFAULT_SALE);
 
+    // The order database is the second record of every sale: the reconciler restores from it
+    // what Redis lost. Without the writer nothing keeps it current, so it is not opened.
+    const db = config.writer ? await openOrderDb(config.databaseUrl, config.dbPath).catch((error: unknown) => {
+      throw new Error(`order writer: cannot open the order database: ${error instanceof Error ? error.message : error}`);
+    }) : undefined;
+    if (db) cleanups.push(() => db.close());
+    if (db && config.reset) {
+      const archived = await db.archive(DEFAULT_SALE);
+      if (archived > 0) say(`sale ${DEFAULT_SALE}: its ${archived} earlier orders moved to the orders_archive table (reset)`);
+    }
+
     let pool: WorkerPool | undefined;
     let writer: BackgroundWriter | undefined;
     const book = new SaleBook({
@@ -82,7 +99,17 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       },
     });
     const stock = book.add(DEFAULT_SALE).stock;
-    const sync = new StockSync(redis, book, { localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs });
+    // Sales other nodes or the admin API made, so they are checked too; a failure here (a cluster
+    // mid-failover) only delays that to the sync's next round.
+    await book.discover(redis).catch(() => {});
+    let sync: StockSync | undefined;
+    const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
+    const reconciler = new Reconciler(redis, db, { sales: watched, payWindowMs: config.payWindowMs, intervalMs: RECONCILE_MS, say, onResumed: () => void sync?.kick() });
+    // Before any worker sells: a sale whose Redis lost writes is restored first.
+    await reconciler.checkAll();
+    reconciler.start();
+    cleanups.push(() => reconciler.stop());
+    sync = new StockSync(redis, book, { localStock: config.localStock, buffer: config.buffer, intervalMs: config.syncMs, onBehind: (id) => void reconciler.check(id) });
     await sync.syncOnce();
     sync.start();
     cleanups.push(() => sync.stop());
@@ -174,6 +201,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       book,
       pool,
       sync,
+      reconciler,
       reaper,
       writer,
       nginx,

@@ -59,6 +59,7 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
     const e = parseEvent(id, fields);
     if (!e) continue;
     if (e.kind === 'created') fromStream.set(e.orderId, fromStream.get(e.orderId) ?? 'reserved');
+    else if (e.kind === 'restored') fromStream.set(e.orderId, e.state ?? 'reserved');
     else fromStream.set(e.orderId, e.kind);
   }
   for (const [id, state] of fromStream) {
@@ -104,7 +105,23 @@ export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = 'ord
   const info = groups.find((g) => g[g.indexOf('name') + 1] === group);
   if (!info) return (await redis.xlen(keys.orders)) > 0 ? await redis.xlen(keys.orders) : 0;
   const field = (name: string) => info[info.indexOf(name) + 1];
-  return Number(field('pending') ?? 0) + Number(field('lag') ?? 0);
+  const pending = Number(field('pending') ?? 0);
+  const lag = field('lag');
+  if (lag !== null && lag !== undefined) return pending + Number(lag);
+  // Redis cannot tell the lag (nil) after a restart, a trim or a group created late, until the
+  // writers catch up: count the entries after what the group was last delivered instead.
+  return pending + (await entriesAfter(redis, keys, String(field('last-delivered-id') ?? '0-0')));
+}
+
+/** How many stream entries come after `id`, counted page by page. */
+async function entriesAfter(redis: Redis, keys: SaleKeys, id: string): Promise<number> {
+  let count = 0;
+  for (let from = `(${id}`; ; ) {
+    const page = (await redis.xrange(keys.orders, from, '+', 'COUNT', 1000)) as [string, string[]][];
+    count += page.length;
+    if (page.length < 1000) return count;
+    from = `(${page.at(-1)![0]}`;
+  }
 }
 
 /** Waits up to `waitMs` for the order writers to catch up (a live sale keeps them a moment behind), then audits. */

@@ -1,6 +1,6 @@
 /** Order events as they stand on a sale's stream. */
 
-export type OrderEventKind = 'created' | 'paid' | 'cancelled' | 'expired';
+export type OrderEventKind = 'created' | 'paid' | 'cancelled' | 'expired' | 'restored';
 
 export interface OrderEvent {
   /** The stream entry id; its first part is when it happened (ms, Redis' clock). */
@@ -14,10 +14,12 @@ export interface OrderEvent {
   readonly port: number | null;
   /** `created` only: the time to pay, in ms after `at` (0: no deadline). */
   readonly window: number | null;
+  /** `restored` only: the state the order was put back in after Redis had lost it (restore-4.lua). */
+  readonly state: string | null;
   readonly at: number;
 }
 
-const KINDS = new Set<string>(['created', 'paid', 'cancelled', 'expired']);
+const KINDS = new Set<string>(['created', 'paid', 'cancelled', 'expired', 'restored']);
 
 /** Reads one XRANGE/XREADGROUP entry; `null` for an entry that is not an order event. */
 export function parseEvent(id: string, fields: readonly string[]): OrderEvent | null {
@@ -32,6 +34,7 @@ export function parseEvent(id: string, fields: readonly string[]): OrderEvent | 
     user: record.user ?? '',
     port: record.port ? Number(record.port) : null,
     window: kind === 'created' ? Number(record.window ?? 0) : null,
+    state: kind === 'restored' ? (record.state ?? null) : null,
     at: Number(id.split('-')[0]),
   };
 }

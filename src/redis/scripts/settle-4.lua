@@ -20,7 +20,8 @@
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: created entries {event=created, user, port, window} (payBy = the
             id's milliseconds + window; window 0: no deadline); events
-            {event=paid|cancelled|expired, order, user}
+            {event=paid|cancelled|expired, order, user}; {event=restored, order, user, state}
+            for an order put back after Redis lost it (its state is in the states hash)
     KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
     ARGV[1] action: "pay", "cancel" or "expire"
     ARGV[2] pay, cancel: the order id; expire: the most stream entries to walk in this call
@@ -49,12 +50,17 @@ local function parse(raw)
   return { state = state, payBy = tonumber(payBy), port = port, user = user }
 end
 
--- A created entry's fields (a flat list) as a reserved order, or nil for any other entry.
-local function reservedFrom(id, fields)
+local function record(fields)
   local f = {}
   for i = 1, #fields, 2 do
     f[fields[i]] = fields[i + 1]
   end
+  return f
+end
+
+-- A created entry's fields (a flat list) as a reserved order, or nil for any other entry.
+local function reservedFrom(id, fields)
+  local f = record(fields)
   if f.event ~= 'created' then
     return nil
   end
@@ -101,10 +107,22 @@ if action == 'expire' then
       break
     end
     for _, entry in ipairs(entries) do
+      -- An order stands on the stream as its `created` entry, or, once restored after Redis
+      -- lost it (restore-4.lua), as a `restored` entry naming it; the states hash then holds it.
       local id = entry[1]
       local o = reservedFrom(id, entry[2])
+      local raw = nil
       if o then
-        local raw = redis.call('HGET', KEYS[4], id)
+        raw = redis.call('HGET', KEYS[4], id)
+      else
+        local f = record(entry[2])
+        if f.event == 'restored' and f.order then
+          id = f.order
+          raw = redis.call('HGET', KEYS[4], id)
+          o = raw and parse(raw)
+        end
+      end
+      if o then
         if raw then
           o = parse(raw)
         end
@@ -123,7 +141,7 @@ if action == 'expire' then
           end
         end
       end
-      cursor = id
+      cursor = entry[1]
       budget = budget - 1
     end
   end

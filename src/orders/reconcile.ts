@@ -1,0 +1,98 @@
+/**
+ * Restores a sale's orders that Redis lost, from the database: the second record of every sale.
+ * Redis can lose acknowledged writes (a crash under appendfsync everysec, a failover to a replica
+ * that lagged, a restore from a backup); without this, the lost seats were sold a second time
+ * and the first buyers got 404 when they paid.
+ */
+import type { RedisClient as Redis } from '../redis/client.ts';
+import { compareOrderIds } from '../redis/orders.ts';
+import { keyList, readSale, RECOVERING_FIELD, type SaleKeys } from '../redis/sale.ts';
+import type { DbOrder, OrderDb } from './db.ts';
+
+export interface ReconcileReport {
+  readonly sale: string;
+  readonly reason: string;
+  /** Orders Redis did not know, put back. */
+  readonly restored: number;
+  /** Orders Redis held as reserved that the database knew paid, cancelled or expired. */
+  readonly advanced: number;
+  /** Named users who also held another live order (left for the audit to show). */
+  readonly conflicts: number;
+  readonly total: number;
+  readonly sold: number;
+}
+
+/** How far a sale's stream got (its last-generated id, which trimming never lowers); `0-0` without a stream. */
+export async function streamReached(redis: Redis, keys: SaleKeys): Promise<string> {
+  try {
+    const info = (await redis.xinfo('STREAM', keys.orders)) as unknown[];
+    return String(info[info.indexOf('last-generated-id') + 1] ?? '0-0');
+  } catch (error) {
+    if (String(error).includes('no such key')) return '0-0';
+    throw error;
+  }
+}
+
+/**
+ * Why the sale must be reconciled now, or undefined: it is marked recovering (a worker saw Redis
+ * behind, see purchase-3.lua), its stream ends before the newest event the database holds, or its
+ * newest order is older than `seen`, the newest this node saw Redis make.
+ */
+export async function behindReason(redis: Redis, keys: SaleKeys, db: OrderDb, seen = '0-0'): Promise<string | undefined> {
+  const count = await readSale(redis, keys);
+  if (!count) return undefined;
+  if (count.recovering) return count.recovering;
+  const mark = await db.mark(keys.sale);
+  const reached = await streamReached(redis, keys);
+  if (mark && compareOrderIds(reached, mark) < 0) return `Redis lost writes: its stream ends at ${reached}, the database holds events up to ${mark}`;
+  if (compareOrderIds(count.lastId, seen) < 0) return `Redis lost writes: its newest order is ${count.lastId}, this node saw ${seen}`;
+  return undefined;
+}
+
+export interface ReconcileOptions {
+  readonly reason: string;
+  /** The newest order id this node saw Redis make; the sale resumes only past it. */
+  readonly seen?: string;
+  /** For reserved orders the database holds without a deadline (rows from before it was kept). */
+  readonly payWindowMs: number;
+  /** Orders per script call, so Redis is never busy with one long call. */
+  readonly chunk?: number;
+}
+
+/** restore-4.lua's six values for one order. */
+function restoreArgs(row: DbOrder, payWindowMs: number): string[] {
+  const payBy = row.payBy ?? (row.state === 'reserved' && payWindowMs > 0 ? row.createdAt + payWindowMs : 0);
+  return [row.orderId, row.state, row.user, row.port === null ? '' : String(row.port), String(payBy), String(row.updatedAt)];
+}
+
+/**
+ * Stops the sale on every node (recovering: purchases answer code -3), puts back every order the
+ * database holds and Redis lacks (restore-4.lua, idempotent), then lets it sell again
+ * (resume-1.lua) past the newest id known. Safe to run again, and on several nodes at once.
+ */
+export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, options: ReconcileOptions): Promise<ReconcileReport> {
+  await redis.hset(keys.sale, RECOVERING_FIELD, options.reason);
+  const rows = await db.orders(keys.sale);
+  const chunk = options.chunk ?? 200;
+  let restored = 0;
+  let advanced = 0;
+  let conflicts = 0;
+  for (let i = 0; i < rows.length; i += chunk) {
+    const args = rows.slice(i, i + chunk).flatMap((row) => restoreArgs(row, options.payWindowMs));
+    const [r, a, c] = await redis.restore(...keyList(keys), ...args);
+    restored += Number(r);
+    advanced += Number(a);
+    conflicts += Number(c);
+  }
+  const known = [options.seen ?? '0-0', (await db.mark(keys.sale)) ?? '0-0', await streamReached(redis, keys)];
+  const newest = known.reduce((a, b) => (compareOrderIds(a, b) >= 0 ? a : b));
+  await redis.resume(keys.sale, newest);
+  const count = await readSale(redis, keys);
+  return { sale: keys.sale, reason: options.reason, restored, advanced, conflicts, total: count?.total ?? 0, sold: count?.sold ?? 0 };
+}
+
+/** One line for the operator's log. */
+export function describeReconcile(report: ReconcileReport): string {
+  const over = report.sold > report.total ? `; OVERSOLD by ${report.sold - report.total}: tickets sold before the loss was noticed` : '';
+  return `sale ${report.sale}: ${report.reason}; restored ${report.restored} orders from the database, moved ${report.advanced} on, ${report.conflicts} users with two live orders; now ${report.sold} of ${report.total} sold${over}; selling again`;
+}

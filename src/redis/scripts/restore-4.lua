@@ -1,0 +1,91 @@
+--[[
+  Puts orders that Redis lost back into a sale, from the database's copy, atomically and
+  idempotently: running it twice changes nothing the second time. Redis can lose acknowledged
+  writes (a crash under appendfsync everysec, a failover to a lagging replica, a restore from
+  a backup); every order the order writer had copied into the database is then still known,
+  and must not be sold a second time.
+
+  For each order given:
+  - Redis does not know it: its state goes into the states hash (purchase-3.lua's `created`
+    entry cannot be re-added: stream ids only grow), a live one (reserved, paid) counts in
+    ticket_sold_nums again (paid also in ticket_paid_nums) and becomes its user's live order,
+    and a `restored` event goes on the stream, where the reaper and the audit find it.
+  - Redis knows it as reserved and the database as paid, cancelled or expired (the event was
+    lost): the order moves on, with the same effects as settle-4.lua, and that event again.
+  - Otherwise Redis is as new as the database, or newer: nothing changes.
+
+  Input:
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums
+    KEYS[2] buyers hash: user id -> their live order id
+    KEYS[3] orders stream: gets {event=restored, order, user, state} or {event=<state>, order, user}
+    KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
+    ARGV[6i+1..6i+6] one order each: id, state (reserved, paid, cancelled or expired), user
+            ("" anonymous), port, payBy in ms (0: no deadline), updatedAt in ms
+
+  Output:
+    { restored, advanced, conflicts }: orders put back; orders moved from reserved to the
+    database's later state; named users who hold another live order than the restored one
+    (the restored order stays their live order; the audit shows the other)
+]]
+local function parse(raw)
+  local state, payBy, port, updated, user = string.match(raw, '^(%a+)|(%d+)|(%d*)|(%d+)|(.*)$')
+  return { state = state, payBy = payBy, port = port, user = user }
+end
+
+-- The order as Redis holds it: its states entry, else its `created` entry (reserved).
+local function current(id)
+  local raw = redis.call('HGET', KEYS[4], id)
+  if raw then
+    return parse(raw)
+  end
+  local entry = redis.call('XRANGE', KEYS[3], id, id)[1]
+  if not entry then
+    return nil
+  end
+  for i = 1, #entry[2], 2 do
+    if entry[2][i] == 'event' and entry[2][i + 1] == 'created' then
+      return { state = 'reserved' }
+    end
+  end
+  return nil
+end
+
+local live = { reserved = true, paid = true }
+local restored, advanced, conflicts = 0, 0, 0
+
+for i = 1, #ARGV, 6 do
+  local id, state, user, port, payBy, updated = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local o = current(id)
+  local record = state .. '|' .. payBy .. '|' .. port .. '|' .. updated .. '|' .. user
+  if not o then
+    redis.call('HSET', KEYS[4], id, record)
+    if live[state] then
+      redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', 1)
+      if user ~= '' then
+        local holds = redis.call('HGET', KEYS[2], user)
+        if holds and holds ~= id then
+          conflicts = conflicts + 1
+        end
+        redis.call('HSET', KEYS[2], user, id)
+      end
+    end
+    if state == 'paid' then
+      redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
+    end
+    redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state)
+    restored = restored + 1
+  elseif o.state == 'reserved' and state ~= 'reserved' then
+    redis.call('HSET', KEYS[4], id, record)
+    if state == 'paid' then
+      redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
+    else
+      redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', -1)
+      if user ~= '' and redis.call('HGET', KEYS[2], user) == id then
+        redis.call('HDEL', KEYS[2], user)
+      end
+    end
+    redis.call('XADD', KEYS[3], '*', 'event', state, 'order', id, 'user', user)
+    advanced = advanced + 1
+  end
+end
+return { restored, advanced, conflicts }

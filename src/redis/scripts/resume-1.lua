@@ -1,0 +1,26 @@
+--[[
+  Lets a sale sell again once its lost orders are restored (restore-4.lua): raises last_id to
+  at least the newest order id the caller knows (so purchase-3.lua no longer sees Redis as
+  behind) and clears the recovering mark.
+
+  Input:
+    KEYS[1] sale hash: last_id, recovering
+    ARGV[1] the newest order or event id known anywhere (a node's memory, the database)
+
+  Output:
+    the sale's last_id after the call
+]]
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+
+local last = redis.call('HGET', KEYS[1], 'last_id') or '0-0'
+if older(last, ARGV[1]) then
+  last = ARGV[1]
+  redis.call('HSET', KEYS[1], 'last_id', last)
+end
+redis.call('HDEL', KEYS[1], 'recovering')
+return last
