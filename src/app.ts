@@ -1,10 +1,12 @@
 /** The HTTP API of one worker, as a Hono app built from its dependencies (no I/O at import). */
+import { randomBytes } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
 import { allowedMethods, error, JSON_HEADERS, queryUser, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './http.ts';
 import { orderRoutes, type OrderStore } from './order-routes.ts';
+import { isOrderSecret, orderSecret } from './orders/secret.ts';
 import { PurchaseCode, type Purchase } from './redis/sale.ts';
 import { SALE_PATTERN } from './sale-book.ts';
 import type { StatEntry, StatResult } from './stat-log.ts';
@@ -41,6 +43,8 @@ export interface AppDeps {
   readonly maxBodyBytes?: number;
   /** When set, purchases and order calls need `Authorization: Bearer <JWT>` (HS256, `sub` = user, `exp` required). */
   readonly jwtSecret?: string;
+  /** The key of anonymous orders' secrets, shared by every worker (orders/secret.ts); default: one of this app's own. */
+  readonly orderKey?: string;
 }
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
@@ -96,11 +100,17 @@ export function createApp(deps: AppDeps): Hono {
   // Most answers of a spike are this one; its body never changes, so it is serialised once.
   const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
   const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
+  const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(/<id>|<secret>/) as [string, string, string];
+  const orderKey = deps.orderKey ?? randomBytes(32).toString('hex');
   const reply = (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer) => {
     log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId, sale: sale === defaultSale ? undefined : sale });
     if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
-    // A sale's answer differs only in its order id (digits and a dash): no JSON.stringify per sale.
-    if (answer.result === 'sold') return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
+    // A sale's answer differs only in its order id (digits and a dash) and, for an anonymous
+    // buyer, the order's secret (base64url): no JSON.stringify per sale.
+    if (answer.result === 'sold') {
+      if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
+      return c.body(`${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`, 200, JSON_HEADERS);
+    }
     return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
   };
 
@@ -199,6 +209,7 @@ export function createApp(deps: AppDeps): Hono {
       store: (id) => deps.sale(id ?? defaultSale)?.orders,
       who: buyer,
       maxBodyBytes: maxBody,
+      isSecret: (sale, orderId, given) => isOrderSecret(orderKey, sale, orderId, given),
     }),
   );
 

@@ -25,6 +25,8 @@ export type ToWorker =
       readonly waitReplicas: number;
       readonly waitMs: number;
       readonly jwtSecret: string | undefined;
+      /** The key of anonymous orders' secrets (orders/secret.ts), the same on every node. */
+      readonly orderKey: string;
       readonly logDir: string;
       /** See StatLog's Rotation. */
       readonly statLog: Rotation;

@@ -41,14 +41,17 @@ export interface OrderRouteDeps {
   /** Who asks: the signed-in user, or the `user` parameter; or the error response to send. */
   readonly who: (c: Context) => Promise<{ user: string } | { response: Response }>;
   readonly maxBodyBytes: number;
+  /** Whether `given` is the secret of anonymous order `orderId` of `sale` (orders/secret.ts). */
+  readonly isSecret: (sale: string, orderId: string, given: string | undefined) => boolean;
 }
 
 /**
  * A user reads, pays and cancels only their own orders (403 otherwise). An anonymous order
- * (bought without a user, as in the original ab runs) may be settled by whoever has its id.
- * The sale is `?sale=ID`, the default sale without it.
+ * (bought without a user, as in the original ab runs) needs the secret its purchase answered
+ * (`?secret=` or `X-Order-Secret`): its id alone can be guessed. The sale is `?sale=ID`, the
+ * default sale without it.
  */
-export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDeps): Hono {
+export function orderRoutes({ store: storeOf, who, maxBodyBytes, isSecret }: OrderRouteDeps): Hono {
   const app = new Hono();
   const limit = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`) });
   const saleStore = (c: Context) => {
@@ -61,7 +64,8 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
     return isOrderId(id) ? id : undefined;
   };
   const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
-  const notYours = (c: Context) => error(c, 403, 'forbidden', 'this order belongs to another user');
+  const notYours = (c: Context, anonymous = false) =>
+    error(c, 403, 'forbidden', anonymous ? 'an anonymous order needs its secret (the "secret" of its purchase answer) as ?secret= or X-Order-Secret' : 'this order belongs to another user');
   const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
 
   app.get('/', async (c) => {
@@ -80,24 +84,25 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
   });
 
   /** The order id, the sale's store and the caller of an /orders/:id request, or the error to answer. */
-  const target = async (c: Context): Promise<{ id: string; store: OrderStore; user: string } | { response: Response }> => {
+  const target = async (c: Context): Promise<{ id: string; store: OrderStore; user: string; proven: boolean } | { response: Response }> => {
     const id = orderId(c);
     if (!id) return { response: badId(c) };
     const found = saleStore(c);
     if (found.response) return { response: found.response };
     const asker = await who(c);
     if ('response' in asker) return asker;
-    return { id, store: found.store, user: asker.user };
+    const proven = isSecret(found.store.sale, id, c.req.query('secret') ?? c.req.header('x-order-secret'));
+    return { id, store: found.store, user: asker.user, proven };
   };
 
   app.get('/:id', async (c) => {
     const t = await target(c);
     if ('response' in t) return t.response;
-    const { id, store, user } = t;
+    const { id, store, user, proven } = t;
     try {
       const order = await store.read(id);
       if (!order) return noOrder(c);
-      if (order.user && order.user !== user) return notYours(c);
+      if (order.user ? order.user !== user : !proven) return notYours(c, !order.user);
       return c.json(view(order));
     } catch (cause) {
       return storeFailed(c, cause, 'orders');
@@ -108,10 +113,10 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
     app.post(`/:id/${action}`, limit, async (c) => {
       const t = await target(c);
       if ('response' in t) return t.response;
-      const { id, store, user } = t;
+      const { id, store, user, proven } = t;
       let settled: Settled;
       try {
-        settled = await store.settle(action, id, user);
+        settled = await store.settle(action, id, proven ? '*' : user);
       } catch (cause) {
         return storeFailed(c, cause, 'orders');
       }
@@ -125,7 +130,7 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes }: OrderRouteDep
         case SettleCode.NoOrder:
           return noOrder(c);
         case SettleCode.NotYours:
-          return notYours(c);
+          return notYours(c, !user && !proven);
       }
     });
   }

@@ -14,6 +14,7 @@ import { DEFAULT_SHAVING } from './orders/writer.ts';
 import { Reaper } from './orders/reaper.ts';
 import { openOrderDb } from './orders/db.ts';
 import { Reconciler } from './orders/reconciler.ts';
+import { orderKey } from './orders/secret.ts';
 import { StockSync } from './stock-sync.ts';
 import { createAdminApp } from './admin.ts';
 import { SaleBook, SALES_KEY } from './sale-book.ts';
@@ -127,6 +128,7 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
       waitReplicas: config.waitReplicas,
       waitMs: config.waitMs,
       jwtSecret: config.jwtSecret,
+      orderKey: await orderKey(redis),
       logDir: resolve(config.logDir),
       statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
       onTopUp: () => void sync.kick(),

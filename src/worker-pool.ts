@@ -20,6 +20,7 @@ export interface WorkerPoolOptions {
   readonly waitMs: number;
   /** Purchases and order calls need a JWT signed with this, when set. */
   readonly jwtSecret: string | undefined;
+  readonly orderKey: string;
   readonly logDir: string;
   readonly statLog: Rotation;
   readonly onTopUp: (worker: number, sale: string) => void;
@@ -149,6 +150,7 @@ export class WorkerPool {
       waitReplicas: this.#options.waitReplicas,
       waitMs: this.#options.waitMs,
       jwtSecret: this.#options.jwtSecret,
+      orderKey: this.#options.orderKey,
       logDir: this.#options.logDir,
       statLog: this.#options.statLog,
     };

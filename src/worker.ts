@@ -53,6 +53,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     onTopUp: (sale) => send({ type: 'topUp', worker, sale }),
     refillWaitMs: init.refillWaitMs,
     jwtSecret: init.jwtSecret,
+    orderKey: init.orderKey,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.

@@ -86,7 +86,7 @@ describe('an order', () => {
     expect((await readOrder(client, keys, id))?.state).toBe('expired');
   });
 
-  test("is the user's own: another user gets 403 on read, pay and cancel; an anonymous order needs only its id", async () => {
+  test("is the user's own: another user gets 403 on read, pay and cancel; an anonymous order needs its secret, not only its guessable id", async () => {
     await ensureSale(client, keys, 5, true);
     const app = appFor(60_000);
     const id = await buy(app, 'dave');
@@ -95,8 +95,16 @@ describe('an order', () => {
     expect((await post(app, `/orders/${id}/pay?user=eve`)).status).toBe(403);
     expect((await post(app, `/orders/${id}/cancel?user=eve`)).status).toBe(403);
     expect((await readOrder(client, keys, id))?.state).toBe('reserved');
-    const anonymous = ((await (await app.request('http://localhost/buy/ticket')).json()) as { orderId: string }).orderId;
-    expect((await json(await post(app, `/orders/${anonymous}/pay`))).body).toMatchObject({ state: 'paid' });
+    const { orderId: anonymous, secret } = (await (await app.request('http://localhost/buy/ticket')).json()) as { orderId: string; secret: string };
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Order ids are <ms>-<n>: a stranger who guesses one may not read, pay or cancel it.
+    expect((await app.request(`http://localhost/orders/${anonymous}`)).status).toBe(403);
+    expect((await post(app, `/orders/${anonymous}/cancel`)).status).toBe(403);
+    expect((await post(app, `/orders/${anonymous}/cancel?user=eve`)).status).toBe(403);
+    expect((await post(app, `/orders/${anonymous}/cancel?secret=${'A'.repeat(22)}`)).status).toBe(403);
+    expect((await readOrder(client, keys, anonymous))?.state).toBe('reserved');
+    expect((await json(await app.request(`http://localhost/orders/${anonymous}`, { headers: { 'x-order-secret': secret } }))).body).toMatchObject({ state: 'reserved', user: null });
+    expect((await json(await post(app, `/orders/${anonymous}/pay?secret=${secret}`))).body).toMatchObject({ state: 'paid' });
   });
 
   test.each([

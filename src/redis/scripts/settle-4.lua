@@ -26,7 +26,8 @@
     ARGV[1] action: "pay", "cancel" or "expire"
     ARGV[2] pay, cancel: the order id; expire: the most stream entries to walk in this call
     ARGV[3] pay, cancel: the user asking, checked against the order's user ("*": anyone, for
-            trusted callers); an anonymous order may be settled by anyone
+            trusted callers, and for the holder of an anonymous order's secret); an anonymous
+            order is settled only with "*"
 
   Output:
     pay, cancel:
@@ -35,7 +36,7 @@
       { -4, state }        not allowed from the order's state (e.g. cancel a paid order)
       { -5, "expired" }    paid too late: the deadline had passed, so it expired now
       { -6, "" }           no such order
-      { -7, "" }           the order belongs to another user
+      { -7, "" }           the order belongs to another user (or is anonymous, and ARGV[3] is not "*")
     expire:
       { n, more, id1, ..., idn } the orders released as expired; more = 1 when the walk
                            stopped at ARGV[2] entries, not at an order still due later
@@ -161,7 +162,7 @@ local o = load(id)
 if not o then
   return { -6, '' }
 end
-if o.user ~= '' and ARGV[3] ~= '*' and ARGV[3] ~= o.user then
+if ARGV[3] ~= '*' and (o.user == '' or ARGV[3] ~= o.user) then
   return { -7, '' }
 end
 
