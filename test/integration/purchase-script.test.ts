@@ -89,6 +89,22 @@ describe('purchase script', () => {
     expect(await client.hlen(keys.buyers)).toBe(0);
   });
 
+  // Redis restored from an older copy: its newest order is older than one a worker saw it make.
+  test('a sale older than the newest order the caller saw sells nothing, and is marked recovering for every node', async () => {
+    await ensureSale(client, keys, 10, false);
+    const [sold] = await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['eve']);
+    const seen = (sold as { orderId: string }).orderId;
+    const [ms] = seen.split('-');
+    const later = `${Number(ms) + 1000}-0`;
+    expect(await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['fay', 'gus'], later)).toEqual([{ code: PurchaseCode.Closed }, { code: PurchaseCode.Closed }]);
+    expect(await client.hget(keys.sale, 'recovering')).toContain(`a worker saw ${later}`);
+    // Recovering stops every caller, even one that saw nothing newer.
+    expect(await purchaseMany(client, keys, { port: 3002, payWindowMs: 0 }, ['hal'], seen)).toEqual([{ code: PurchaseCode.Closed }]);
+    expect(await readSale(client, keys)).toMatchObject({ sold: 1, lastId: seen });
+    expect(await client.resume(keys.sale, later)).toBe(later);
+    expect((await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['fay'], later))[0]!.code).toBe(PurchaseCode.Sold);
+  });
+
   test("the original's HMSET starts a sale, and a missing sale answers no-sale without writing", async () => {
     await client.hmset(keys.sale, TOTAL_FIELD, 1, SOLD_FIELD, 0);
     expect((await purchase(client, keys, 'carol', { port: 3001, payWindowMs: 0 })).code).toBe(PurchaseCode.Sold);

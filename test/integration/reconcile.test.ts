@@ -5,12 +5,14 @@
 // the first 100 buyers got 404 when they paid. The database is the second record of every sale:
 // the lost orders come back from it, and nothing is sold twice.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { Database } from 'bun:sqlite';
 import { cpSync, rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { openOrderDb } from '../../src/orders/db.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { DEFAULT_SALE, RECOVERING_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { expireDue } from '../../src/redis/orders.ts';
+import { DEFAULT_SALE, ensureSale, keyList, readSale, RECOVERING_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire, type Answer } from '../helpers/load.ts';
@@ -270,6 +272,64 @@ describe('bun run audit', () => {
     } finally {
       client.disconnect();
       await redis.close();
+    }
+  });
+});
+
+describe('restored orders', () => {
+  test('expire like any other when unpaid past their deadline, and restoring twice changes nothing', async () => {
+    const redis = new RestorableRedis();
+    await redis.start();
+    const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-restored' });
+    try {
+      await waitReady(client, 5000, redis.server.url);
+      const sale = saleKeys('restored-expiry');
+      await ensureSale(client, sale, 10, true);
+      const now = Date.now();
+      const rows = [0, 1, 2].flatMap((i) => [`${now - 1000 + i}-0`, 'reserved', `r${i}`, '3001', String(now + 300), String(now - 1000)]);
+      expect(await client.restore(...keyList(sale), ...rows)).toEqual([3, 0, 0]);
+      expect(await client.restore(...keyList(sale), ...rows)).toEqual([0, 0, 0]);
+      expect(await readSale(client, sale)).toMatchObject({ sold: 3 });
+      expect(await client.hget(sale.buyers, 'r1')).toBe(`${now - 999}-0`);
+      await Bun.sleep(400);
+      const { ids } = await expireDue(client, sale, 100);
+      expect(ids.sort()).toEqual([0, 1, 2].map((i) => `${now - 1000 + i}-0`));
+      expect(await readSale(client, sale)).toMatchObject({ sold: 0 });
+      expect(await client.hlen(sale.buyers)).toBe(0);
+    } finally {
+      client.disconnect();
+      await redis.close();
+    }
+  });
+});
+
+describe('--reset', () => {
+  // A reset wiped Redis but left the old sale's rows in the database, so every audit failed after it.
+  test("moves the sale's earlier orders to orders_archive, so the new sale audits clean", async () => {
+    const redis = new RestorableRedis();
+    await redis.start();
+    const dataDir = tempDir('reset-data');
+    const env = { SPIKE_TOTAL: '50', SPIKE_DATA_DIR: dataDir };
+    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
+    try {
+      expect((await buy(spike, names('old', 10))).filter((a) => a.body.code === 1)).toHaveLength(10);
+      await written(spike, env, 10);
+      await spike.close();
+      spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' }, spike.ports);
+      expect((await buy(spike, names('new', 5))).filter((a) => a.body.code === 1)).toHaveLength(5);
+      const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-reset' });
+      try {
+        await waitReady(client, 5000, redis.server.url);
+        expect((await expectCleanAudit(client, keys, openOrderDb(undefined, spike.dbPath))).dbOrders).toBe(5);
+      } finally {
+        client.disconnect();
+      }
+      const archived = new Database(spike.dbPath).query('SELECT count(*) AS n FROM orders_archive WHERE sale = ?').get(DEFAULT_SALE) as { n: number };
+      expect(archived.n).toBe(10);
+    } finally {
+      await spike.close();
+      await redis.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

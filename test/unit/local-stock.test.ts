@@ -106,4 +106,21 @@ describe('local stock', () => {
       for (const t of threads) t.terminate();
     }
   });
+
+  // The newest order id the node saw Redis make: a Redis that shows an older one lost writes.
+  test('remembers the newest order id it was told of, across threads views of one buffer, and never goes back', () => {
+    const stock = LocalStock.create(2);
+    expect(stock.seen()).toBe('0-0');
+    stock.noteSeen('1764000000123-5');
+    const view = LocalStock.attach(stock.buffer, 2);
+    expect(view.seen()).toBe('1764000000123-5');
+    view.noteSeen('1764000000123-4');
+    view.noteSeen('1764000000122-99');
+    expect(stock.seen()).toBe('1764000000123-5');
+    view.noteSeen('1764000000124-0');
+    expect(stock.seen()).toBe('1764000000124-0');
+    // A sequence past 2^20 - 1 is kept as 2^20 - 1: older than the truth, never newer.
+    stock.noteSeen('1764000000124-2000000');
+    expect(stock.seen()).toBe('1764000000124-1048575');
+  });
 });
