@@ -1,7 +1,7 @@
 // `bun run start` as a user runs it: a separate process with its own private Redis and nginx,
 // configured only by environment variables, stopped by a signal.
 import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../../src/services/child.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -203,5 +203,16 @@ describe('bun run start', () => {
     } finally {
       holder.stop(true);
     }
+  });
+
+  test('a leftover nginx from a SIGKILLed run is named by its pid', async () => {
+    const dataDir = tempDir('leftover');
+    dirs.push(dataDir);
+    // A live process whose pid the earlier run's nginx.pid names (this test process stands in).
+    mkdirSync(join(dataDir, 'nginx'), { recursive: true });
+    writeFileSync(join(dataDir, 'nginx', 'nginx.pid'), `${process.pid}\n`);
+    const proc = run({ REDIS_URL: '', SPIKE_DATA_DIR: dataDir, SPIKE_LOG_DIR: tempDir('leftover-logs'), SPIKE_PORTS: (await freePorts(4)).join(','), SPIKE_NGINX: '1', SPIKE_NGINX_LISTEN: `127.0.0.1:${await freePort()}`, SPIKE_ADMIN_PORT: '0' });
+    expect(await proc.exited).toBe(1);
+    expect(await new Response(proc.stderr).text()).toContain(`an nginx from an earlier run (pid ${process.pid})`);
   });
 });
