@@ -3,12 +3,12 @@ import { bench, boxplot, do_not_optimize, run, summary } from 'mitata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../src/app.ts';
+import { createApp } from '../src/http/app.ts';
 import { createRedis, waitReady } from '../src/redis/client.ts';
 import { PurchaseBatcher } from '../src/redis/purchase-batcher.ts';
 import { ensureSale, purchase, saleKeys } from '../src/redis/sale.ts';
 import { startRedisServer } from '../src/services/redis-server.ts';
-import { StatLog } from '../src/stat-log.ts';
+import { StatLog } from '../src/http/stat-log.ts';
 import { LocalStock } from '../src/stock/local-stock.ts';
 
 const SELLER = { port: 1, payWindowMs: 300_000 };

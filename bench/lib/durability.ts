@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ordersPresent } from '../../src/redis/orders.ts';
+import { ordersPresent } from '../../src/orders/store.ts';
 import { DEFAULT_SALE, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
@@ -73,7 +73,7 @@ export async function waitCost(seconds: number): Promise<LoadResult> {
 /** A supervisor child on free ports against `redisUrl`, without nginx, admin or writer. */
 async function startSupervisorProcess(dir: string, redisUrl: string, env: Record<string, string> = {}) {
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'supervisor.ts'), '--reset'], {
+  const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts'), '--reset'], {
     cwd: ROOT,
     env: { ...process.env, REDIS_URL: redisUrl, SPIKE_PORTS: ports.join(','), SPIKE_TOTAL: '50000000', SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0', SPIKE_WRITER: '0', SPIKE_DATA_DIR: join(dir, 'data'), SPIKE_LOG_DIR: join(dir, 'logs'), ...env },
     stdout: 'pipe',

@@ -91,7 +91,7 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
 
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const nginxPort = await freePort();
-  const supervisor = Bun.spawn([process.execPath, join(ROOT, 'src', 'supervisor.ts')], {
+  const supervisor = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -1,6 +1,6 @@
 /** Compares a sale's three records — Redis' counts and order states, the stream, the database — and lists every difference. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { parseOrder, reservedOrder, type Order } from '../redis/orders.ts';
+import { parseOrder, reservedOrder, type Order } from './store.ts';
 import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { parseEvent } from './events.ts';

@@ -1,6 +1,6 @@
 /** The reaper: returns reserved orders whose payment deadline passed to stock. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { expireDue } from '../redis/orders.ts';
+import { expireDue } from './store.ts';
 import type { SaleKeys } from '../redis/sale.ts';
 
 export interface ReaperOptions {

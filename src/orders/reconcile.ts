@@ -5,7 +5,7 @@
  * and the first buyers got 404 when they paid.
  */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds } from '../redis/orders.ts';
+import { compareOrderIds } from './store.ts';
 import { keyList, readSale, RECOVERING_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 

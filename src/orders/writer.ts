@@ -1,6 +1,6 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds } from '../redis/orders.ts';
+import { compareOrderIds } from './store.ts';
 import { REAPED_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { idTime, parseEvent, type OrderEvent } from './events.ts';

@@ -1,7 +1,7 @@
 /** Runs the real supervisor (four worker threads) in the test process, against a test Redis. */
 import { rmSync } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
-import { startSupervisor, type Supervisor } from '../../src/supervisor.ts';
+import { startSupervisor, type Supervisor } from '../../src/supervisor/supervisor.ts';
 import { freePorts, tempDir } from './servers.ts';
 
 export interface TestSpike extends Supervisor {

@@ -1,9 +1,9 @@
 // The admin API on a running supervisor: several sales at once, stock added mid-sale, pause and
 // resume, start and end times; and a token that guards every call.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { createAdminApp } from '../../src/admin.ts';
+import { createAdminApp } from '../../src/http/admin.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { SaleBook } from '../../src/sale-book.ts';
+import { SaleBook } from '../../src/stock/sale-book.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';

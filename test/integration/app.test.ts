@@ -1,6 +1,6 @@
 // One worker's HTTP API, called in-process with app.request (no server), on a real Redis.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/http/app.ts';
 import { createRedis } from '../../src/redis/client.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';

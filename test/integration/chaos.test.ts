@@ -7,10 +7,10 @@ import Redis from 'ioredis';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
-import { ordersPresent } from '../../src/redis/orders.ts';
+import { ordersPresent } from '../../src/orders/store.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
-import { SALES_KEY } from '../../src/sale-book.ts';
+import { SALES_KEY } from '../../src/stock/sale-book.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startNginx, type Nginx } from '../../src/services/nginx.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
@@ -55,7 +55,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Pro
 
 async function startNode(name: string): Promise<void> {
   const host = net.hosts.get(name)!;
-  const child = net.spawn(name, [process.execPath, join(ROOT, 'src', 'supervisor.ts')], {
+  const child = net.spawn(name, [process.execPath, join(ROOT, 'src', 'cli', 'start.ts')], {
     REDIS_URL: `redis://${await net.address(name, 'redis', REDIS_PORT)}`,
     SPIKE_HOST: host.ip,
     SPIKE_PORTS: PORTS.join(','),

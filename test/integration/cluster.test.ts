@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { Cluster } from 'ioredis';
 import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
-import { ordersPresent } from '../../src/redis/orders.ts';
+import { ordersPresent } from '../../src/orders/store.ts';
 import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { ordersPresent } from '../../src/redis/orders.ts';
+import { ordersPresent } from '../../src/orders/store.ts';
 import { lossWindows } from '../../src/redis/persistence.ts';
 import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { freePort } from '../../src/services/free-port.ts';

@@ -2,9 +2,9 @@
 // HS256 token; its sub is the buyer, and a user reaches only their own orders.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { sign } from 'hono/jwt';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { redisOrderStore } from '../../src/redis/orders.ts';
+import { redisOrderStore } from '../../src/orders/store.ts';
 import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';

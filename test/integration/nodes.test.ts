@@ -59,7 +59,7 @@ describe('several nodes on one Redis', () => {
     const dir = tempDir('nginx-conf');
     const out = join(dir, 'nginx.conf');
     const render = Bun.spawnSync(
-      [process.execPath, join(import.meta.dir, '..', '..', 'src', 'nginx-conf.ts'), '--upstream', '127.0.0.1:4001:1,127.0.0.2:4001:3,localhost:4002', '--listen', `127.0.0.1:${await freePort()}`, '--runtime-dir', dir, '--out', out],
+      [process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'), '--upstream', '127.0.0.1:4001:1,127.0.0.2:4001:3,localhost:4002', '--listen', `127.0.0.1:${await freePort()}`, '--runtime-dir', dir, '--out', out],
       { stderr: 'pipe' },
     );
     expect(render.stderr.toString()).toBe('');
@@ -69,7 +69,7 @@ describe('several nodes on one Redis', () => {
     expect(conf).toContain('server localhost:4002 weight=1 max_fails=2 fail_timeout=5s;');
     const check = Bun.spawnSync(['nginx', '-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', out, '-g', `pid ${dir}/nginx.pid;`], { stderr: 'pipe' });
     expect(check.stderr.toString()).toContain('test is successful');
-    const bad = Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'nginx-conf.ts'), '--upstream', '127.0.0.1'], { stderr: 'pipe' });
+    const bad = Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'), '--upstream', '127.0.0.1'], { stderr: 'pipe' });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain('is not host:port[:weight]');
   });

@@ -9,7 +9,7 @@ import { auditSale, unwrittenEvents } from '../../src/orders/audit.ts';
 import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/db.ts';
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
-import { expireDue, readOrder, settle } from '../../src/redis/orders.ts';
+import { expireDue, readOrder, settle } from '../../src/orders/store.ts';
 import { DEFAULT_SALE, ensureSale, purchaseMany, REAPED_FIELD, saleKeys } from '../../src/redis/sale.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire } from '../helpers/load.ts';

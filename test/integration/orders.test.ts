@@ -1,9 +1,9 @@
 // The order lifecycle: reserved → paid | cancelled | expired. Tickets of released orders go back
 // on sale exactly once, and an order is never both paid and released.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { expireDue, readOrder, redisOrderStore, settle } from '../../src/redis/orders.ts';
+import { expireDue, readOrder, redisOrderStore, settle } from '../../src/orders/store.ts';
 import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';

@@ -11,7 +11,7 @@ import Redis from 'ioredis';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { openOrderDb } from '../../src/orders/db.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
-import { expireDue } from '../../src/redis/orders.ts';
+import { expireDue } from '../../src/orders/store.ts';
 import { DEFAULT_SALE, ensureSale, keyList, readSale, RECOVERING_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
@@ -174,7 +174,7 @@ describe.each([
       await spike.close();
 
       await redis.restoreSnapshot();
-      spike = await startTestSpike(redis.server.url, env, spike.ports);
+      spike = await startTestSpike(redis.server.url, env);
       const raw = new Redis(redis.server.url);
       // Restored during the start, before the workers listened.
       expect(Number(await raw.hget(keys.sale, SOLD_FIELD))).toBe(300);
@@ -191,7 +191,7 @@ describe.each([
 });
 
 describe('bun run audit', () => {
-  const AUDIT = [process.execPath, `${import.meta.dir}/../../src/audit.ts`];
+  const AUDIT = [process.execPath, `${import.meta.dir}/../../src/cli/audit.ts`];
 
   test('-- --repair restores by hand what Redis lost while the system was stopped, and the audit is then clean', async () => {
     const redis = new RestorableRedis();
@@ -218,7 +218,7 @@ describe('bun run audit', () => {
       // Idempotent: a second repair restores nothing.
       expect(audit('--repair', '--wait', '0').stdout.toString()).toContain('restored 0 orders');
       // The restored orders' stream events reach the database once the writers run again.
-      spike = await startTestSpike(redis.server.url, env, spike.ports);
+      spike = await startTestSpike(redis.server.url, env);
       const after = audit();
       expect(after.stdout.toString()).toContain('audit: clean');
       expect(after.exitCode).toBe(0);
@@ -315,7 +315,7 @@ describe('--reset', () => {
       expect((await buy(spike, names('old', 10))).filter((a) => a.body.code === 1)).toHaveLength(10);
       await written(spike, env, 10);
       await spike.close();
-      spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' }, spike.ports);
+      spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
       expect((await buy(spike, names('new', 5))).filter((a) => a.body.code === 1)).toHaveLength(5);
       const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-reset' });
       try {

@@ -10,7 +10,7 @@ import { freePorts, tempDir } from '../helpers/servers.ts';
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
 
-const SUPERVISOR = join(import.meta.dir, '..', '..', 'src', 'supervisor.ts');
+const SUPERVISOR = join(import.meta.dir, '..', '..', 'src', 'cli', 'start.ts');
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -87,7 +87,7 @@ describe('bun run start', () => {
 
     // bun run audit finds the private Redis and the order database by itself.
     const audit = (extra: Record<string, string> = {}) =>
-      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'audit.ts')], { env: { ...process.env, ...env, ...extra }, stdout: 'pipe', stderr: 'pipe' });
+      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'audit.ts')], { env: { ...process.env, ...env, ...extra }, stdout: 'pipe', stderr: 'pipe' });
     const clean = audit();
     expect(clean.stdout.toString()).toContain('audit: clean');
     expect(clean.exitCode).toBe(0);

@@ -3,7 +3,7 @@
  * nginx config for many nodes from the same template as nginx.conf (keep-alive, failover).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { makeRuntimeDirs, NGINX_TEMPLATE, renderNginxConf, type Upstream } from './services/nginx.ts';
+import { makeRuntimeDirs, NGINX_TEMPLATE, renderNginxConf, type Upstream } from '../services/nginx.ts';
 
 /** Parses `host:port:weight,...` (weight optional, default 1); throws with the bad part named. */
 export function parseUpstreams(spec: string): Upstream[] {

@@ -1,14 +1,14 @@
 /** Worker thread entry: wires one Hono app to Bun.serve on its port. */
 import type { Server } from 'bun';
-import type { RedisClient as Redis } from './redis/client.ts';
-import { createApp, type SaleContext } from './app.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
+import { createApp, type SaleContext } from '../http/app.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
-import { createRedis, waitReady } from './redis/client.ts';
-import { redisOrderStore } from './redis/orders.ts';
-import { PurchaseBatcher } from './redis/purchase-batcher.ts';
-import { saleKeys } from './redis/sale.ts';
-import { StatLog, statLogPath } from './stat-log.ts';
-import { LocalStock } from './stock/local-stock.ts';
+import { createRedis, waitReady } from '../redis/client.ts';
+import { redisOrderStore } from '../orders/store.ts';
+import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
+import { saleKeys } from '../redis/sale.ts';
+import { StatLog, statLogPath } from '../http/stat-log.ts';
+import { LocalStock } from '../stock/local-stock.ts';
 
 declare const self: Worker;
 

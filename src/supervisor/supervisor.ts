@@ -1,23 +1,23 @@
-/** `bun run start`: the supervisor process. Starts Redis (or uses REDIS_URL), the workers, the sync task and nginx. */
-import type { RedisClient as Redis } from './redis/client.ts';
+/** The supervisor: starts Redis (or uses REDIS_URL), the workers, the background tasks and nginx, and stops them in order. */
+import type { RedisClient as Redis } from '../redis/client.ts';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createRedis, waitReady, type RedisTarget } from './redis/client.ts';
-import { lossWindows } from './redis/persistence.ts';
-import { DEFAULT_SALE, ensureSale, saleKeys } from './redis/sale.ts';
-import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from './services/nginx.ts';
-import { startRedisServer, type RedisServer } from './services/redis-server.ts';
-import type { LocalStock } from './stock/local-stock.ts';
-import { startBackgroundWriter, type BackgroundWriter } from './orders/background-writer.ts';
-import { DEFAULT_SHAVING } from './orders/writer.ts';
-import { Reaper } from './orders/reaper.ts';
-import { openOrderDb } from './orders/db.ts';
-import { Reconciler } from './orders/reconciler.ts';
-import { orderKey } from './orders/secret.ts';
-import { StockSync } from './stock-sync.ts';
-import { createAdminApp } from './admin.ts';
-import { SaleBook, SALES_KEY } from './sale-book.ts';
+import { ConfigError, type Config } from '../config.ts';
+import { createRedis, waitReady, type RedisTarget } from '../redis/client.ts';
+import { lossWindows } from '../redis/persistence.ts';
+import { DEFAULT_SALE, ensureSale, saleKeys } from '../redis/sale.ts';
+import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../services/nginx.ts';
+import { startRedisServer, type RedisServer } from '../services/redis-server.ts';
+import type { LocalStock } from '../stock/local-stock.ts';
+import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
+import { DEFAULT_SHAVING } from '../orders/writer.ts';
+import { Reaper } from '../orders/reaper.ts';
+import { openOrderDb } from '../orders/db.ts';
+import { Reconciler } from '../orders/reconciler.ts';
+import { orderKey } from '../orders/secret.ts';
+import { StockSync } from '../stock/sync.ts';
+import { createAdminApp } from '../http/admin.ts';
+import { SaleBook, SALES_KEY } from '../stock/sale-book.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** How often each sale's Redis stream is compared with the order database's mark. */
@@ -216,61 +216,3 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     throw error;
   }
 }
-
-/** A start that failed because of a setting stops with exit 2, like a bad value; anything else with 1. */
-function exitOnStartFailure(error: unknown): never {
-  const setting = error instanceof ConfigError;
-  console.error(`spike: cannot start: ${error instanceof Error ? error.message : error}`);
-  process.exit(setting ? 2 : 1);
-}
-
-/**
- * One stop request may arrive as several signals: Ctrl-C reaches the whole foreground process
- * group, and `bun run` forwards it too. Signals within this long of the first are that same
- * request; a later one means "exit now".
- */
-const SAME_REQUEST_MS = 2000;
-
-async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`spike: ${error.message}`);
-      process.exit(2);
-    }
-    throw error;
-  }
-  let supervisor: Supervisor | undefined;
-  try {
-    supervisor = await startSupervisor(config, {
-      onFatal: (error) => {
-        // During the start the failure also rejects startSupervisor, which stops what it started.
-        if (!supervisor) return;
-        console.error(`spike: ${error.message}; stopping`);
-        void supervisor.stop().then(() => process.exit(1));
-      },
-    });
-  } catch (error) {
-    exitOnStartFailure(error);
-  }
-  const running = supervisor;
-  let firstAt = 0;
-  const shutdown = async (signal: string) => {
-    if (firstAt > 0) {
-      if (Date.now() - firstAt < SAME_REQUEST_MS) return;
-      console.error(`spike: ${signal} again, exiting now`);
-      process.exit(1);
-    }
-    firstAt = Date.now();
-    console.log(`spike: ${signal}: stopping (in-flight requests finish first)`);
-    await running.stop();
-    console.log('spike: stopped');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-}
-
-if (import.meta.main) await main();

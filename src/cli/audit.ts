@@ -6,12 +6,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from './config.ts';
-import { auditWhenWritten } from './orders/audit.ts';
-import { openOrderDb, type OrderDb } from './orders/db.ts';
-import { describeReconcile, reconcileSale } from './orders/reconcile.ts';
-import { createRedis, waitReady, type RedisClient } from './redis/client.ts';
-import { DEFAULT_SALE, saleKeys } from './redis/sale.ts';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { auditWhenWritten } from '../orders/audit.ts';
+import { openOrderDb, type OrderDb } from '../orders/db.ts';
+import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
+import { createRedis, waitReady, type RedisClient } from '../redis/client.ts';
+import { DEFAULT_SALE, saleKeys } from '../redis/sale.ts';
 
 const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
   --sale ID        the sale to audit (default ${DEFAULT_SALE})

@@ -1,7 +1,7 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
-import type { RedisClient as Redis } from './redis/client.ts';
-import { compareOrderIds } from './redis/orders.ts';
-import { readSale } from './redis/sale.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
+import { compareOrderIds } from '../orders/store.ts';
+import { readSale } from '../redis/sale.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
 
 export interface StockSyncOptions {

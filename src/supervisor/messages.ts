@@ -1,6 +1,6 @@
 /** Every message between the supervisor and a worker thread. */
-import type { RedisTarget } from './redis/client.ts';
-import type { Rotation } from './stat-log.ts';
+import type { RedisTarget } from '../redis/client.ts';
+import type { Rotation } from '../http/stat-log.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {

@@ -1,11 +1,11 @@
 /** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause and resume. */
 import { Hono, type Context, type Next } from 'hono';
-import type { RedisClient as Redis } from './redis/client.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { error } from './http.ts';
-import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from './redis/sale.ts';
-import { SALE_PATTERN, SALES_KEY, type SaleBook } from './sale-book.ts';
-import { MAX_TICKETS } from './stock/local-stock.ts';
+import { error } from './errors.ts';
+import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/sale.ts';
+import { SALE_PATTERN, SALES_KEY, type SaleBook } from '../stock/sale-book.ts';
+import { MAX_TICKETS } from '../stock/local-stock.ts';
 
 export interface AdminDeps {
   /** Every call must carry it as `Authorization: Bearer <token>`; none set: the admin API refuses everything. */

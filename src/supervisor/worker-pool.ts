@@ -1,8 +1,8 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
-import { ConfigError } from './config.ts';
-import type { Rotation } from './stat-log.ts';
+import { ConfigError } from '../config.ts';
+import type { Rotation } from '../http/stat-log.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
-import type { RedisTarget } from './redis/client.ts';
+import type { RedisTarget } from '../redis/client.ts';
 
 export interface WorkerPoolOptions {
   readonly ports: readonly number[];

@@ -1,7 +1,7 @@
 /** The sales this node serves, each with its keys and its own local stock buffer. */
-import type { RedisClient as Redis } from './redis/client.ts';
-import { saleKeys, type SaleKeys } from './redis/sale.ts';
-import { LocalStock } from './stock/local-stock.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
+import { saleKeys, type SaleKeys } from '../redis/sale.ts';
+import { LocalStock } from './local-stock.ts';
 
 /** Every sale id, for all nodes to discover (a set of its own, outside every sale's hash slot). */
 export const SALES_KEY = 'spike:sales';

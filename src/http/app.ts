@@ -4,13 +4,13 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
-import { allowedMethods, error, JSON_HEADERS, queryUser, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './http.ts';
+import { allowedMethods, error, JSON_HEADERS, queryUser, readUser, RETRY_AFTER, unavailable, USER_PATTERN, USER_RULE } from './errors.ts';
 import { orderRoutes, type OrderStore } from './order-routes.ts';
-import { isOrderSecret, orderSecret } from './orders/secret.ts';
-import { PurchaseCode, type Purchase } from './redis/sale.ts';
-import { SALE_PATTERN } from './sale-book.ts';
+import { isOrderSecret, orderSecret } from '../orders/secret.ts';
+import { PurchaseCode, type Purchase } from '../redis/sale.ts';
+import { SALE_PATTERN } from '../stock/sale-book.ts';
 import type { StatEntry, StatResult } from './stat-log.ts';
-import type { LocalStock } from './stock/local-stock.ts';
+import type { LocalStock } from '../stock/local-stock.ts';
 
 /** What a worker holds for one sale. */
 export interface SaleContext {

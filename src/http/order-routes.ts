@@ -1,9 +1,9 @@
 /** /orders: a buyer reads, pays and cancels their order. */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { error, storeFailed } from './http.ts';
-import { isOrderId } from './orders/events.ts';
-import { SettleCode, type Order, type Settled } from './redis/orders.ts';
+import { error, storeFailed } from './errors.ts';
+import { isOrderId } from '../orders/events.ts';
+import { SettleCode, type Order, type Settled } from '../orders/store.ts';
 
 /** What the routes need of a sale's order store (Redis in production). */
 export interface OrderStore {

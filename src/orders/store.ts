@@ -1,8 +1,8 @@
 /** A sale's orders in Redis: read them and move them along reserved → paid | cancelled | expired. */
-import type { RedisClient as Redis } from './client.ts';
-import type { OrderStore } from '../order-routes.ts';
-import { parseEvent } from '../orders/events.ts';
-import { keyList, type SaleKeys } from './sale.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
+import type { OrderStore } from '../http/order-routes.ts';
+import { parseEvent } from './events.ts';
+import { keyList, type SaleKeys } from '../redis/sale.ts';
 
 export type OrderState = 'reserved' | 'paid' | 'cancelled' | 'expired';
 

@@ -4,6 +4,8 @@
  * or says exactly what to install. Uses only Bun built-ins: it runs before the dependencies exist.
  */
 
+import { join } from 'node:path';
+
 type Purpose = 'start' | 'test' | 'bench';
 
 interface Need {
@@ -42,10 +44,10 @@ function run(cmd: string[]): boolean {
 function main(): number {
   const purpose = Bun.argv[2] as Purpose;
   if (!['start', 'test', 'bench'].includes(purpose)) {
-    console.error('usage: bun src/setup.ts start|test|bench');
+    console.error('usage: bun src/cli/setup.ts start|test|bench');
     return 2;
   }
-  const root = import.meta.dir + '/..';
+  const root = join(import.meta.dir, '..', '..');
   const deps = Bun.spawnSync([process.execPath, 'install', '--frozen-lockfile'], { cwd: root, stdout: 'pipe', stderr: 'pipe' });
   if (deps.exitCode !== 0) {
     console.error(`setup: 'bun install --frozen-lockfile' failed:\n${deps.stderr.toString()}${deps.stdout.toString()}`);

@@ -1,0 +1,61 @@
+/** `bun run start [-- --reset]`: runs the supervisor until a signal stops it. */
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
+
+/** A start that failed because of a setting stops with exit 2, like a bad value; anything else with 1. */
+function exitOnStartFailure(error: unknown): never {
+  const setting = error instanceof ConfigError;
+  console.error(`spike: cannot start: ${error instanceof Error ? error.message : error}`);
+  process.exit(setting ? 2 : 1);
+}
+
+/**
+ * One stop request may arrive as several signals: Ctrl-C reaches the whole foreground process
+ * group, and `bun run` forwards it too. Signals within this long of the first are that same
+ * request; a later one means "exit now".
+ */
+const SAME_REQUEST_MS = 2000;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`spike: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  let supervisor: Supervisor | undefined;
+  try {
+    supervisor = await startSupervisor(config, {
+      onFatal: (error) => {
+        // During the start the failure also rejects startSupervisor, which stops what it started.
+        if (!supervisor) return;
+        console.error(`spike: ${error.message}; stopping`);
+        void supervisor.stop().then(() => process.exit(1));
+      },
+    });
+  } catch (error) {
+    exitOnStartFailure(error);
+  }
+  const running = supervisor;
+  let firstAt = 0;
+  const shutdown = async (signal: string) => {
+    if (firstAt > 0) {
+      if (Date.now() - firstAt < SAME_REQUEST_MS) return;
+      console.error(`spike: ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    firstAt = Date.now();
+    console.log(`spike: ${signal}: stopping (in-flight requests finish first)`);
+    await running.stop();
+    console.log('spike: stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+if (import.meta.main) await main();
