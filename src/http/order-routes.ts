@@ -2,18 +2,8 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { error, storeFailed } from './errors.ts';
-import { isOrderId } from '../orders/events.ts';
-import { SettleCode, type Order, type Settled } from '../orders/store.ts';
-
-/** What the routes need of a sale's order store (Redis in production). */
-export interface OrderStore {
-  /** The sale these orders belong to. */
-  readonly sale: string;
-  read(orderId: string): Promise<Order | null>;
-  ofUser(user: string): Promise<Order | null>;
-  settle(action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled>;
-}
-
+import { isOrderId, type Order } from '../orders/model.ts';
+import { SettleCode, type OrderStore, type Settled } from '../orders/store.ts';
 
 /** Why a pay or cancel is refused, by the order's state. */
 const REFUSED: Record<string, { error: string; msg: string }> = {

@@ -1,6 +1,7 @@
 /** Compares a sale's three records — Redis' counts and order states, the stream, the database — and lists every difference. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { parseOrder, reservedOrder, type Order } from './store.ts';
+import { isLive, type Order } from './model.ts';
+import { parseOrder, reservedOrder } from './store.ts';
 import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
 import { parseEvent } from './events.ts';
@@ -19,7 +20,6 @@ export interface AuditReport {
   readonly differences: string[];
 }
 
-const LIVE = new Set(['reserved', 'paid']);
 
 export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
   const differences: string[] = [];
@@ -48,9 +48,9 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
   if (Number(paidCount ?? 0) !== paid) differences.push(`Redis: ${PAID_FIELD} ${paidCount ?? 0} != ${paid} paid orders`);
   for (const [user, id] of Object.entries(buyers)) {
     const o = orders.get(id);
-    if (!o || !LIVE.has(o.state) || o.user !== user) differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
+    if (!o || !isLive(o.state) || o.user !== user) differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
   }
-  const named = [...orders.values()].filter((o) => o.user && LIVE.has(o.state));
+  const named = [...orders.values()].filter((o) => o.user && isLive(o.state));
   if (named.length !== Object.keys(buyers).length) differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
 
   // The stream against Redis' states (for orders whose creation is still on the stream).

@@ -3,7 +3,8 @@ import { SQL } from 'bun';
 import { Database } from 'bun:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { idTime, type OrderEvent } from './events.ts';
+import type { OrderEvent } from './events.ts';
+import { FINAL_STATES, idTime } from './model.ts';
 
 export interface DbOrder {
   readonly sale: string;
@@ -34,7 +35,7 @@ export interface OrderDb {
   close(): Promise<void>;
 }
 
-const TERMINAL = ['paid', 'cancelled', 'expired'] as const;
+const TERMINAL = FINAL_STATES;
 
 type Row = Record<string, unknown>;
 

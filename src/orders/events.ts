@@ -38,21 +38,3 @@ export function parseEvent(id: string, fields: readonly string[]): OrderEvent | 
     at: Number(id.split('-')[0]),
   };
 }
-
-/** Milliseconds of an order or entry id. */
-export function idTime(id: string): number {
-  return Number(id.split('-')[0]);
-}
-
-/** The largest part of a stream id Redis accepts: each of `<ms>-<seq>` is an unsigned 64-bit number. */
-const ID_PART_MAX = 18_446_744_073_709_551_615n;
-
-/**
- * Whether `id` is an order (stream entry) id Redis would accept: `<ms>-<seq>`, each part at most
- * 2^64 - 1. Checked before Redis sees it: Redis refuses a larger part with an error, and a
- * client's typo must be a 400, never a failure of the worker.
- */
-export function isOrderId(id: string): boolean {
-  const match = /^(\d{1,20})-(\d{1,20})$/.exec(id);
-  return match !== null && BigInt(match[1]!) <= ID_PART_MAX && BigInt(match[2]!) <= ID_PART_MAX;
-}

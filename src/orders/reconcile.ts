@@ -5,7 +5,7 @@
  * and the first buyers got 404 when they paid.
  */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds } from './store.ts';
+import { compareOrderIds, newerId } from './model.ts';
 import { keyList, readSale, RECOVERING_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 
@@ -85,7 +85,7 @@ export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, o
     conflicts += Number(c);
   }
   const known = [options.seen ?? '0-0', (await db.mark(keys.sale)) ?? '0-0', await streamReached(redis, keys)];
-  const newest = known.reduce((a, b) => (compareOrderIds(a, b) >= 0 ? a : b));
+  const newest = known.reduce(newerId);
   await redis.resume(keys.sale, newest);
   const count = await readSale(redis, keys);
   return { sale: keys.sale, reason: options.reason, restored, advanced, conflicts, total: count?.total ?? 0, sold: count?.sold ?? 0 };

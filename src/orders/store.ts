@@ -1,31 +1,13 @@
 /** A sale's orders in Redis: read them and move them along reserved → paid | cancelled | expired. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import type { OrderStore } from '../http/order-routes.ts';
 import { parseEvent } from './events.ts';
+import { compareOrderIds, ORDER_STATES, type Order, type OrderState } from './model.ts';
 import { keyList, type SaleKeys } from '../redis/sale.ts';
-
-export type OrderState = 'reserved' | 'paid' | 'cancelled' | 'expired';
-
-export interface Order {
-  readonly orderId: string;
-  readonly sale: string;
-  readonly state: OrderState;
-  /** `''` for an anonymous order. */
-  readonly user: string;
-  /** Port of the worker that sold it. */
-  readonly port: number;
-  /** Milliseconds since the epoch, Redis' clock (the order id's first part). */
-  readonly createdAt: number;
-  /** Payment deadline; `null` when the sale has none. */
-  readonly payBy: number | null;
-  /** When the state last changed. */
-  readonly updatedAt: number;
-}
 
 /** Parses the states hash's value "state|payBy|port|updatedAt|user" (user last: it may hold any allowed character). */
 export function parseOrder(sale: string, orderId: string, raw: string): Order {
   const match = /^([a-z]+)\|(\d+)\|(\d*)\|(\d+)\|(.*)$/.exec(raw);
-  if (!match) throw new Error(`order ${orderId} of ${sale} has an unreadable state: ${raw}`);
+  if (!match || !ORDER_STATES.includes(match[1] as OrderState)) throw new Error(`order ${orderId} of ${sale} has an unreadable state: ${raw}`);
   const payBy = Number(match[2]);
   return {
     orderId,
@@ -63,13 +45,6 @@ export async function ordersPresent(redis: Redis, keys: SaleKeys, orderIds: read
   const entries = (await redis.xrange(keys.orders, sorted[0]!, sorted.at(-1)!)) as [string, string[]][];
   for (const [id, fields] of entries) if (reservedOrder(keys.sale, id, fields)) present.add(id);
   return new Set(orderIds.filter((id) => present.has(id)));
-}
-
-/** Orders two order (stream) ids by time, then sequence. */
-export function compareOrderIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.split('-').map(Number) as [number, number];
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }
 
 /** The live (reserved or paid) order of `user`, if any. */
@@ -116,6 +91,15 @@ export async function settle(redis: Redis, keys: SaleKeys, action: 'pay' | 'canc
 export async function expireDue(redis: Redis, keys: SaleKeys, max: number): Promise<{ ids: string[]; more: boolean }> {
   const [, more, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*');
   return { ids: ids.map(String), more: Number(more) === 1 };
+}
+
+/** What the order routes need of a sale's orders. */
+export interface OrderStore {
+  /** The sale these orders belong to. */
+  readonly sale: string;
+  read(orderId: string): Promise<Order | null>;
+  ofUser(user: string): Promise<Order | null>;
+  settle(action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled>;
 }
 
 /** The order routes' store, on Redis. */

@@ -1,9 +1,9 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds } from './store.ts';
+import { compareOrderIds, idTime } from './model.ts';
 import { REAPED_FIELD, type SaleKeys } from '../redis/sale.ts';
 import type { OrderDb } from './db.ts';
-import { idTime, parseEvent, type OrderEvent } from './events.ts';
+import { parseEvent, type OrderEvent } from './events.ts';
 
 export interface OrderWriterOptions {
   /** The sales whose streams to write, as they stand at each round. */

@@ -1,6 +1,5 @@
 /** Loads the Lua scripts under ./scripts and registers them on an ioredis client. */
 import type { ClientContext, Result } from 'ioredis';
-import type { RedisClient } from './client.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,8 +26,13 @@ export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
 
 const scripts = loadScripts();
 
+/** What registering needs of a client (ioredis' Redis and Cluster both have it). */
+export interface ScriptHost {
+  defineCommand(name: string, definition: { lua: string; numberOfKeys: number }): void;
+}
+
 /** Registers every script with `defineCommand`: EVALSHA, EVAL on NOSCRIPT, and pipelining for free. */
-export function defineScripts(redis: RedisClient): void {
+export function defineScripts(redis: ScriptHost): void {
   for (const script of scripts) {
     redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
   }

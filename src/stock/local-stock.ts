@@ -6,6 +6,13 @@ export const MAX_TICKETS = 2_147_483_647;
 const SEQ_BITS = 20n;
 const SEQ_MAX = 2 ** 20 - 1;
 
+/** A stream id `<ms>-<seq>` as one ordered 64-bit number: `ms << 20 | min(seq, 2^20 - 1)`; 0 for anything else. */
+function encodeId(id: string): bigint {
+  const match = /^(\d{1,15})-(\d{1,20})$/.exec(id);
+  if (!match) return 0n;
+  return (BigInt(match[1]!) << SEQ_BITS) | BigInt(Math.min(Number(match[2]), SEQ_MAX));
+}
+
 /** Sale-wide slots, written by the supervisor's sync (and the sold-out flag by any worker). */
 enum Global {
   SoldOut = 0,
@@ -186,14 +193,16 @@ export class LocalStock {
    * 2^20 - 1: the mark may then be a little older than the truth, never newer.
    */
   noteSeen(id: string): void {
-    const dash = id.indexOf('-');
-    if (dash < 0) return;
-    const seq = Math.min(Number(id.slice(dash + 1)), SEQ_MAX);
-    const value = (BigInt(id.slice(0, dash)) << SEQ_BITS) | BigInt(seq);
+    const value = encodeId(id);
     for (;;) {
       const known = Atomics.load(this.#seen, 0);
       if (known >= value || Atomics.compareExchange(this.#seen, 0, known, value) === known) return;
     }
+  }
+
+  /** Whether this node saw a newer order than `id` (so a Redis whose newest order is `id` lost writes). */
+  sawNewerThan(id: string): boolean {
+    return Atomics.load(this.#seen, 0) > encodeId(id);
   }
 
   /** The newest order id noted by {@link noteSeen}; `0-0` when none. */

@@ -1,6 +1,5 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { compareOrderIds } from '../orders/store.ts';
 import { readSale } from '../redis/sale.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
 
@@ -85,7 +84,7 @@ export class StockSync {
       return;
     }
     this.#missing.delete(id);
-    if (count.recovering || compareOrderIds(count.lastId, stock.seen()) < 0) this.#options.onBehind?.(id);
+    if (count.recovering || stock.sawNewerThan(count.lastId)) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
     stock.publishGlobal(count.total, count.sold);
     const remaining = count.total - count.sold;
