@@ -1,7 +1,7 @@
 /** The invariants, checked against Redis after every bench phase. */
 import type Redis from 'ioredis';
 import { keys } from './system.ts';
-import { SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
 
 export interface Sale {
   readonly total: number;

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ordersPresent } from '../../src/orders/store.ts';
-import { DEFAULT_SALE, saleKeys } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, saleKeys } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer } from '../../src/services/redis-server.ts';
 import { wrk, type LoadResult } from './load.ts';

@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';

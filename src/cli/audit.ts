@@ -11,7 +11,7 @@ import { auditWhenWritten } from '../orders/audit.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
 import { createRedis, waitReady, type RedisClient } from '../redis/client.ts';
-import { DEFAULT_SALE, saleKeys } from '../redis/sale.ts';
+import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
 
 const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
   --sale ID        the sale to audit (default ${DEFAULT_SALE})

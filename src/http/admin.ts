@@ -3,8 +3,10 @@ import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { error } from './errors.ts';
-import { PAID_FIELD, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/sale.ts';
-import { SALE_PATTERN, SALES_KEY, type SaleBook } from '../stock/sale-book.ts';
+import { readSale } from '../redis/sale.ts';
+import { PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
+import { type SaleBook } from '../stock/sale-book.ts';
+import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
 
 export interface AdminDeps {

@@ -2,7 +2,7 @@
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { isLive, type Order } from './model.ts';
 import { parseOrder, reservedOrder } from './store.ts';
-import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/sale.ts';
+import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb } from './db.ts';
 import { parseEvent } from './events.ts';
 

@@ -1,7 +1,7 @@
 /** The reaper: returns reserved orders whose payment deadline passed to stock. */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { expireDue } from './store.ts';
-import type { SaleKeys } from '../redis/sale.ts';
+import type { SaleKeys } from '../redis/keys.ts';
 
 export interface ReaperOptions {
   /** The sales to reap, as they stand at each pass. */

@@ -6,7 +6,8 @@
  */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, newerId } from './model.ts';
-import { keyList, readSale, RECOVERING_FIELD, type SaleKeys } from '../redis/sale.ts';
+import { readSale } from '../redis/sale.ts';
+import { keyList, RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 
 export interface ReconcileReport {

@@ -1,6 +1,6 @@
 /** The supervisor's watch over lost writes: checks each sale at start, when the sync sees it behind, and every few seconds. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { RECOVERING_FIELD, type SaleKeys } from '../redis/sale.ts';
+import { RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb } from './db.ts';
 import { behindReason, describeReconcile, reconcileSale } from './reconcile.ts';
 

@@ -6,15 +6,13 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RedisClient as Redis } from '../redis/client.ts';
-
-/** Where the key lives: one per Redis, outside every sale's slot. */
-export const ORDER_KEY = 'spike:order-secret-key';
+import { ORDER_SECRET_KEY } from '../redis/keys.ts';
 
 /** The shared key: made once (SET NX) by the first supervisor, read by every later one. */
 export async function orderKey(redis: Redis): Promise<string> {
-  await redis.set(ORDER_KEY, randomBytes(32).toString('hex'), 'NX');
-  const key = await redis.get(ORDER_KEY);
-  if (!key) throw new Error(`${ORDER_KEY} vanished from Redis right after it was set`);
+  await redis.set(ORDER_SECRET_KEY, randomBytes(32).toString('hex'), 'NX');
+  const key = await redis.get(ORDER_SECRET_KEY);
+  if (!key) throw new Error(`${ORDER_SECRET_KEY} vanished from Redis right after it was set`);
   return key;
 }
 

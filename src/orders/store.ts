@@ -2,7 +2,7 @@
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { parseEvent } from './events.ts';
 import { compareOrderIds, ORDER_STATES, type Order, type OrderState } from './model.ts';
-import { keyList, type SaleKeys } from '../redis/sale.ts';
+import { keyList, type SaleKeys } from '../redis/keys.ts';
 
 /** Parses the states hash's value "state|payBy|port|updatedAt|user" (user last: it may hold any allowed character). */
 export function parseOrder(sale: string, orderId: string, raw: string): Order {

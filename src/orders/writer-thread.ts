@@ -6,7 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { createRedis, waitReady } from '../redis/client.ts';
-import { saleKeys, type SaleKeys } from '../redis/sale.ts';
+import { saleKeys, type SaleKeys } from '../redis/keys.ts';
 import { openOrderDb } from './db.ts';
 import type { FromWriter, ToWriter } from './background-writer.ts';
 import { OrderWriter } from './writer.ts';

@@ -1,7 +1,7 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, idTime } from './model.ts';
-import { REAPED_FIELD, type SaleKeys } from '../redis/sale.ts';
+import { REAPED_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb } from './db.ts';
 import { parseEvent, type OrderEvent } from './events.ts';
 

@@ -1,7 +1,8 @@
 /** Gathers the purchases a worker receives in one event-loop turn into one script call. */
 import type { RedisClient as Redis } from './client.ts';
 import { waitForReplicas } from './client.ts';
-import { PurchaseCode, purchaseMany, type Purchase, type SaleKeys, type Seller } from './sale.ts';
+import type { SaleKeys } from './keys.ts';
+import { PurchaseCode, purchaseMany, type Purchase, type Seller } from './sale.ts';
 
 /** Confirm sales on this many replicas (Redis WAIT) before answering; see SPIKE_WAIT_REPLICAS. */
 export interface Durability {

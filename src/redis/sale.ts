@@ -1,35 +1,6 @@
-/** A sale's keys in Redis and the operations on them: create, reset, read, purchase. */
+/** The operations on a sale in Redis: create, reset, read, purchase. */
 import type { RedisClient as Redis } from './client.ts';
-
-/** The original's sale: `HMSET ticket_hash_key ticket_total_nums 10000 ticket_sold_nums 0` starts it. */
-export const DEFAULT_SALE = 'ticket_hash_key';
-export const TOTAL_FIELD = 'ticket_total_nums';
-export const SOLD_FIELD = 'ticket_sold_nums';
-
-export interface SaleKeys {
-  /** Hash with the total and sold counts (the original's layout), paid count and sale settings. */
-  readonly sale: string;
-  /** Hash user id → their live (reserved or paid) order id. */
-  readonly buyers: string;
-  /** Stream of order events: created (its id is the order id), paid, cancelled, expired. */
-  readonly orders: string;
-  /** Hash order id → "state|payBy|port|updatedAt|user", for orders no longer only `created` on the stream. */
-  readonly states: string;
-}
-
-/** Every key of a sale, in the order the scripts take them: purchase-3.lua the first three, settle-4.lua all four. */
-export function keyList(keys: SaleKeys): string[] {
-  return [keys.sale, keys.buyers, keys.orders, keys.states];
-}
-
-/**
- * Keys of sale `id`. The sale hash keeps the original's bare name; the others carry `{id}` as a
- * hash tag, which hashes to the same slot as the bare name, so one script touches one slot and
- * runs unchanged on Redis Cluster.
- */
-export function saleKeys(id: string): SaleKeys {
-  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states` };
-}
+import { keyList, LAST_ID_FIELD, RECOVERING_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from './keys.ts';
 
 /** The purchase script's return codes (purchase-3.lua). */
 export enum PurchaseCode {
@@ -96,14 +67,6 @@ export interface SaleCount {
   /** Why the sale is stopped to restore lost orders; undefined while it is not. */
   readonly recovering: string | undefined;
 }
-
-export const PAID_FIELD = 'ticket_paid_nums';
-/** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
-export const REAPED_FIELD = 'reaped_to';
-/** The newest order id sold (purchase-3.lua): a node that saw a newer one knows Redis lost writes. */
-export const LAST_ID_FIELD = 'last_id';
-/** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
-export const RECOVERING_FIELD = 'recovering';
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {

@@ -1,13 +1,7 @@
 /** The sales this node serves, each with its keys and its own local stock buffer. */
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { saleKeys, type SaleKeys } from '../redis/sale.ts';
+import { SALE_PATTERN, SALES_KEY, saleKeys, type SaleKeys } from '../redis/keys.ts';
 import { LocalStock } from './local-stock.ts';
-
-/** Every sale id, for all nodes to discover (a set of its own, outside every sale's hash slot). */
-export const SALES_KEY = 'spike:sales';
-
-/** A sale id: 1–64 characters of `[A-Za-z0-9_.:-]` (no braces: the id becomes a hash tag). */
-export const SALE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export interface SaleEntry {
   readonly id: string;

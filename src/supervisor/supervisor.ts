@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { createRedis, waitReady, type RedisTarget } from '../redis/client.ts';
 import { lossWindows } from '../redis/persistence.ts';
-import { DEFAULT_SALE, ensureSale, saleKeys } from '../redis/sale.ts';
+import { ensureSale } from '../redis/sale.ts';
+import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../services/nginx.ts';
 import { startRedisServer, type RedisServer } from '../services/redis-server.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
@@ -17,7 +18,8 @@ import { Reconciler } from '../orders/reconciler.ts';
 import { orderKey } from '../orders/secret.ts';
 import { StockSync } from '../stock/sync.ts';
 import { createAdminApp } from '../http/admin.ts';
-import { SaleBook, SALES_KEY } from '../stock/sale-book.ts';
+import { SaleBook } from '../stock/sale-book.ts';
+import { SALES_KEY } from '../redis/keys.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** How often each sale's Redis stream is compared with the order database's mark. */

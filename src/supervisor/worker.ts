@@ -6,7 +6,7 @@ import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { redisOrderStore } from '../orders/store.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
-import { saleKeys } from '../redis/sale.ts';
+import { saleKeys } from '../redis/keys.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 

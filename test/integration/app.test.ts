@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/http/app.ts';
 import { createRedis } from '../../src/redis/client.ts';
-import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
+import { ensureSale, purchase } from '../../src/redis/sale.ts';
+import { saleKeys } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';

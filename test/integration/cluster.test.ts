@@ -6,7 +6,7 @@ import { Cluster } from 'ioredis';
 import { auditWhenWritten } from '../../src/orders/audit.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { ordersPresent } from '../../src/orders/store.ts';
-import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestCluster, type TestCluster } from '../helpers/servers.ts';

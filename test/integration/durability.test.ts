@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { ordersPresent } from '../../src/orders/store.ts';
 import { lossWindows } from '../../src/redis/persistence.ts';
-import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { wrk } from '../../bench/lib/load.ts';

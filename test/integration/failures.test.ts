@@ -1,7 +1,7 @@
 // Things die mid-sale: a worker thread, Redis, the whole supervisor. After each the sale must
 // still end with exactly `total` sold, no user twice, and an order on the stream for every sale.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/keys.ts';
 import { fire, type Answer } from '../helpers/load.ts';
 import { freePorts, startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';

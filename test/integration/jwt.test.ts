@@ -5,7 +5,8 @@ import { sign } from 'hono/jwt';
 import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
 import { redisOrderStore } from '../../src/orders/store.ts';
-import { ensureSale, purchase, saleKeys } from '../../src/redis/sale.ts';
+import { ensureSale, purchase } from '../../src/redis/sale.ts';
+import { saleKeys } from '../../src/redis/keys.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 

@@ -1,7 +1,7 @@
 // nginx in front of the workers, with the runtime copy of nginx.conf: the original's 1:2:3:4
 // split, and passive failover so a dead worker costs no sale.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/keys.ts';
 import { NGINX_TEMPLATE } from '../../src/services/nginx.ts';
 import { countBy, fire, rawHttp } from '../helpers/load.ts';
 import { freePorts, startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
 import { postgresOrderDb } from '../../src/orders/db.ts';
-import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, SOLD_FIELD, saleKeys } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire } from '../helpers/load.ts';

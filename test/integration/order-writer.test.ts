@@ -10,7 +10,8 @@ import { postgresOrderDb, sqliteOrderDb, type OrderDb } from '../../src/orders/d
 import { parseEvent } from '../../src/orders/events.ts';
 import { OrderWriter, streamEntries } from '../../src/orders/writer.ts';
 import { expireDue, readOrder, settle } from '../../src/orders/store.ts';
-import { DEFAULT_SALE, ensureSale, purchaseMany, REAPED_FIELD, saleKeys } from '../../src/redis/sale.ts';
+import { ensureSale, purchaseMany } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, REAPED_FIELD, saleKeys } from '../../src/redis/keys.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestSpike } from '../helpers/spike.ts';

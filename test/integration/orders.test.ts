@@ -4,7 +4,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, t
 import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/orders/store.ts';
-import { DEFAULT_SALE, ensureSale, PAID_FIELD, purchase, purchaseMany, readSale, saleKeys, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { ensureSale, purchase, purchaseMany, readSale } from '../../src/redis/sale.ts';
+import { DEFAULT_SALE, PAID_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { rmSync } from 'node:fs';

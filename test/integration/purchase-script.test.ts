@@ -2,7 +2,8 @@
 // before incrementing and so sold total + 1; the first test runs it side by side with ours.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { ensureSale, purchase, purchaseMany, PurchaseCode, readSale, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/sale.ts';
+import { ensureSale, purchase, purchaseMany, PurchaseCode, readSale } from '../../src/redis/sale.ts';
+import { saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
 import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.

@@ -2,7 +2,7 @@
 // Never more than total, never less while demand remains, every sale on the order stream.
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { saleKeys, DEFAULT_SALE, SOLD_FIELD } from '../../src/redis/sale.ts';
+import { saleKeys, DEFAULT_SALE, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { tallyStats } from '../../src/cli/stats.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { hashSlot } from '../../src/redis/slot.ts';
 import { clusterPorts } from '../helpers/servers.ts';
-import { saleKeys } from '../../src/redis/sale.ts';
+import { saleKeys } from '../../src/redis/keys.ts';
 
 describe('hash slots', () => {
   test('match Redis CLUSTER KEYSLOT', () => {

@@ -1,0 +1,143 @@
+/**
+ * The purchase path of one worker: the sale's sold-out flag, then one unit of local stock (no
+ * network), then the batched Redis script, then the answer. Only when both the local unit and
+ * Redis say yes is a ticket sold.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'hono';
+import { orderSecret } from '../orders/secret.ts';
+import type { OrderStore } from '../orders/store.ts';
+import { SALE_PATTERN } from '../redis/keys.ts';
+import { PurchaseCode, type Purchase } from '../redis/sale.ts';
+import type { LocalStock } from '../stock/local-stock.ts';
+import { error, JSON_HEADERS, unavailable } from './errors.ts';
+import type { StatEntry, StatResult } from './stat-log.ts';
+
+/** What a worker holds for one sale. */
+export interface SaleContext {
+  readonly stock: LocalStock;
+  /** Runs the global purchase in Redis for `user` (`''` = anonymous). Throws when Redis fails. */
+  readonly buy: (user: string) => Promise<Purchase>;
+  readonly orders?: OrderStore;
+}
+
+export interface PurchaseDeps {
+  /** The port this worker serves; reported in every answer so a client sees who sold. */
+  readonly port: number;
+  /** This worker's index in each sale's local stock. */
+  readonly worker: number;
+  readonly sale: (id: string) => SaleContext | undefined;
+  readonly defaultSale: string;
+  readonly log?: (entry: StatEntry) => void;
+  /** Called once when this worker's stock of `sale` runs low (or out) while the sale is not sold out. */
+  readonly onTopUp?: (sale: string) => void;
+  /** How long a request may wait for a top-up when this worker's local stock is empty; 0: answer sold out at once. */
+  readonly refillWaitMs: number;
+  /** The key of anonymous orders' secrets. */
+  readonly orderKey: string;
+}
+
+type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
+
+const SOLD_OUT: Answer = { code: PurchaseCode.SoldOut, msg: 'sold out', result: 'soldout' };
+
+function answerFor(purchase: Purchase): Answer {
+  switch (purchase.code) {
+    case PurchaseCode.Sold:
+      return { code: 1, msg: 'sold', result: 'sold', orderId: purchase.orderId };
+    case PurchaseCode.Held:
+      return { code: 2, msg: 'this user already holds a ticket of this sale', result: 'held', orderId: purchase.orderId };
+    case PurchaseCode.SoldOut:
+      return SOLD_OUT;
+    case PurchaseCode.NoSale:
+      return { code: PurchaseCode.NoSale, msg: 'no such sale', result: 'nosale' };
+    case PurchaseCode.Closed:
+      return { code: PurchaseCode.Closed, msg: 'the sale is not open (paused, or outside its start and end)', result: 'closed' };
+  }
+}
+
+/** A random key for an app built without one (tests): its anonymous orders' secrets hold within it. */
+export const ownOrderKey = () => randomBytes(32).toString('hex');
+
+/**
+ * The answers of one worker, serialised once where they never change: most answers of a spike
+ * are "sold out", and a sale's answer differs only in its order id (digits and a dash) and, for
+ * an anonymous buyer, the order's secret (base64url), so no JSON.stringify per request.
+ */
+function answers(deps: PurchaseDeps) {
+  const { port, worker, log, defaultSale, orderKey } = deps;
+  const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
+  const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
+  const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(/<id>|<secret>/) as [string, string, string];
+  return (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
+    log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId, sale: sale === defaultSale ? undefined : sale });
+    if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
+    if (answer.result === 'sold') {
+      if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
+      return c.body(`${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`, 200, JSON_HEADERS);
+    }
+    return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
+  };
+}
+
+/** Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not. */
+export type Sell = (c: Context, saleId: string | undefined, user: string) => Response | Promise<Response>;
+
+export function purchasePath(deps: PurchaseDeps): Sell {
+  const { port, worker, log, onTopUp, refillWaitMs } = deps;
+  const reply = answers(deps);
+
+  /** One unit of local stock once this worker ran dry, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
+  const waitAndTake = async (stock: LocalStock, sale: string): Promise<boolean> => {
+    const deadline = performance.now() + refillWaitMs;
+    while (!stock.isSoldOut()) {
+      if (stock.askTopUp(worker)) onTopUp?.(sale);
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await stock.waitForStock(worker, left);
+      if (stock.tryTake(worker)) return true;
+    }
+    return false;
+  };
+
+  const buyTicket = async (c: Context, { stock, buy }: SaleContext, sale: string, user: string): Promise<Response> => {
+    // tryTake first, so the common case does not pay for a promise.
+    if (stock.tryTake(worker)) {
+      // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
+      if (stock.isLow(worker) && stock.askTopUp(worker)) onTopUp?.(sale);
+    } else if (!(await waitAndTake(stock, sale))) {
+      return reply(c, stock, sale, user, SOLD_OUT);
+    }
+    let purchase: Purchase;
+    try {
+      purchase = await buy(user);
+    } catch {
+      // Redis is down or slow: the unit goes back. (If a timed-out script did run, Redis still
+      // holds the record; a named user who retries is told code 2 with that order.)
+      stock.giveBack(worker);
+      // The client logs the cause once per outage; the buyer needs only to know to retry.
+      log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
+      return unavailable(c);
+    }
+    if (purchase.code === PurchaseCode.Sold) {
+      stock.recordSale(worker);
+    } else {
+      stock.giveBack(worker);
+      if (purchase.code === PurchaseCode.SoldOut) stock.markSoldOut();
+    }
+    const answer = answerFor(purchase);
+    if (purchase.code === PurchaseCode.NoSale) {
+      log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
+      return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
+    }
+    return reply(c, stock, sale, user, answer);
+  };
+
+  // Synchronous while the sale is sold out: most requests of a spike end here, and a promise per answer costs.
+  return (c, saleId, user) => {
+    const id = saleId ?? deps.defaultSale;
+    const sale = deps.sale(id);
+    if (!sale) return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
+    return sale.stock.isSoldOut() ? reply(c, sale.stock, id, user, SOLD_OUT) : buyTicket(c, sale, id, user);
+  };
+}

@@ -1,0 +1,48 @@
+/** Every key and field name spike uses in Redis: one home, so a layout change is made here. */
+
+/** The original's sale: `HMSET ticket_hash_key ticket_total_nums 10000 ticket_sold_nums 0` starts it. */
+export const DEFAULT_SALE = 'ticket_hash_key';
+export const TOTAL_FIELD = 'ticket_total_nums';
+export const SOLD_FIELD = 'ticket_sold_nums';
+
+export interface SaleKeys {
+  /** Hash with the total and sold counts (the original's layout), paid count and sale settings. */
+  readonly sale: string;
+  /** Hash user id → their live (reserved or paid) order id. */
+  readonly buyers: string;
+  /** Stream of order events: created (its id is the order id), paid, cancelled, expired. */
+  readonly orders: string;
+  /** Hash order id → "state|payBy|port|updatedAt|user", for orders no longer only `created` on the stream. */
+  readonly states: string;
+}
+
+/** Every key of a sale, in the order the scripts take them: purchase-3.lua the first three, settle-4.lua all four. */
+export function keyList(keys: SaleKeys): string[] {
+  return [keys.sale, keys.buyers, keys.orders, keys.states];
+}
+
+/**
+ * Keys of sale `id`. The sale hash keeps the original's bare name; the others carry `{id}` as a
+ * hash tag, which hashes to the same slot as the bare name, so one script touches one slot and
+ * runs unchanged on Redis Cluster.
+ */
+export function saleKeys(id: string): SaleKeys {
+  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states` };
+}
+
+export const PAID_FIELD = 'ticket_paid_nums';
+/** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
+export const REAPED_FIELD = 'reaped_to';
+/** The newest order id sold (purchase-3.lua): a node that saw a newer one knows Redis lost writes. */
+export const LAST_ID_FIELD = 'last_id';
+/** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
+export const RECOVERING_FIELD = 'recovering';
+
+/** Every sale id, for all nodes to discover (a set of its own, outside every sale's hash slot). */
+export const SALES_KEY = 'spike:sales';
+
+/** A sale id: 1–64 characters of `[A-Za-z0-9_.:-]` (no braces: the id becomes a hash tag). */
+export const SALE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** The key of anonymous orders' secrets (orders/secret.ts), shared by every node; outside every sale's slot. */
+export const ORDER_SECRET_KEY = 'spike:order-secret-key';
