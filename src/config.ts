@@ -29,8 +29,8 @@ export interface Config {
   readonly total: number;
   /** Extra local stock over the fair share, as a ratio (0.2 = 20 % more). */
   readonly buffer: number;
-  /** Local stock each worker starts with and is topped up to at most. */
-  readonly localStock: number;
+  /** A fixed local stock per worker for every sale; undefined: each sale's fair share plus the buffer (stock/refill.ts). */
+  readonly localStock: number | undefined;
   readonly nginx: NginxMode;
   /** nginx `listen` value for the runtime copy of nginx.conf. */
   readonly nginxListen: string;
@@ -167,11 +167,6 @@ function secret(env: Env, name: string): string | undefined {
   return raw;
 }
 
-/** The local stock a worker gets by default: its fair share of the total, plus the buffer. */
-export function defaultLocalStock(total: number, workers: number, buffer: number): number {
-  return Math.max(1, Math.ceil((total * (1 + buffer)) / workers));
-}
-
 /**
  * Reads and validates every setting. Throws {@link ConfigError} on the first bad one, so the
  * program can stop with a message instead of running half-configured.
@@ -183,7 +178,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   const portList = ports(env);
   const total = integer(env, 'SPIKE_TOTAL', 10_000, 0, 1_000_000_000);
   const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
-  const localStock = integer(env, 'SPIKE_LOCAL_STOCK', defaultLocalStock(total, portList.length, buffer), 1, 1_000_000_000);
+  const localStock = env.SPIKE_LOCAL_STOCK ? integer(env, 'SPIKE_LOCAL_STOCK', 0, 1, 1_000_000_000) : undefined;
   const host = (env.SPIKE_HOST ?? '').trim() || '127.0.0.1';
   if (isIP(host) === 0 && host !== 'localhost') throw new ConfigError(`SPIKE_HOST=${host} is not accepted; accepted: an IP address the workers bind, e.g. 127.0.0.1 (default), 0.0.0.0 or ::1`);
   const nginxListen = (env.SPIKE_NGINX_LISTEN ?? '').trim() || '80';

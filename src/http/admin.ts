@@ -33,111 +33,125 @@ function time(value: unknown, name: string): number | undefined | string {
   return Number.isFinite(ms) ? ms : `${name} must be an ISO 8601 time such as 2026-12-01T10:00:00Z`;
 }
 
-export function createAdminApp(deps: AdminDeps): Hono {
-  const { redis, book } = deps;
-  const app = new Hono();
+/** A sale's state as the admin API shows it: Redis' counts and settings, and this node's workers. */
+async function saleState(deps: AdminDeps, id: string) {
+  const keys = saleKeys(id);
+  const [fields, count] = await Promise.all([deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'), readSale(deps.redis, keys)]);
+  if (!count) return null;
+  const paid = Number(fields[0] ?? 0);
+  const local = deps.book.get(id)?.stock.snapshot();
+  return {
+    id,
+    total: count.total,
+    sold: count.sold,
+    paid,
+    reserved: count.sold - paid,
+    remaining: Math.max(0, count.total - count.sold),
+    paused: fields[1] === '1',
+    recovering: count.recovering ?? null,
+    startsAt: fields[2] ? new Date(Number(fields[2])).toISOString() : null,
+    endsAt: fields[3] ? new Date(Number(fields[3])).toISOString() : null,
+    node: local && {
+      soldOut: local.soldOut,
+      workers: local.workers.map((w, i) => ({ port: deps.ports[i], stock: w.stock, sales: w.sales, restarts: deps.restarts(i) })),
+    },
+  };
+}
 
-  app.use('*', async (c: Context, next: Next) => {
-    if (!deps.token) return error(c, 403, 'admin_disabled', 'the admin API is off: set SPIKE_ADMIN_TOKEN (16 characters or more) to enable it');
+/** The request's JSON object, or undefined for anything else. */
+async function jsonObject(c: Context): Promise<Record<string, unknown> | undefined> {
+  try {
+    const parsed = await c.req.json();
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A new sale's settings from `POST /sales`, or the message of a 400. */
+function newSale(input: Record<string, unknown> | undefined): { id: string; total: number; startsAt?: number; endsAt?: number } | string {
+  if (!input) return 'send a JSON object: {"id":"concert","total":500,"startsAt":"…","endsAt":"…"}';
+  const { id, total } = input;
+  if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -';
+  if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000) return 'total must be a whole number from 1 to 1000000000';
+  const startsAt = time(input.startsAt, 'startsAt');
+  const endsAt = time(input.endsAt, 'endsAt');
+  if (typeof startsAt === 'string') return startsAt;
+  if (typeof endsAt === 'string') return endsAt;
+  if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return 'endsAt must be after startsAt';
+  return { id, total: total as number, startsAt, endsAt };
+}
+
+/** Every call must carry the token; without one configured, the admin API refuses everything. */
+function requireToken(token: string | undefined) {
+  return async (c: Context, next: Next) => {
+    if (!token) return error(c, 403, 'admin_disabled', 'the admin API is off: set SPIKE_ADMIN_TOKEN (16 characters or more) to enable it');
     const header = c.req.header('authorization') ?? '';
     const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? '';
-    if (!given || !sameToken(given, deps.token)) return error(c, 401, 'unauthorized', 'send Authorization: Bearer <SPIKE_ADMIN_TOKEN>');
+    if (!given || !sameToken(given, token)) return error(c, 401, 'unauthorized', 'send Authorization: Bearer <SPIKE_ADMIN_TOKEN>');
     await next();
-  });
-
-  const state = async (id: string) => {
-    const keys = saleKeys(id);
-    const [fields, count] = await Promise.all([redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'), readSale(redis, keys)]);
-    if (!count) return null;
-    const paid = Number(fields[0] ?? 0);
-    const local = book.get(id)?.stock.snapshot();
-    return {
-      id,
-      total: count.total,
-      sold: count.sold,
-      paid,
-      reserved: count.sold - paid,
-      remaining: Math.max(0, count.total - count.sold),
-      paused: fields[1] === '1',
-      startsAt: fields[2] ? new Date(Number(fields[2])).toISOString() : null,
-      endsAt: fields[3] ? new Date(Number(fields[3])).toISOString() : null,
-      node: local && {
-        soldOut: local.soldOut,
-        workers: local.workers.map((w, i) => ({ port: deps.ports[i], stock: w.stock, sales: w.sales, restarts: deps.restarts(i) })),
-      },
-    };
   };
+}
 
-  const body = async (c: Context): Promise<Record<string, unknown> | undefined> => {
-    try {
-      const parsed = await c.req.json();
-      return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-
-  app.get('/sales', async (c) => {
-    const ids = (await redis.smembers(SALES_KEY)).sort();
-    return c.json((await Promise.all(ids.map(state))).filter(Boolean));
-  });
-
+/** POST /sales: HSETNX on the total is the gate, so of two admins creating the same sale one gets 409. */
+function createRoute(app: Hono, deps: AdminDeps): void {
   app.post('/sales', async (c) => {
-    const input = await body(c);
-    if (!input) return error(c, 400, 'bad_request', 'send a JSON object: {"id":"concert","total":500,"startsAt":"…","endsAt":"…"}');
-    const { id, total } = input;
-    if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return error(c, 400, 'bad_request', 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -');
-    if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'total must be a whole number from 1 to 1000000000');
-    const startsAt = time(input.startsAt, 'startsAt');
-    const endsAt = time(input.endsAt, 'endsAt');
-    if (typeof startsAt === 'string') return error(c, 400, 'bad_request', startsAt);
-    if (typeof endsAt === 'string') return error(c, 400, 'bad_request', endsAt);
-    if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return error(c, 400, 'bad_request', 'endsAt must be after startsAt');
-    const keys = saleKeys(id);
-    // HSETNX on the total is the gate: of two admins creating the same sale, one gets 409.
-    if ((await redis.hsetnx(keys.sale, TOTAL_FIELD, total as number)) === 0) return error(c, 409, 'exists', `sale ${id} exists; add stock with POST /sales/${id}/stock`);
+    const sale = newSale(await jsonObject(c));
+    if (typeof sale === 'string') return error(c, 400, 'bad_request', sale);
+    const keys = saleKeys(sale.id);
+    if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0) return error(c, 409, 'exists', `sale ${sale.id} exists; add stock with POST /sales/${sale.id}/stock`);
     const settings: (string | number)[] = [SOLD_FIELD, 0];
-    if (startsAt !== undefined) settings.push('starts_at', startsAt);
-    if (endsAt !== undefined) settings.push('ends_at', endsAt);
-    await redis.hset(keys.sale, ...settings);
-    await redis.sadd(SALES_KEY, id);
-    book.add(id);
+    if (sale.startsAt !== undefined) settings.push('starts_at', sale.startsAt);
+    if (sale.endsAt !== undefined) settings.push('ends_at', sale.endsAt);
+    await deps.redis.hset(keys.sale, ...settings);
+    await deps.redis.sadd(SALES_KEY, sale.id);
+    deps.book.add(sale.id);
     deps.kick();
-    return c.json(await state(id), 201);
+    return c.json(await saleState(deps, sale.id), 201);
   });
+}
 
-  app.get('/sales/:id', async (c) => {
-    const sale = await state(c.req.param('id'));
-    return sale ? c.json(sale) : error(c, 404, 'no_sale', `no sale ${c.req.param('id')}`);
-  });
-
+/** POST /sales/:id/stock, /pause and /resume. */
+function changeRoutes(app: Hono, deps: AdminDeps): void {
   app.post('/sales/:id/stock', async (c) => {
     const id = c.req.param('id');
-    const input = await body(c);
-    const add = input?.add;
+    const add = (await jsonObject(c))?.add;
     if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
     const keys = saleKeys(id);
-    const count = await readSale(redis, keys);
+    const count = await readSale(deps.redis, keys);
     if (!count) return error(c, 404, 'no_sale', `no sale ${id}`);
     // Each node's shared memory counts a sale's tickets in 32-bit slots.
     if (count.total + (add as number) > MAX_TICKETS) return error(c, 400, 'bad_request', `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${count.total}, so add at most ${MAX_TICKETS - count.total}`);
-    await redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
+    await deps.redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
     deps.kick();
-    return c.json(await state(id));
+    return c.json(await saleState(deps, id));
   });
-
   for (const [action, paused] of [['pause', true], ['resume', false]] as const) {
     app.post(`/sales/:id/${action}`, async (c) => {
       const id = c.req.param('id');
       const keys = saleKeys(id);
-      if (!(await readSale(redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
-      if (paused) await redis.hset(keys.sale, 'paused', '1');
-      else await redis.hdel(keys.sale, 'paused');
+      if (!(await readSale(deps.redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
+      if (paused) await deps.redis.hset(keys.sale, 'paused', '1');
+      else await deps.redis.hdel(keys.sale, 'paused');
       deps.kick();
-      return c.json(await state(id));
+      return c.json(await saleState(deps, id));
     });
   }
+}
 
+export function createAdminApp(deps: AdminDeps): Hono {
+  const app = new Hono();
+  app.use('*', requireToken(deps.token));
+  app.get('/sales', async (c) => {
+    const ids = (await deps.redis.smembers(SALES_KEY)).sort();
+    return c.json((await Promise.all(ids.map((id) => saleState(deps, id)))).filter(Boolean));
+  });
+  app.get('/sales/:id', async (c) => {
+    const sale = await saleState(deps, c.req.param('id'));
+    return sale ? c.json(sale) : error(c, 404, 'no_sale', `no sale ${c.req.param('id')}`);
+  });
+  createRoute(app, deps);
+  changeRoutes(app, deps);
   app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
     console.error(`[admin] ${err.stack ?? err.message}`);

@@ -2,6 +2,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { error, storeFailed } from './errors.ts';
+import type { Who } from './identity.ts';
 import { isOrderId, type Order } from '../orders/model.ts';
 import { SettleCode, type OrderStore, type Settled } from '../orders/store.ts';
 
@@ -29,10 +30,58 @@ export interface OrderRouteDeps {
   /** The order store of sale `id` (the default sale when undefined), if this worker knows the sale. */
   readonly store: (id: string | undefined) => OrderStore | undefined;
   /** Who asks: the signed-in user, or the `user` parameter; or the error response to send. */
-  readonly who: (c: Context) => Promise<{ user: string } | { response: Response }>;
+  readonly who: Who;
   readonly maxBodyBytes: number;
   /** Whether `given` is the secret of anonymous order `orderId` of `sale` (orders/secret.ts). */
   readonly isSecret: (sale: string, orderId: string, given: string | undefined) => boolean;
+}
+
+const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
+const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
+const notYours = (c: Context, anonymous = false) =>
+  error(c, 403, 'forbidden', anonymous ? 'an anonymous order needs its secret (the "secret" of its purchase answer) as ?secret= or X-Order-Secret' : 'this order belongs to another user');
+
+/** What an /orders/:id request is about: the order id, its sale's store, who asks, and whether they showed its secret. */
+interface Target {
+  readonly id: string;
+  readonly store: OrderStore;
+  readonly user: string;
+  readonly proven: boolean;
+}
+
+/** The sale's store (`?sale=`, the default sale without it), or the 404 to answer. */
+function saleStore(c: Context, storeOf: OrderRouteDeps['store']): { store: OrderStore } | { response: Response } {
+  const sale = c.req.query('sale');
+  const store = storeOf(sale);
+  return store ? { store } : { response: error(c, 404, 'no_sale', `no sale ${sale}`) };
+}
+
+/** The target of an /orders/:id request, or the error to answer. */
+async function target(c: Context, { store: storeOf, who, isSecret }: OrderRouteDeps): Promise<Target | { response: Response }> {
+  const id = c.req.param('id') ?? '';
+  if (!isOrderId(id)) return { response: badId(c) };
+  const found = saleStore(c, storeOf);
+  if ('response' in found) return found;
+  const asker = await who(c);
+  if ('response' in asker) return asker;
+  const proven = isSecret(found.store.sale, id, c.req.query('secret') ?? c.req.header('x-order-secret'));
+  return { id, store: found.store, user: asker.user, proven };
+}
+
+/** The answer to a pay or cancel, by what settle-4.lua said. */
+function settledAnswer(c: Context, { id, user, proven }: Target, settled: Settled): Response {
+  switch (settled.code) {
+    case SettleCode.Done:
+      return c.json({ orderId: id, state: settled.state });
+    case SettleCode.WrongState:
+      return error(c, 409, REFUSED[settled.state]?.error ?? 'conflict', REFUSED[settled.state]?.msg ?? `the order is ${settled.state}`);
+    case SettleCode.TooLate:
+      return error(c, 409, 'expired', 'the payment deadline had passed; the order expired and its ticket went back on sale');
+    case SettleCode.NoOrder:
+      return noOrder(c);
+    case SettleCode.NotYours:
+      return notYours(c, !user && !proven);
+  }
 }
 
 /**
@@ -41,58 +90,32 @@ export interface OrderRouteDeps {
  * (`?secret=` or `X-Order-Secret`): its id alone can be guessed. The sale is `?sale=ID`, the
  * default sale without it.
  */
-export function orderRoutes({ store: storeOf, who, maxBodyBytes, isSecret }: OrderRouteDeps): Hono {
+export function orderRoutes(deps: OrderRouteDeps): Hono {
   const app = new Hono();
+  const { maxBodyBytes } = deps;
   const limit = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`) });
-  const saleStore = (c: Context) => {
-    const sale = c.req.query('sale');
-    const store = storeOf(sale);
-    return store ? { store } : { response: error(c, 404, 'no_sale', `no sale ${sale}`) };
-  };
-  const orderId = (c: Context) => {
-    const id = c.req.param('id') ?? '';
-    return isOrderId(id) ? id : undefined;
-  };
-  const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
-  const notYours = (c: Context, anonymous = false) =>
-    error(c, 403, 'forbidden', anonymous ? 'an anonymous order needs its secret (the "secret" of its purchase answer) as ?secret= or X-Order-Secret' : 'this order belongs to another user');
-  const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
 
   app.get('/', async (c) => {
-    const found = saleStore(c);
+    const found = saleStore(c, deps.store);
     if ('response' in found) return found.response;
-    const { store } = found;
-    const asker = await who(c);
+    const asker = await deps.who(c);
     if ('response' in asker) return asker.response;
     if (!asker.user) return error(c, 400, 'bad_user', 'give the user whose order to find: /orders?user=alice');
     try {
-      const order = await store.ofUser(asker.user);
-      return order ? c.json(view(order)) : error(c, 404, 'no_order', `${asker.user} holds no order of ${store.sale}`);
+      const order = await found.store.ofUser(asker.user);
+      return order ? c.json(view(order)) : error(c, 404, 'no_order', `${asker.user} holds no order of ${found.store.sale}`);
     } catch (cause) {
       return storeFailed(c, cause, 'orders');
     }
   });
 
-  /** The order id, the sale's store and the caller of an /orders/:id request, or the error to answer. */
-  const target = async (c: Context): Promise<{ id: string; store: OrderStore; user: string; proven: boolean } | { response: Response }> => {
-    const id = orderId(c);
-    if (!id) return { response: badId(c) };
-    const found = saleStore(c);
-    if (found.response) return { response: found.response };
-    const asker = await who(c);
-    if ('response' in asker) return asker;
-    const proven = isSecret(found.store.sale, id, c.req.query('secret') ?? c.req.header('x-order-secret'));
-    return { id, store: found.store, user: asker.user, proven };
-  };
-
   app.get('/:id', async (c) => {
-    const t = await target(c);
+    const t = await target(c, deps);
     if ('response' in t) return t.response;
-    const { id, store, user, proven } = t;
     try {
-      const order = await store.read(id);
+      const order = await t.store.read(t.id);
       if (!order) return noOrder(c);
-      if (order.user ? order.user !== user : !proven) return notYours(c, !order.user);
+      if (order.user ? order.user !== t.user : !t.proven) return notYours(c, !order.user);
       return c.json(view(order));
     } catch (cause) {
       return storeFailed(c, cause, 'orders');
@@ -101,26 +124,12 @@ export function orderRoutes({ store: storeOf, who, maxBodyBytes, isSecret }: Ord
 
   for (const action of ['pay', 'cancel'] as const) {
     app.post(`/:id/${action}`, limit, async (c) => {
-      const t = await target(c);
+      const t = await target(c, deps);
       if ('response' in t) return t.response;
-      const { id, store, user, proven } = t;
-      let settled: Settled;
       try {
-        settled = await store.settle(action, id, proven ? '*' : user);
+        return settledAnswer(c, t, await t.store.settle(action, t.id, t.proven ? '*' : t.user));
       } catch (cause) {
         return storeFailed(c, cause, 'orders');
-      }
-      switch (settled.code) {
-        case SettleCode.Done:
-          return c.json({ orderId: id, state: settled.state });
-        case SettleCode.WrongState:
-          return error(c, 409, REFUSED[settled.state]?.error ?? 'conflict', REFUSED[settled.state]?.msg ?? `the order is ${settled.state}`);
-        case SettleCode.TooLate:
-          return error(c, 409, 'expired', 'the payment deadline had passed; the order expired and its ticket went back on sale');
-        case SettleCode.NoOrder:
-          return noOrder(c);
-        case SettleCode.NotYours:
-          return notYours(c, !user && !proven);
       }
     });
   }

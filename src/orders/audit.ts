@@ -3,7 +3,7 @@ import type { RedisClient as Redis } from '../redis/client.ts';
 import { isLive, type Order } from './model.ts';
 import { parseOrder, reservedOrder } from './store.ts';
 import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/keys.ts';
-import type { OrderDb } from './db.ts';
+import type { DbOrder, OrderDb } from './db.ts';
 import { parseEvent } from './events.ts';
 
 export interface AuditReport {
@@ -21,39 +21,38 @@ export interface AuditReport {
 }
 
 
-export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
-  const differences: string[] = [];
-  const [[total, sold, paidCount], rawStates, buyers, entries, dbRows] = await Promise.all([
-    redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, PAID_FIELD),
-    redis.hgetall(keys.states),
-    redis.hgetall(keys.buyers),
-    redis.xrange(keys.orders, '-', '+'),
-    db.orders(keys.sale),
-  ]);
-  // Redis' orders, as readOrder sees them: the states entry, else the `created` entry (reserved).
-  const orders = new Map<string, Order>(Object.entries(rawStates).map(([id, raw]) => [id, parseOrder(keys.sale, id, raw)]));
+type Entries = [string, string[]][];
+
+/** Redis' orders, as readOrder sees them: the states entry, else the `created` entry (reserved). */
+function redisOrders(sale: string, rawStates: Record<string, string>, entries: Entries): Map<string, Order> {
+  const orders = new Map<string, Order>(Object.entries(rawStates).map(([id, raw]) => [id, parseOrder(sale, id, raw)]));
   for (const [id, fields] of entries) {
     if (orders.has(id)) continue;
-    const order = reservedOrder(keys.sale, id, fields);
+    const order = reservedOrder(sale, id, fields);
     if (order) orders.set(id, order);
   }
-  const count = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
-  const reserved = count('reserved');
-  const paid = count('paid');
-  const soldN = Number(sold ?? 0);
+  return orders;
+}
 
-  // Redis against itself.
-  if (soldN !== reserved + paid) differences.push(`Redis: sold ${soldN} != reserved ${reserved} + paid ${paid}`);
-  if (soldN > Number(total)) differences.push(`Redis: sold ${soldN} > total ${total} (oversold)`);
-  if (Number(paidCount ?? 0) !== paid) differences.push(`Redis: ${PAID_FIELD} ${paidCount ?? 0} != ${paid} paid orders`);
+/** Redis against itself: the counts, and each buyer's one live order. */
+function redisDifferences(orders: Map<string, Order>, counts: { total: number; sold: number; paidCount: number }, buyers: Record<string, string>): string[] {
+  const differences: string[] = [];
+  const count = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
+  const [reserved, paid] = [count('reserved'), count('paid')];
+  if (counts.sold !== reserved + paid) differences.push(`Redis: sold ${counts.sold} != reserved ${reserved} + paid ${paid}`);
+  if (counts.sold > counts.total) differences.push(`Redis: sold ${counts.sold} > total ${counts.total} (oversold)`);
+  if (counts.paidCount !== paid) differences.push(`Redis: ${PAID_FIELD} ${counts.paidCount} != ${paid} paid orders`);
   for (const [user, id] of Object.entries(buyers)) {
     const o = orders.get(id);
     if (!o || !isLive(o.state) || o.user !== user) differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
   }
   const named = [...orders.values()].filter((o) => o.user && isLive(o.state));
   if (named.length !== Object.keys(buyers).length) differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
+  return differences;
+}
 
-  // The stream against Redis' states (for orders whose creation is still on the stream).
+/** The stream against Redis' states, for orders whose events are still on the stream. */
+function streamDifferences(orders: Map<string, Order>, entries: Entries): string[] {
   const fromStream = new Map<string, string>();
   for (const [id, fields] of entries) {
     const e = parseEvent(id, fields);
@@ -62,13 +61,18 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
     else if (e.kind === 'restored') fromStream.set(e.orderId, e.state ?? 'reserved');
     else fromStream.set(e.orderId, e.kind);
   }
+  const differences: string[] = [];
   for (const [id, state] of fromStream) {
     const o = orders.get(id);
     if (!o) differences.push(`stream: order ${id} is not in Redis`);
     else if (o.state !== state) differences.push(`stream: order ${id} ends ${state}, Redis says ${o.state}`);
   }
+  return differences;
+}
 
-  // The database against Redis.
+/** The database against Redis, order by order. */
+function dbDifferences(orders: Map<string, Order>, dbRows: readonly DbOrder[]): string[] {
+  const differences: string[] = [];
   const rows = new Map(dbRows.map((r) => [r.orderId, r]));
   for (const o of orders.values()) {
     const row = rows.get(o.orderId);
@@ -76,17 +80,30 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
     else if (row.state !== o.state || row.user !== o.user) differences.push(`database: order ${o.orderId} is ${row.state} of ${row.user || 'anonymous'}, Redis says ${o.state} of ${o.user || 'anonymous'}`);
   }
   for (const id of rows.keys()) if (!orders.has(id)) differences.push(`database: order ${id} is not in Redis`);
+  return differences;
+}
 
+export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
+  const [[total, sold, paidCount], rawStates, buyers, entries, dbRows] = await Promise.all([
+    redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, PAID_FIELD),
+    redis.hgetall(keys.states),
+    redis.hgetall(keys.buyers),
+    redis.xrange(keys.orders, '-', '+') as Promise<Entries>,
+    db.orders(keys.sale),
+  ]);
+  const orders = redisOrders(keys.sale, rawStates, entries);
+  const counts = { total: Number(total ?? 0), sold: Number(sold ?? 0), paidCount: Number(paidCount ?? 0) };
+  const differences = [...redisDifferences(orders, counts, buyers), ...streamDifferences(orders, entries), ...dbDifferences(orders, dbRows)];
   const unwritten = await unwrittenEvents(redis, keys);
   if (unwritten > 0) differences.push(`the order writers have ${unwritten} events not yet written`);
-
+  const inState = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
   return {
     sale: keys.sale,
-    total: Number(total ?? 0),
-    sold: soldN,
-    reserved,
-    paid,
-    released: orders.size - reserved - paid,
+    total: counts.total,
+    sold: counts.sold,
+    reserved: inState('reserved'),
+    paid: inState('paid'),
+    released: orders.size - inState('reserved') - inState('paid'),
     streamEvents: entries.length,
     dbOrders: dbRows.length,
     unwritten,

@@ -11,8 +11,6 @@ export interface SaleEntry {
 
 export interface SaleBookOptions {
   readonly workers: number;
-  /** Units each worker starts with, and the low-water mark is a quarter of it. */
-  readonly localStock: number;
   /** Told of every sale added, so the workers can attach its buffer. */
   readonly onAdded?: (entry: SaleEntry) => void;
 }
@@ -25,14 +23,14 @@ export class SaleBook {
     this.#options = options;
   }
 
-  /** Adds sale `id` if it is new: a fresh local stock, every worker filled to its local stock. */
+  /**
+   * Adds sale `id` if it is new, with a fresh, empty local stock: the sync fills it from the sale's
+   * own total in Redis (refill.ts) in its next round, which an addition asks for at once.
+   */
   add(id: string): SaleEntry {
     const known = this.#sales.get(id);
     if (known) return known;
     const stock = LocalStock.create(this.#options.workers);
-    for (let w = 0; w < this.#options.workers; w++) stock.refill(w, this.#options.localStock);
-    // Top a worker up when a quarter of its stock is left, before its buyers have to wait.
-    stock.setLowWater(Math.floor(this.#options.localStock / 4));
     const entry = { id, keys: saleKeys(id), stock };
     this.#sales.set(id, entry);
     this.#options.onAdded?.(entry);

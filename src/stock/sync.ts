@@ -1,12 +1,12 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { readSale } from '../redis/sale.ts';
+import { localStockFor, lowWater, topUpTo, type RefillPolicy } from './refill.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
 
 export interface StockSyncOptions {
-  /** Most units a worker holds after a top-up. */
-  readonly localStock: number;
-  readonly buffer: number;
+  /** How much local stock each worker gets (refill.ts). */
+  readonly policy: RefillPolicy;
   readonly intervalMs: number;
   /**
    * The sale's Redis state went back in time (its newest order is older than one this node saw,
@@ -93,11 +93,10 @@ export class StockSync {
       return;
     }
     stock.clearSoldOut();
-    const { localStock, buffer } = this.#options;
-    // A worker may try to sell everything that remains (plus the buffer), up to its local
-    // stock: when traffic reaches only some workers, they must not run dry every few tickets.
-    // Redis still refuses every sale past the total.
-    const share = Math.min(localStock, Math.max(1, Math.ceil(remaining * (1 + buffer))));
+    // The sale's own total sets its local stock, so stock added mid-sale raises it too.
+    const { policy } = this.#options;
+    stock.setLowWater(lowWater(localStockFor(policy, count.total)));
+    const share = topUpTo(policy, count.total, remaining);
     for (let worker = 0; worker < stock.workers; worker++) {
       if (stock.isLow(worker)) stock.refill(worker, share);
     }

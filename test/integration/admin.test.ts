@@ -54,7 +54,7 @@ describe('the admin API', () => {
     const client = createRedis(redis.url, { timeoutMs: 1000, name: 'test-admin' });
     try {
       await waitReady(client, 5000, redis.url);
-      const app = createAdminApp({ token: undefined, redis: client, book: new SaleBook({ workers: 1, localStock: 1 }), ports: [1], kick: () => {}, restarts: () => 0 });
+      const app = createAdminApp({ token: undefined, redis: client, book: new SaleBook({ workers: 1 }), ports: [1], kick: () => {}, restarts: () => 0 });
       const res = await app.request('http://localhost/sales', { headers: { authorization: `Bearer ${TOKEN}` } });
       expect(res.status).toBe(403);
       expect(await res.json()).toMatchObject({ error: 'admin_disabled', msg: expect.stringContaining('SPIKE_ADMIN_TOKEN') });

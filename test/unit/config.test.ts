@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
-import { ConfigError, defaultLocalStock, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { localStockFor } from '../../src/stock/refill.ts';
 
 describe('configuration', () => {
   test('defaults match the original design: four workers on 3001-3004 and 10 000 tickets', () => {
@@ -14,9 +15,10 @@ describe('configuration', () => {
 
   test('local stock defaults to the fair share plus the buffer, so the sum exceeds the total', () => {
     const config = loadConfig({ SPIKE_TOTAL: '10000', SPIKE_BUFFER: '0.2' }, []);
-    expect(config.localStock).toBe(3000);
-    expect(config.localStock * config.ports.length).toBeGreaterThan(config.total);
-    expect(defaultLocalStock(10, 3, 0)).toBe(4);
+    expect(config.localStock).toBeUndefined();
+    const policy = { workers: config.ports.length, buffer: config.buffer, localStock: config.localStock };
+    expect(localStockFor(policy, config.total)).toBe(3000);
+    expect(localStockFor(policy, config.total) * config.ports.length).toBeGreaterThan(config.total);
     expect(loadConfig({ SPIKE_LOCAL_STOCK: '7' }, []).localStock).toBe(7);
   });
 

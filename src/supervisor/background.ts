@@ -1,0 +1,80 @@
+/** The supervisor's background tasks: the sales it serves with their sync and reconciler, the order writer, the reaper. */
+import type { Config } from '../config.ts';
+import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
+import type { OrderDb } from '../orders/db.ts';
+import { Reaper } from '../orders/reaper.ts';
+import { Reconciler } from '../orders/reconciler.ts';
+import { DEFAULT_SHAVING } from '../orders/writer.ts';
+import type { RedisClient } from '../redis/client.ts';
+import { DEFAULT_SALE } from '../redis/keys.ts';
+import type { RefillPolicy } from '../stock/refill.ts';
+import { SaleBook, type SaleEntry } from '../stock/sale-book.ts';
+import { StockSync } from '../stock/sync.ts';
+import type { RedisStep } from './redis-step.ts';
+import type { Stack } from './stack.ts';
+
+/** How often each sale's Redis stream is compared with the order database's mark. */
+const RECONCILE_MS = 2000;
+
+export interface Sales {
+  readonly book: SaleBook;
+  readonly sync: StockSync;
+  readonly reconciler: Reconciler;
+}
+
+/** The refill policy `config` asks for. */
+export const refillPolicy = (config: Config): RefillPolicy => ({ workers: config.ports.length, buffer: config.buffer, localStock: config.localStock });
+
+/**
+ * The sales this node serves (the default one and those registered in Redis), checked for lost
+ * writes before any worker sells, then kept in step with Redis by the sync. `onAdded` hears of
+ * every sale added later (admin API, another node).
+ */
+export async function startSales(config: Config, redis: RedisClient, db: OrderDb | undefined, stack: Stack, say: (line: string) => void, onAdded: (entry: SaleEntry) => void): Promise<Sales> {
+  const book = new SaleBook({ workers: config.ports.length, onAdded });
+  book.add(DEFAULT_SALE);
+  // A failure here (a cluster mid-failover) only delays a sale to the sync's next round.
+  await book.discover(redis).catch(() => {});
+  let sync: StockSync | undefined;
+  const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
+  const reconciler = new Reconciler(redis, db, { sales: watched, payWindowMs: config.payWindowMs, intervalMs: RECONCILE_MS, say, onResumed: () => void sync?.kick() });
+  await reconciler.checkAll();
+  reconciler.start();
+  stack.defer(() => reconciler.stop());
+  sync = new StockSync(redis, book, { policy: refillPolicy(config), intervalMs: config.syncMs, onBehind: (id) => void reconciler.check(id) });
+  await sync.syncOnce();
+  sync.start();
+  stack.defer(() => sync.stop());
+  return { book, sync, reconciler };
+}
+
+/** The order writer on its own thread (stream → database); undefined when SPIKE_WRITER=0. */
+export async function startWriter(config: Config, { target, described }: RedisStep, book: SaleBook, stack: Stack, say: (line: string) => void): Promise<BackgroundWriter | undefined> {
+  if (!config.writer) return undefined;
+  const writer = await startBackgroundWriter(
+    {
+      redis: target,
+      described,
+      redisTimeoutMs: config.redisTimeoutMs + 2000,
+      databaseUrl: config.databaseUrl,
+      dbPath: config.dbPath,
+      consumer: `writer-${config.nodeId}`,
+      niceness: config.writerNice,
+      shaving: { ...DEFAULT_SHAVING, maxLagMs: config.writerMaxLagMs },
+      sales: book.all().map((entry) => entry.id),
+    },
+    say,
+  );
+  stack.defer(() => writer.stop(), 'order writer');
+  const shaving = config.writerMaxLagMs ? `, shaving peaks above ${DEFAULT_SHAVING.hotRate} orders/s to ${DEFAULT_SHAVING.maxRate}/s, at most ${config.writerMaxLagMs / 1000} s behind` : '';
+  say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice}${shaving})`);
+  return writer;
+}
+
+/** The reaper; released orders put tickets back, so the sync runs at once and the workers refill. */
+export function startReaper(config: Config, redis: RedisClient, { book, sync }: Sales, stack: Stack): Reaper {
+  const reaper = new Reaper(redis, { sales: () => book.all().map((entry) => entry.keys), intervalMs: config.reapMs, onReleased: () => void sync.kick() });
+  reaper.start();
+  stack.defer(() => reaper.stop());
+  return reaper;
+}

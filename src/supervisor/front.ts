@@ -1,0 +1,76 @@
+/** What faces clients: the worker threads, the admin API and nginx. */
+import { resolve } from 'node:path';
+import { ConfigError, type Config } from '../config.ts';
+import { createAdminApp } from '../http/admin.ts';
+import { orderKey } from '../orders/secret.ts';
+import type { RedisClient } from '../redis/client.ts';
+import { DEFAULT_SALE } from '../redis/keys.ts';
+import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../services/nginx.ts';
+import type { Sales } from './background.ts';
+import type { RedisStep } from './redis-step.ts';
+import type { Stack } from './stack.ts';
+import { WorkerPool } from './worker-pool.ts';
+
+/** One worker thread per port; resolves once all listen. */
+export async function startWorkers(config: Config, { target, redis }: RedisStep, { book, sync }: Sales, stack: Stack, say: (line: string) => void, onFatal: (error: Error) => void): Promise<WorkerPool> {
+  const pool = new WorkerPool({
+    ports: config.ports,
+    host: config.host,
+    sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer })),
+    defaultSale: DEFAULT_SALE,
+    redis: target,
+    redisTimeoutMs: config.redisTimeoutMs,
+    // A dry worker's top-up comes within one sync round; wait at most one sync period for it.
+    refillWaitMs: config.syncMs,
+    payWindowMs: config.payWindowMs,
+    waitReplicas: config.waitReplicas,
+    waitMs: config.waitMs,
+    jwtSecret: config.jwtSecret,
+    orderKey: await orderKey(redis),
+    logDir: resolve(config.logDir),
+    statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
+    onTopUp: () => void sync.kick(),
+    say,
+    onFatal: (message) => onFatal(new Error(message)),
+  });
+  stack.defer(() => pool.stop(), 'workers (in-flight requests answered, stat logs flushed)');
+  await pool.start();
+  return pool;
+}
+
+/** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
+export function startAdmin(config: Config, redis: RedisClient, { book, sync }: Sales, pool: WorkerPool, stack: Stack, say: (line: string) => void): void {
+  if (config.adminPort === 0) return;
+  const admin = createAdminApp({ token: config.adminToken, redis, book, ports: config.ports, kick: () => void sync.kick(), restarts: (i) => pool.restarts(i) });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
+  } catch (cause) {
+    throw new ConfigError(`SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} (${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`);
+  }
+  stack.defer(async () => server.stop());
+  say(`admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`);
+}
+
+/** nginx in front, as SPIKE_NGINX asks: `on` fails the start when it cannot listen, `auto` warns in one line. */
+export async function startFrontNginx(config: Config, stack: Stack, say: (line: string) => void): Promise<Nginx | undefined> {
+  if (config.nginx === 'off') return undefined;
+  if (config.nginx === 'auto' && !nginxInstalled()) {
+    say('nginx not installed; the workers serve directly (apt-get install -y nginx to put it in front)');
+    return undefined;
+  }
+  try {
+    const nginx = await startNginx({
+      listen: config.nginxListen,
+      upstreams: weightedUpstreams(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.ports),
+      runtimeDir: `${config.dataDir}/nginx`,
+    });
+    stack.defer(() => nginx.stop(), 'nginx');
+    say(`nginx listening on ${config.nginxListen} (weights ${config.ports.map((p, i) => `${p}:${i + 1}`).join(' ')}, config ${nginx.confPath})`);
+    return nginx;
+  } catch (error) {
+    if (config.nginx === 'on') throw error;
+    say(`nginx not started (${error instanceof Error ? error.message.split('\n').slice(-1)[0] : error}); set SPIKE_NGINX_LISTEN to a free port, or SPIKE_NGINX=0 to silence this`);
+    return undefined;
+  }
+}

@@ -1,0 +1,65 @@
+/** The supervisor's first steps: Redis (its own, or the one configured), the default sale, the order database. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import { openOrderDb, type OrderDb } from '../orders/db.ts';
+import { createRedis, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
+import { DEFAULT_SALE, SALES_KEY, saleKeys } from '../redis/keys.ts';
+import { lossWindows } from '../redis/persistence.ts';
+import { ensureSale, type SaleCount } from '../redis/sale.ts';
+import { startRedisServer } from '../services/redis-server.ts';
+import type { Stack } from './stack.ts';
+
+export interface RedisStep {
+  readonly target: RedisTarget;
+  /** The target for messages, without a password. */
+  readonly described: string;
+  readonly redis: RedisClient;
+}
+
+/** The private redis-server unless REDIS_URL or REDIS_CLUSTER is given, and the supervisor's client. */
+export async function startRedis(config: Config, stack: Stack, say: (line: string) => void): Promise<RedisStep> {
+  let target: RedisTarget | undefined = config.redisCluster ?? config.redisUrl;
+  if (!target) {
+    const server = await startRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync });
+    stack.defer(() => server.stop(), 'redis-server');
+    say(`redis-server started on ${server.url} (data in ${server.dir})`);
+    // So `bun run audit` finds the private Redis while this supervisor runs.
+    writeFileSync(join(server.dir, 'redis.url'), server.url);
+    target = server.url;
+  }
+  const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : `the cluster ${target.join(',')}`;
+  const redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
+  stack.defer(() => redis.quit().catch(() => redis.disconnect()));
+  await waitReady(redis, 10_000, described);
+  // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
+  if (config.redisUrl || config.redisCluster) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
+  return { target, described, redis };
+}
+
+/** The default sale: created with SPIKE_TOTAL when new, continued as it is otherwise, wiped by a reset. */
+export async function startDefaultSale(config: Config, redis: RedisClient, say: (line: string) => void): Promise<SaleCount> {
+  const keys = saleKeys(DEFAULT_SALE);
+  const sale = await ensureSale(redis, keys, config.total, config.reset);
+  say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
+  await redis.sadd(SALES_KEY, DEFAULT_SALE);
+  return sale;
+}
+
+/**
+ * The order database, the second record of every sale, from which the reconciler restores what
+ * Redis lost. Without the writer nothing keeps it current, so it is not opened then. A reset
+ * moves the default sale's earlier rows to `orders_archive`.
+ */
+export async function openDatabase(config: Config, stack: Stack, say: (line: string) => void): Promise<OrderDb | undefined> {
+  if (!config.writer) return undefined;
+  const db = await openOrderDb(config.databaseUrl, config.dbPath).catch((error: unknown) => {
+    throw new Error(`order writer: cannot open the order database: ${error instanceof Error ? error.message : error}`);
+  });
+  stack.defer(() => db.close());
+  if (config.reset) {
+    const archived = await db.archive(DEFAULT_SALE);
+    if (archived > 0) say(`sale ${DEFAULT_SALE}: its ${archived} earlier orders moved to the orders_archive table (reset)`);
+  }
+  return db;
+}
