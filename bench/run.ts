@@ -10,9 +10,18 @@ import { durability, waitCost } from './lib/durability.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
 import { runMicro } from './micro.ts';
+import { parseCommandLine, usageError } from '../src/cli/args.ts';
 
-const quick = Bun.argv.includes('--quick');
-const json = Bun.argv.includes('--json');
+const USAGE = `usage: bun run bench [-- --quick] [-- --json]
+  --quick   every phase, small (about two minutes; what CI runs); without it, the full run
+            (about ten minutes) that writes bench/results/latest.*
+  --json    mitata's micro-benchmarks as JSON, for machines
+  --help    this text`;
+
+const { values, positionals } = parseCommandLine(Bun.argv.slice(2), { quick: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
+const quick = values.quick ?? false;
+const json = values.json ?? false;
 
 /** Sizes: the full run is the published one; --quick is the same phases, small, for CI. */
 const SIZE = quick

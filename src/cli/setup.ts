@@ -42,9 +42,14 @@ function run(cmd: string[]): boolean {
 }
 
 function main(): number {
+  const usage = 'usage: bun src/cli/setup.ts start|test|bench\n  installs what `bun run start`, `bun run test` or `bun run bench` needs (they run it first)';
   const purpose = Bun.argv[2] as Purpose;
-  if (!['start', 'test', 'bench'].includes(purpose)) {
-    console.error('usage: bun src/cli/setup.ts start|test|bench');
+  if (Bun.argv[2] === '--help' || Bun.argv[2] === '-h') {
+    console.log(usage);
+    return 0;
+  }
+  if (!['start', 'test', 'bench'].includes(purpose) || Bun.argv.length > 3) {
+    console.error(usage);
     return 2;
   }
   const root = join(import.meta.dir, '..', '..');

@@ -1,6 +1,13 @@
 /** `bun run start [-- --reset]`: runs the supervisor until a signal stops it. */
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
+import { parseCommandLine, usageError } from './args.ts';
+
+const USAGE = `usage: bun run start [-- --reset]
+  --reset   wipe the default sale (counts, buyers, orders; its database rows move to
+            orders_archive) and start it again with SPIKE_TOTAL tickets
+  --help    this text
+Settings are environment variables (README, Settings), e.g. SPIKE_TOTAL=500 bun run start`;
 
 /** A start that failed because of a setting stops with exit 2, like a bad value; anything else with 1. */
 function exitOnStartFailure(error: unknown): never {
@@ -17,6 +24,8 @@ function exitOnStartFailure(error: unknown): never {
 const SAME_REQUEST_MS = 2000;
 
 async function main(): Promise<void> {
+  const { positionals } = parseCommandLine(Bun.argv.slice(2), { reset: { type: 'boolean' } }, USAGE);
+  if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
   let config: Config;
   try {
     config = loadConfig();

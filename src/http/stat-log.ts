@@ -1,9 +1,10 @@
-/** The per-request stat log (the original's stat.log), buffered so the hot path never waits on the disk. */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+/** The per-request stat log (the original's stat.log): written buffered so the hot path never waits on the disk, and tallied. */
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a purchase request ended as; one word per outcome so the log can be tallied. */
-export type StatResult = 'sold' | 'soldout' | 'held' | 'unavailable' | 'nosale' | 'closed';
+export const STAT_RESULTS = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed'] as const;
+export type StatResult = (typeof STAT_RESULTS)[number];
 
 export interface StatEntry {
   readonly port: number;
@@ -108,4 +109,41 @@ export class StatLog {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
   }
+}
+
+export interface PortTally {
+  port: number;
+  requests: number;
+  results: Record<string, number>;
+  /** Highest localSales seen: what this port's worker sold. */
+  localSales: number;
+}
+
+/** Reads every `stat-*.log` in `dir`, and the rotated `stat-*.log.N` beside them; lines it cannot parse are counted, not silently dropped. */
+export function tallyStats(dir: string): { ports: PortTally[]; unparsed: number } {
+  const byPort = new Map<number, PortTally>();
+  let unparsed = 0;
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /^stat-\d+\.log(\.\d+)?$/.test(f));
+  } catch {
+    files = [];
+  }
+  for (const file of files) {
+    for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
+      if (!line) continue;
+      const match = /port=(\d+) result=(\w+) code=(-?\d+) localSales=(\d+)/.exec(line);
+      if (!match) {
+        unparsed++;
+        continue;
+      }
+      const port = Number(match[1]);
+      const tally = byPort.get(port) ?? { port, requests: 0, results: {}, localSales: 0 };
+      tally.requests++;
+      tally.results[match[2]!] = (tally.results[match[2]!] ?? 0) + 1;
+      tally.localSales = Math.max(tally.localSales, Number(match[4]));
+      byPort.set(port, tally);
+    }
+  }
+  return { ports: [...byPort.values()].sort((a, b) => a.port - b.port), unparsed };
 }

@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { saleKeys, DEFAULT_SALE, SOLD_FIELD } from '../../src/redis/keys.ts';
-import { tallyStats } from '../../src/cli/stats.ts';
+import { tallyStats } from '../../src/http/stat-log.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';

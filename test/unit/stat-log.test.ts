@@ -2,8 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatStat, StatLog, statLogPath } from '../../src/http/stat-log.ts';
-import { tallyStats } from '../../src/cli/stats.ts';
+import { formatStat, StatLog, statLogPath, tallyStats } from '../../src/http/stat-log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spike-statlog-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
