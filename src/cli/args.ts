@@ -8,7 +8,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * `--help` prints `usage` and exits 0; a mistake prints it on stderr and exits 2.
  */
 export function parseCommandLine<const T extends Options>(argv: readonly string[], options: T, usage: string) {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
   } catch (error) {

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
+import { parseCommandLine, usageError } from './args.ts';
 import { auditWhenWritten } from '../orders/audit.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
@@ -26,17 +26,11 @@ interface Options {
   readonly repair: boolean;
 }
 
-/** The command line, or a ConfigError naming what is wrong. */
-export function auditArgs(argv: string[]): Options | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
-  } catch (error) {
-    throw new ConfigError(error instanceof Error ? error.message : String(error));
-  }
-  const { values } = parsed;
-  if (values.help) return 'help';
-  if (values.wait !== undefined && !/^\d+$/.test(values.wait)) throw new ConfigError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`);
+/** The command line; --help and mistakes end the program here (cli/args.ts). */
+function auditArgs(argv: string[]): Options {
+  const { values, positionals } = parseCommandLine(argv, { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' } }, USAGE);
+  if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
+  if (values.wait !== undefined && !/^\d+$/.test(values.wait)) usageError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`, USAGE);
   return { sale: values.sale ?? DEFAULT_SALE, waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
 }
 
@@ -62,18 +56,13 @@ async function run(redis: RedisClient, db: OrderDb, config: Config, options: Opt
 }
 
 async function main(): Promise<number> {
+  const options = auditArgs(Bun.argv.slice(2));
   let config: Config;
-  let options: Options | 'help';
   try {
     config = loadConfig(Bun.env, []);
-    options = auditArgs(Bun.argv.slice(2));
   } catch (error) {
-    console.error(`audit: ${error instanceof Error ? error.message : error}\n${USAGE}`);
+    console.error(`audit: ${error instanceof Error ? error.message : error}`);
     return 2;
-  }
-  if (options === 'help') {
-    console.log(USAGE);
-    return 0;
   }
   const target = redisTarget(config);
   if (!target) {

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { error } from './errors.ts';
 import { readSale } from '../redis/sale.ts';
 import { PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
-import { type SaleBook } from '../stock/sale-book.ts';
+import type { SaleBook } from '../stock/sale-book.ts';
 import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
 

@@ -120,7 +120,8 @@ export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = 'ord
     return 0;
   }
   const info = groups.find((g) => g[g.indexOf('name') + 1] === group);
-  if (!info) return (await redis.xlen(keys.orders)) > 0 ? await redis.xlen(keys.orders) : 0;
+  // No group yet: no writer ever read the stream, so every entry is unwritten.
+  if (!info) return redis.xlen(keys.orders);
   const field = (name: string) => info[info.indexOf(name) + 1];
   const pending = Number(field('pending') ?? 0);
   const lag = field('lag');

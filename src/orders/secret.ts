@@ -23,6 +23,6 @@ export function orderSecret(key: string, sale: string, orderId: string): string 
 
 /** Whether `given` is the order's secret; compared in constant time. */
 export function isOrderSecret(key: string, sale: string, orderId: string, given: string | undefined): boolean {
-  if (!given || given.length !== 22) return false;
+  if (given?.length !== 22) return false;
   return timingSafeEqual(Buffer.from(given), Buffer.from(orderSecret(key, sale, orderId)));
 }

@@ -101,7 +101,7 @@ export class OrderWriter {
       await this.ensureGroup(keys);
       written += await this.#write(keys, await this.#readGroup(keys, '0'));
       const [, claimed] = (await this.#redis.xautoclaim(keys.orders, this.#group, this.#consumer, this.#claimIdleMs, '0-0', 'COUNT', this.#count)) as [string, Entry[]];
-      written += await this.#write(keys, claimed.filter((e) => e && e[1]));
+      written += await this.#write(keys, claimed.filter((e) => e?.[1]));
       written += await this.#write(keys, await this.#readGroup(keys, '>'));
     }
     if (Date.now() - this.#lastTrim > 10_000) {

@@ -70,8 +70,12 @@ export class PurchaseBatcher {
     if (batch.length === 0) return;
     this.#queue = [];
     this.#sell(batch.map((p) => p.user)).then(
-      (answers) => batch.forEach((p, i) => p.resolve(answers[i]!)),
-      (error) => batch.forEach((p) => p.reject(error)),
+      (answers) => {
+        for (const [i, p] of batch.entries()) p.resolve(answers[i]!);
+      },
+      (error) => {
+        for (const p of batch) p.reject(error);
+      },
     );
   }
 

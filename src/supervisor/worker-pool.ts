@@ -66,7 +66,7 @@ export class WorkerPool {
 
   /** Starts every worker; resolves when all of them listen. */
   async start(): Promise<void> {
-    this.#slots.forEach((_, i) => this.#spawn(i));
+    for (let i = 0; i < this.#slots.length; i++) this.#spawn(i);
     await Promise.all(this.#slots.map((slot) => slot.listening.promise));
   }
 

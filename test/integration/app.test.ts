@@ -1,5 +1,5 @@
 // One worker's HTTP API, called in-process with app.request (no server), on a real Redis.
-import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createApp } from '../../src/http/app.ts';
 import { createRedis } from '../../src/redis/client.ts';
 import { ensureSale, purchase } from '../../src/redis/sale.ts';
