@@ -26,7 +26,15 @@ const json = values.json ?? false;
 /** Sizes: the full run is the published one; --quick is the same phases, small, for CI. */
 const SIZE = quick
   ? { warmSeconds: 1, abRequests: 2000, abTickets: 2000, wrkSeconds: 1, spikeUsers: 40_000, spikeTickets: 1000, nginxAbRequests: 1000 }
-  : { warmSeconds: 2, abRequests: 10_000, abTickets: 10_000, wrkSeconds: 8, spikeUsers: 1_000_000, spikeTickets: 10_000, nginxAbRequests: 1000 };
+  : {
+      warmSeconds: 2,
+      abRequests: 10_000,
+      abTickets: 10_000,
+      wrkSeconds: 8,
+      spikeUsers: 1_000_000,
+      spikeTickets: 10_000,
+      nginxAbRequests: 1000,
+    };
 
 const say = (line: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
@@ -45,7 +53,9 @@ async function main(): Promise<number> {
     const record = (phase: Omit<Phase, 'ratio'>, baseline: LoadResult | undefined) => {
       const full: Phase = { ...phase, ratio: baseline ? phase.result.rps / baseline.rps : 1 };
       phases.push(full);
-      say(`${phase.name} [${phase.result.tool}]: ${Math.round(phase.result.rps)} req/s, p50 ${phase.result.p50Ms} ms, p99 ${phase.result.p99Ms} ms${baseline ? `, ${full.ratio.toFixed(2)}× baseline` : ''} — ${phase.check}`);
+      say(
+        `${phase.name} [${phase.result.tool}]: ${Math.round(phase.result.rps)} req/s, p50 ${phase.result.p50Ms} ms, p99 ${phase.result.p99Ms} ms${baseline ? `, ${full.ratio.toFixed(2)}× baseline` : ''} — ${phase.check}`,
+      );
     };
 
     say(`warm-up, not measured: ${SIZE.warmSeconds} s of wrk on the baseline, then on every worker buying and answering sold out`);
@@ -54,7 +64,9 @@ async function main(): Promise<number> {
     say('baseline: bare Bun.serve');
     const abBase = await ab(`${system.baselineUrl}/buy/ticket`, SIZE.abRequests, 100);
     record({ name: 'baseline: bare Bun.serve', result: abBase, check: 'ceiling' }, undefined);
-    const { result: wrkBase, cpu: baseCpu } = await withCpu(system, system.baselinePid, () => wrk(system.baselineUrl, { connections: 100, seconds: SIZE.wrkSeconds, anonymous: true }));
+    const { result: wrkBase, cpu: baseCpu } = await withCpu(system, system.baselinePid, () =>
+      wrk(system.baselineUrl, { connections: 100, seconds: SIZE.wrkSeconds, anonymous: true }),
+    );
     record({ name: 'baseline: bare Bun.serve', result: wrkBase, check: 'ceiling', cpu: baseCpu }, undefined);
 
     say(`original run 1: ab -n ${SIZE.abRequests} -c 100 on one worker, fresh ${SIZE.abTickets}-ticket sale`);
@@ -77,18 +89,31 @@ async function main(): Promise<number> {
 
     say('wrk: purchase path (more tickets than requests: every request goes to Redis)');
     await system.newSale(50_000_000);
-    const { result: buy, cpu: buyCpu } = await withCpu(system, system.supervisorPid, () => wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 'p' }));
+    const { result: buy, cpu: buyCpu } = await withCpu(system, system.supervisorPid, () =>
+      wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 'p' }),
+    );
     const buyCheck = checkSale(await readSale(system.redis), { min: buy.requests - buy.failures, max: buy.requests + 100 }, true);
     // The writer yields to buyers (nice 10), so it ends behind; the next phase starts once it caught up.
     const catchUp = await system.writerCaughtUp();
-    record({ name: 'wrk purchase path, one worker', result: buy, check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after`, cpu: buyCpu }, wrkBase);
+    record(
+      {
+        name: 'wrk purchase path, one worker',
+        result: buy,
+        check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after`,
+        cpu: buyCpu,
+      },
+      wrkBase,
+    );
 
     say('wrk: sold-out path (finished sale: every request answered from shared memory)');
     await system.finishSale();
     const soldBefore = await readSale(system.redis);
-    const { result: soldOut, cpu: soldOutCpu } = await withCpu(system, system.supervisorPid, () => wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 's' }));
+    const { result: soldOut, cpu: soldOutCpu } = await withCpu(system, system.supervisorPid, () =>
+      wrk(system.workerUrls[0]!, { connections: 100, seconds: SIZE.wrkSeconds, userPrefix: 's' }),
+    );
     const soldAfter = await readSale(system.redis);
-    if (soldAfter.sold !== soldBefore.sold) throw new Error(`correctness check failed: a finished sale sold ${soldAfter.sold - soldBefore.sold} more`);
+    if (soldAfter.sold !== soldBefore.sold)
+      throw new Error(`correctness check failed: a finished sale sold ${soldAfter.sold - soldBefore.sold} more`);
     record({ name: 'wrk sold-out path, one worker', result: soldOut, check: `sold stays ${soldAfter.sold}`, cpu: soldOutCpu }, wrkBase);
     memory.warmMiB = system.rssMiB();
     say(`supervisor RSS after warm-up: ${memory.warmMiB.toFixed(1)} MiB`);
@@ -96,13 +121,21 @@ async function main(): Promise<number> {
     say(`the spike, direct: ${SIZE.spikeUsers} distinct users for ${SIZE.spikeTickets} tickets over the four workers`);
     await system.newSale(SIZE.spikeTickets);
     const direct = await spikeDirect(system, SIZE.spikeUsers);
-    const directCheck = checkSale(await readSale(system.redis), { min: direct.requests - direct.failures, max: direct.requests + 100 }, true);
+    const directCheck = checkSale(
+      await readSale(system.redis),
+      { min: direct.requests - direct.failures, max: direct.requests + 100 },
+      true,
+    );
     record({ name: 'spike direct to 4 workers', result: direct, check: directCheck }, wrkBase);
 
     say(`the spike, through nginx: ${SIZE.spikeUsers} distinct users for ${SIZE.spikeTickets} tickets`);
     await system.newSale(SIZE.spikeTickets);
     const viaNginx = await wrk(system.nginxUrl, { connections: 100, seconds: 300, requests: SIZE.spikeUsers, userPrefix: 'n' });
-    const nginxSpikeCheck = checkSale(await readSale(system.redis), { min: viaNginx.requests - viaNginx.failures, max: viaNginx.requests + 100 }, true);
+    const nginxSpikeCheck = checkSale(
+      await readSale(system.redis),
+      { min: viaNginx.requests - viaNginx.failures, max: viaNginx.requests + 100 },
+      true,
+    );
     record({ name: 'spike through nginx', result: viaNginx, check: nginxSpikeCheck }, wrkBase);
     await Bun.sleep(500);
     memory.afterSpikeMiB = system.rssMiB();
@@ -110,18 +143,42 @@ async function main(): Promise<number> {
 
     for (const mode of ['everysec', 'always'] as const) {
       const result = await durability(mode, SIZE.wrkSeconds, say);
-      record({ name: `purchase path, appendfsync ${mode}`, result: result.purchase, check: `SIGKILL mid-sale: ${result.lost} of ${result.acknowledged} acknowledged sales lost` }, wrkBase);
-      if (mode === 'always' && result.lost > 0) throw new Error(`correctness check failed: appendfsync always lost ${result.lost} acknowledged sales`);
+      record(
+        {
+          name: `purchase path, appendfsync ${mode}`,
+          result: result.purchase,
+          check: `SIGKILL mid-sale: ${result.lost} of ${result.acknowledged} acknowledged sales lost`,
+        },
+        wrkBase,
+      );
+      if (mode === 'always' && result.lost > 0)
+        throw new Error(`correctness check failed: appendfsync always lost ${result.lost} acknowledged sales`);
     }
     say('purchase path with a replica confirming every sale (SPIKE_WAIT_REPLICAS=1)');
-    record({ name: 'purchase path, WAIT for 1 replica', result: await waitCost(SIZE.wrkSeconds), check: 'a sale is answered only once a replica holds it' }, wrkBase);
+    record(
+      {
+        name: 'purchase path, WAIT for 1 replica',
+        result: await waitCost(SIZE.wrkSeconds),
+        check: 'a sale is answered only once a replica holds it',
+      },
+      wrkBase,
+    );
   } catch (error) {
     failed = error instanceof Error ? error : new Error(String(error));
   } finally {
     await system.stop();
   }
 
-  const report: Report = { quick, when: new Date().toISOString(), seconds: (Date.now() - started) / 1000, machine: machine(), micro, phases, memory, failed: failed?.message };
+  const report: Report = {
+    quick,
+    when: new Date().toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    machine: machine(),
+    micro,
+    phases,
+    memory,
+    failed: failed?.message,
+  };
   const paths = writeReport(report);
   if (json) console.log(JSON.stringify(report, null, 2));
   say(`results: ${paths.join(', ')}`);
@@ -138,7 +195,8 @@ async function main(): Promise<number> {
  * first phase (ab, 10 000 requests, under a second) measured the interpreter, not the service.
  */
 async function warmUp(system: System, seconds: number): Promise<void> {
-  const each = (prefix: string) => Promise.all(system.workerUrls.map((url, i) => wrk(url, { connections: 25, seconds, userPrefix: `${prefix}${i}-` })));
+  const each = (prefix: string) =>
+    Promise.all(system.workerUrls.map((url, i) => wrk(url, { connections: 25, seconds, userPrefix: `${prefix}${i}-` })));
   await wrk(system.baselineUrl, { connections: 100, seconds, anonymous: true });
   await system.newSale(100_000_000);
   await each('warm-buy');
@@ -150,12 +208,17 @@ async function warmUp(system: System, seconds: number): Promise<void> {
 }
 
 /** Runs one wrk phase and splits the machine's CPU time over its requests: wrk, `serverPid`, Redis, the rest. */
-async function withCpu(system: System, serverPid: number, run: () => Promise<LoadResult>): Promise<{ result: LoadResult; cpu: CpuSplit | undefined }> {
+async function withCpu(
+  system: System,
+  serverPid: number,
+  run: () => Promise<LoadResult>,
+): Promise<{ result: LoadResult; cpu: CpuSplit | undefined }> {
   const pids = { server: serverPid, redis: system.redisPid };
   const before = snapshot(pids);
   const result = await run();
   const after = snapshot(pids);
-  const cpu = result.clientCpuUs === undefined ? undefined : split(before, after, result.requests, result.clientCpuUs, navigator.hardwareConcurrency);
+  const cpu =
+    result.clientCpuUs === undefined ? undefined : split(before, after, result.requests, result.clientCpuUs, navigator.hardwareConcurrency);
   return { result, cpu };
 }
 
@@ -163,7 +226,9 @@ async function withCpu(system: System, serverPid: number, run: () => Promise<Loa
 async function spikeDirect(system: System, users: number): Promise<LoadResult> {
   const started = performance.now();
   const each = Math.ceil(users / system.workerUrls.length);
-  const runs = await Promise.all(system.workerUrls.map((url, i) => wrk(url, { connections: 25, seconds: 300, requests: each, userPrefix: `d${i}-` })));
+  const runs = await Promise.all(
+    system.workerUrls.map((url, i) => wrk(url, { connections: 25, seconds: 300, requests: each, userPrefix: `d${i}-` })),
+  );
   const seconds = (performance.now() - started) / 1000;
   const requests = runs.reduce((n, r) => n + r.requests, 0);
   return {

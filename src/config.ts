@@ -90,7 +90,8 @@ function ratio(env: Env, name: string, fallback: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max) throw new ConfigError(`${name}=${raw} is not accepted; accepted: a number from 0 to ${max}, e.g. 0.2`);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max)
+    throw new ConfigError(`${name}=${raw} is not accepted; accepted: a number from 0 to ${max}, e.g. 0.2`);
   return value;
 }
 
@@ -112,7 +113,9 @@ function nginxMode(env: Env): NginxMode {
   if (raw === '' || raw === 'auto') return 'auto';
   if (raw === '1') return 'on';
   if (raw === '0') return 'off';
-  throw new ConfigError(`SPIKE_NGINX=${raw} is not accepted; accepted: 1 (start nginx, fail if it cannot), 0 (never), auto (start it when installed; the default)`);
+  throw new ConfigError(
+    `SPIKE_NGINX=${raw} is not accepted; accepted: 1 (start nginx, fail if it cannot), 0 (never), auto (start it when installed; the default)`,
+  );
 }
 
 function redisUrl(env: Env): string | undefined {
@@ -141,7 +144,8 @@ function redisCluster(env: Env): readonly string[] | undefined {
   const raw = env.REDIS_CLUSTER?.trim();
   if (!raw) return undefined;
   const nodes = raw.split(',').map((n) => n.trim());
-  if (nodes.some((n) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(n))) throw new ConfigError(`REDIS_CLUSTER=${raw} is not accepted; accepted: host:port,host:port,... (seed nodes of a Redis Cluster)`);
+  if (nodes.some((n) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(n)))
+    throw new ConfigError(`REDIS_CLUSTER=${raw} is not accepted; accepted: host:port,host:port,... (seed nodes of a Redis Cluster)`);
   return Object.freeze(nodes);
 }
 
@@ -155,7 +159,10 @@ function appendfsync(env: Env): 'everysec' | 'always' {
 function databaseUrl(env: Env): string | undefined {
   const raw = env.DATABASE_URL?.trim();
   if (!raw) return undefined;
-  if (!/^postgres(ql)?:\/\//.test(raw)) throw new ConfigError(`DATABASE_URL=${raw.replace(/\/\/[^@]*@/, '//***@')} is not accepted; accepted: postgres://user:password@host:port/database (unset: SQLite at SPIKE_DB_PATH)`);
+  if (!/^postgres(ql)?:\/\//.test(raw))
+    throw new ConfigError(
+      `DATABASE_URL=${raw.replace(/\/\/[^@]*@/, '//***@')} is not accepted; accepted: postgres://user:password@host:port/database (unset: SQLite at SPIKE_DB_PATH)`,
+    );
   return raw;
 }
 
@@ -180,16 +187,23 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
   const localStock = env.SPIKE_LOCAL_STOCK ? integer(env, 'SPIKE_LOCAL_STOCK', 0, 1, 1_000_000_000) : undefined;
   const host = (env.SPIKE_HOST ?? '').trim() || '127.0.0.1';
-  if (isIP(host) === 0 && host !== 'localhost') throw new ConfigError(`SPIKE_HOST=${host} is not accepted; accepted: an IP address the workers bind, e.g. 127.0.0.1 (default), 0.0.0.0 or ::1`);
+  if (isIP(host) === 0 && host !== 'localhost')
+    throw new ConfigError(
+      `SPIKE_HOST=${host} is not accepted; accepted: an IP address the workers bind, e.g. 127.0.0.1 (default), 0.0.0.0 or ::1`,
+    );
   const nginxListen = (env.SPIKE_NGINX_LISTEN ?? '').trim() || '80';
   if (!/^([0-9a-fA-F.:[\]]+:)?\d{1,5}$/.test(nginxListen)) {
     throw new ConfigError(`SPIKE_NGINX_LISTEN=${nginxListen} is not accepted; accepted: a port (80) or address:port (127.0.0.1:8080)`);
   }
   const redisTimeoutMs = integer(env, 'SPIKE_REDIS_TIMEOUT_MS', 1000, 10, 60_000);
   const waitMs = integer(env, 'SPIKE_WAIT_MS', 100, 1, 10_000);
-  if (waitMs >= redisTimeoutMs) throw new ConfigError(`SPIKE_WAIT_MS=${waitMs} is not accepted; accepted: less than SPIKE_REDIS_TIMEOUT_MS (${redisTimeoutMs}), or the wait itself would time out`);
+  if (waitMs >= redisTimeoutMs)
+    throw new ConfigError(
+      `SPIKE_WAIT_MS=${waitMs} is not accepted; accepted: less than SPIKE_REDIS_TIMEOUT_MS (${redisTimeoutMs}), or the wait itself would time out`,
+    );
   const nodeId = (env.SPIKE_NODE_ID ?? '').trim() || `${hostname()}-${portList[0]}`;
-  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId)) throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId))
+    throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
   return Object.freeze({
     nodeId,
     redisUrl: redisUrl(env),

@@ -11,7 +11,11 @@ export interface Sale {
 }
 
 export async function readSale(redis: Redis): Promise<Sale> {
-  const [[total, sold], orders, buyers] = await Promise.all([redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD), redis.xlen(keys.orders), redis.hlen(keys.buyers)]);
+  const [[total, sold], orders, buyers] = await Promise.all([
+    redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD),
+    redis.xlen(keys.orders),
+    redis.hlen(keys.buyers),
+  ]);
   return { total: Number(total), sold: Number(sold), orders, buyers };
 }
 
@@ -25,9 +29,13 @@ export function checkSale(sale: Sale, demand: { min: number; max: number }, name
   const lo = Math.min(sale.total, demand.min);
   const hi = Math.min(sale.total, demand.max);
   if (sale.sold > sale.total) problems.push(`OVERSOLD: sold ${sale.sold} > total ${sale.total}`);
-  if (sale.sold < lo || sale.sold > hi) problems.push(`sold ${sale.sold}, expected ${lo === hi ? lo : `${lo}..${hi}`} (total ${sale.total}, demand ${demand.min}..${demand.max})`);
+  if (sale.sold < lo || sale.sold > hi)
+    problems.push(
+      `sold ${sale.sold}, expected ${lo === hi ? lo : `${lo}..${hi}`} (total ${sale.total}, demand ${demand.min}..${demand.max})`,
+    );
   if (sale.orders !== sale.sold) problems.push(`orders on the stream ${sale.orders} != sold ${sale.sold}`);
-  if (named && sale.buyers !== sale.sold) problems.push(`distinct buyers ${sale.buyers} != sold ${sale.sold} (a user holds two tickets, or a sale has no buyer)`);
+  if (named && sale.buyers !== sale.sold)
+    problems.push(`distinct buyers ${sale.buyers} != sold ${sale.sold} (a user holds two tickets, or a sale has no buyer)`);
   if (problems.length) throw new Error(`correctness check failed: ${problems.join('; ')}`);
   return `sold ${sale.sold}/${sale.total}, orders ${sale.orders}${named ? `, buyers ${sale.buyers}` : ''}`;
 }

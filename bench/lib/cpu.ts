@@ -47,7 +47,12 @@ function processCpu(pid: number): ProcessCpu {
 /** The whole machine (first line of /proc/stat) and each named process, now. */
 export function snapshot(pids: Record<string, number>): CpuSnapshot {
   // steal (time the hypervisor gave to another machine) is neither our work nor idle: left out.
-  const [user, nice, system, idle, iowait, irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number) as number[];
+  const [user, nice, system, idle, iowait, irq, softirq] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number) as number[];
   const processes: Record<string, ProcessCpu> = {};
   for (const [name, pid] of Object.entries(pids)) processes[name] = processCpu(pid);
   return {

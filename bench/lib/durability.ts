@@ -33,7 +33,9 @@ async function buyUntil(urls: readonly string[], until: number, lanes: number, p
       while (Date.now() < until) {
         const i = n++;
         try {
-          const body = (await (await fetch(`${urls[i % urls.length]}/buy/ticket?user=${prefix}${i}`, { signal: AbortSignal.timeout(2000) })).json()) as { code?: number; orderId?: string };
+          const body = (await (
+            await fetch(`${urls[i % urls.length]}/buy/ticket?user=${prefix}${i}`, { signal: AbortSignal.timeout(2000) })
+          ).json()) as { code?: number; orderId?: string };
           if (body.code === 1 && body.orderId) sold.push(body.orderId);
         } catch {
           await Bun.sleep(5);
@@ -52,7 +54,25 @@ export async function waitCost(seconds: number): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'spike-wait-'));
   const master = await startRedisServer({ dir: join(dir, 'master') });
   const replicaPort = await freePort();
-  const replica = Bun.spawn(['redis-server', '--port', String(replicaPort), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(master.port), '--dir', dir, '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
+  const replica = Bun.spawn(
+    [
+      'redis-server',
+      '--port',
+      String(replicaPort),
+      '--bind',
+      '127.0.0.1',
+      '--replicaof',
+      '127.0.0.1',
+      String(master.port),
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ],
+    { stdout: 'ignore', stderr: 'ignore' },
+  );
   const supervisor = await startSupervisorProcess(dir, master.url, { SPIKE_WAIT_REPLICAS: '1', SPIKE_WAIT_MS: '500' });
   try {
     const client = new Redis(master.url);
@@ -75,7 +95,18 @@ async function startSupervisorProcess(dir: string, redisUrl: string, env: Record
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts'), '--reset'], {
     cwd: ROOT,
-    env: { ...process.env, REDIS_URL: redisUrl, SPIKE_PORTS: ports.join(','), SPIKE_TOTAL: '50000000', SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0', SPIKE_WRITER: '0', SPIKE_DATA_DIR: join(dir, 'data'), SPIKE_LOG_DIR: join(dir, 'logs'), ...env },
+    env: {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_TOTAL: '50000000',
+      SPIKE_NGINX: '0',
+      SPIKE_ADMIN_PORT: '0',
+      SPIKE_WRITER: '0',
+      SPIKE_DATA_DIR: join(dir, 'data'),
+      SPIKE_LOG_DIR: join(dir, 'logs'),
+      ...env,
+    },
     stdout: 'pipe',
     stderr: 'ignore',
   });
@@ -99,7 +130,11 @@ async function startSupervisorProcess(dir: string, redisUrl: string, env: Record
   };
 }
 
-export async function durability(appendfsync: 'everysec' | 'always', seconds: number, say: (line: string) => void): Promise<DurabilityResult> {
+export async function durability(
+  appendfsync: 'everysec' | 'always',
+  seconds: number,
+  say: (line: string) => void,
+): Promise<DurabilityResult> {
   const dir = mkdtempSync(join(tmpdir(), 'spike-durability-'));
   let server = await startRedisServer({ dir, appendfsync });
   const supervisor = await startSupervisorProcess(dir, server.url);

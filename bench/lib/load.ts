@@ -90,5 +90,14 @@ export async function wrk(url: string, options: WrkOptions): Promise<LoadResult>
   const r = JSON.parse(json) as { requests: number; duration_us: number; non2xx: number; errors: number; p50_us: number; p99_us: number };
   const seconds = r.duration_us / 1e6;
   const cpu = proc.resourceUsage()?.cpuTime;
-  return { tool: 'wrk', requests: r.requests, seconds, rps: r.requests / seconds, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, failures: r.non2xx + r.errors, clientCpuUs: cpu ? Number(cpu.total) : undefined };
+  return {
+    tool: 'wrk',
+    requests: r.requests,
+    seconds,
+    rps: r.requests / seconds,
+    p50Ms: r.p50_us / 1000,
+    p99Ms: r.p99_us / 1000,
+    failures: r.non2xx + r.errors,
+    clientCpuUs: cpu ? Number(cpu.total) : undefined,
+  };
 }

@@ -44,7 +44,13 @@ export function targets(report: Report): Target[] {
   };
   const time = (name: string, goal: number) => {
     const p = find(report, name, 'wrk');
-    if (p) out.push({ what: `${name}, ${p.result.requests} requests`, goal: `≤ ${goal} s`, measured: `${p.result.seconds.toFixed(1)} s`, met: p.result.seconds <= goal });
+    if (p)
+      out.push({
+        what: `${name}, ${p.result.requests} requests`,
+        goal: `≤ ${goal} s`,
+        measured: `${p.result.seconds.toFixed(1)} s`,
+        met: p.result.seconds <= goal,
+      });
   };
   ratio('ab, one worker, fresh sale', 'ab', 0.85);
   ratio('wrk sold-out path, one worker', 'wrk', 0.85);
@@ -55,7 +61,12 @@ export function targets(report: Report): Target[] {
   }
   const { warmMiB, afterSpikeMiB } = report.memory;
   if (warmMiB && afterSpikeMiB) {
-    out.push({ what: 'supervisor RSS after the spikes', goal: '≤ 1.3 × after warm-up', measured: `${afterSpikeMiB.toFixed(0)} / ${warmMiB.toFixed(0)} MiB = ${(afterSpikeMiB / warmMiB).toFixed(2)} ×`, met: afterSpikeMiB <= 1.3 * warmMiB });
+    out.push({
+      what: 'supervisor RSS after the spikes',
+      goal: '≤ 1.3 × after warm-up',
+      measured: `${afterSpikeMiB.toFixed(0)} / ${warmMiB.toFixed(0)} MiB = ${(afterSpikeMiB / warmMiB).toFixed(2)} ×`,
+      met: afterSpikeMiB <= 1.3 * warmMiB,
+    });
   }
   return out;
 }
@@ -75,7 +86,19 @@ function rows(report: Report): string[][] {
   ]);
 }
 
-const CPU_HEADER = ['phase', 'req/s', 'wrk', 'server', 'its busiest thread', 'Redis', 'other', 'busy', 'idle', 'ceiling req/s', 'ceiling vs baseline'];
+const CPU_HEADER = [
+  'phase',
+  'req/s',
+  'wrk',
+  'server',
+  'its busiest thread',
+  'Redis',
+  'other',
+  'busy',
+  'idle',
+  'ceiling req/s',
+  'ceiling vs baseline',
+];
 
 /** µs of CPU per request for each phase that measured it, and the req/s the busy part allows on every core. */
 function cpuRows(report: Report): string[][] {
@@ -109,7 +132,8 @@ function table(cells: string[][]): string {
 }
 
 function markdown(report: Report): string {
-  const md = (cells: string[][]) => cells.map((r, i) => `| ${r.join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`).join('\n');
+  const md = (cells: string[][]) =>
+    cells.map((r, i) => `| ${r.join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`).join('\n');
   const t = targets(report);
   return [
     `# spike bench (${report.quick ? 'quick' : 'full'} run)`,
@@ -122,7 +146,7 @@ function markdown(report: Report): string {
     '',
     'Before the first phase every server had the same warm-up, not measured: wrk on the baseline, then on each worker, buying and then answering sold out (JavaScriptCore compiles hot code only after it ran a while, per thread). Each phase starts once Redis is not rewriting its AOF, and the sold-out phase once the order writer has caught up.',
     '',
-    "For comparison (../shared/MEASURED.md, same machine): the original Go service ran the first ab phase at ~8 000 req/s and sold 10 001 of 10 000; its published 4 275 req/s run answered sold out to every request.",
+    'For comparison (../shared/MEASURED.md, same machine): the original Go service ran the first ab phase at ~8 000 req/s and sold 10 001 of 10 000; its published 4 275 req/s run answered sold out to every request.',
     '',
     '## Targets',
     '',

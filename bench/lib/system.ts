@@ -81,13 +81,21 @@ export async function startSystem(say: (line: string) => void): Promise<System> 
   }
 }
 
-async function start(dir: string, started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[], say: (line: string) => void): Promise<System> {
+async function start(
+  dir: string,
+  started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[],
+  say: (line: string) => void,
+): Promise<System> {
   const redisServer: RedisServer = await startRedisServer({ dir: join(dir, 'redis') });
   started.push(redisServer.process);
   const redis = new Redis(redisServer.url, { enableAutoPipelining: true });
   started.push({ kill: () => redis.disconnect(), exited: Promise.resolve(0) });
   say(`redis-server on ${redisServer.url}`);
-  await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, 10_000, SOLD_FIELD, 0).exec();
+  await redis
+    .multi()
+    .del(...keyList(keys))
+    .hset(keys.sale, TOTAL_FIELD, 10_000, SOLD_FIELD, 0)
+    .exec();
 
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const nginxPort = await freePort();
@@ -134,7 +142,8 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
     }
   };
   const workerUrls = ports.map((p) => `http://127.0.0.1:${p}`);
-  const stock = () => Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock`)).json() as Promise<Awaited<ReturnType<System['stock']>>[number]>));
+  const stock = () =>
+    Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock`)).json() as Promise<Awaited<ReturnType<System['stock']>>[number]>));
   const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof stock>>) => boolean) => {
     const deadline = Date.now() + 10_000;
     while (!ok(await stock())) {
@@ -153,7 +162,11 @@ async function start(dir: string, started: { kill(signal?: number | NodeJS.Signa
     baselinePid: baseline.pid,
     redisPid: redisServer.process.pid,
     newSale: async (total) => {
-      await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+      await redis
+        .multi()
+        .del(...keyList(keys))
+        .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0)
+        .exec();
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
       await aofQuiet();
     },

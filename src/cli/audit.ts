@@ -28,9 +28,14 @@ interface Options {
 
 /** The command line; --help and mistakes end the program here (cli/args.ts). */
 function auditArgs(argv: string[]): Options {
-  const { values, positionals } = parseCommandLine(argv, { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' } }, USAGE);
+  const { values, positionals } = parseCommandLine(
+    argv,
+    { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' } },
+    USAGE,
+  );
   if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
-  if (values.wait !== undefined && !/^\d+$/.test(values.wait)) usageError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`, USAGE);
+  if (values.wait !== undefined && !/^\d+$/.test(values.wait))
+    usageError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`, USAGE);
   return { sale: values.sale ?? DEFAULT_SALE, waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
 }
 
@@ -43,12 +48,19 @@ function redisTarget(config: Config): string | readonly string[] | undefined {
 async function run(redis: RedisClient, db: OrderDb, config: Config, options: Options): Promise<number> {
   const keys = saleKeys(options.sale);
   if (options.repair) {
-    const report = await reconcileSale(redis, keys, db, { reason: 'repair by hand (bun run audit -- --repair)', payWindowMs: config.payWindowMs });
+    const report = await reconcileSale(redis, keys, db, {
+      reason: 'repair by hand (bun run audit -- --repair)',
+      payWindowMs: config.payWindowMs,
+    });
     console.log(describeReconcile(report));
   }
   const report = await auditWhenWritten(redis, keys, db, options.waitS * 1000);
   const { differences, ...counts } = report;
-  console.log(Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' '));
+  console.log(
+    Object.entries(counts)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  );
   for (const d of differences.slice(0, 50)) console.log(`DIFF ${d}`);
   if (differences.length > 50) console.log(`... and ${differences.length - 50} more`);
   console.log(differences.length === 0 ? 'audit: clean' : `audit: ${differences.length} difference(s)`);
@@ -66,7 +78,9 @@ async function main(): Promise<number> {
   }
   const target = redisTarget(config);
   if (!target) {
-    console.error(`audit: no Redis to audit: start the system (bun run start), or set REDIS_URL (it looked for ${join(config.dataDir, 'redis.url')})`);
+    console.error(
+      `audit: no Redis to audit: start the system (bun run start), or set REDIS_URL (it looked for ${join(config.dataDir, 'redis.url')})`,
+    );
     return 2;
   }
   if (!config.databaseUrl && !existsSync(config.dbPath)) {

@@ -13,7 +13,8 @@ export function parseUpstreams(spec: string): Upstream[] {
     const match = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})(?::(\d{1,3}))?$/.exec(part.trim());
     const port = Number(match?.[2]);
     const weight = Number(match?.[3] ?? 1);
-    if (!match || port < 1 || port > 65535 || weight < 1) throw new Error(`--upstream part "${part}" is not host:port[:weight] (port 1-65535, weight 1-999)`);
+    if (!match || port < 1 || port > 65535 || weight < 1)
+      throw new Error(`--upstream part "${part}" is not host:port[:weight] (port 1-65535, weight 1-999)`);
     return { host: match[1]!, port, weight };
   });
   if (upstreams.length === 0) throw new Error('--upstream needs at least one host:port[:weight]');
@@ -49,14 +50,22 @@ export function standaloneConf(conf: string, upstreams: readonly Upstream[], run
 }
 
 function main(argv: string[]): number {
-  const { values, positionals } = parseCommandLine(argv, { upstream: { type: 'string' }, listen: { type: 'string' }, 'runtime-dir': { type: 'string' }, out: { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCommandLine(
+    argv,
+    { upstream: { type: 'string' }, listen: { type: 'string' }, 'runtime-dir': { type: 'string' }, out: { type: 'string' } },
+    USAGE,
+  );
   if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
   if (!values.upstream) usageError('nginx-conf: --upstream is required, e.g. --upstream 10.0.0.1:3001:1,10.0.0.2:3001:1', USAGE);
   const runtimeDir = resolve(values['runtime-dir'] ?? '/var/lib/spike-nginx');
   let conf: string;
   try {
     const upstreams = parseUpstreams(values.upstream);
-    conf = standaloneConf(renderNginxConf(readFileSync(NGINX_TEMPLATE, 'utf8'), { listen: values.listen ?? '80', upstreams, runtimeDir }), upstreams, runtimeDir);
+    conf = standaloneConf(
+      renderNginxConf(readFileSync(NGINX_TEMPLATE, 'utf8'), { listen: values.listen ?? '80', upstreams, runtimeDir }),
+      upstreams,
+      runtimeDir,
+    );
   } catch (error) {
     console.error(`nginx-conf: ${error instanceof Error ? error.message : error}`);
     return 2;
@@ -64,7 +73,9 @@ function main(argv: string[]): number {
   try {
     makeRuntimeDirs(runtimeDir);
   } catch (error) {
-    console.error(`nginx-conf: could not create ${runtimeDir}/temp/* (${error instanceof Error ? error.message : error}); create them before starting nginx`);
+    console.error(
+      `nginx-conf: could not create ${runtimeDir}/temp/* (${error instanceof Error ? error.message : error}); create them before starting nginx`,
+    );
   }
   if (values.out) writeFileSync(values.out, conf);
   else process.stdout.write(conf);

@@ -34,15 +34,19 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
 }
 
 const SBIN = '/usr/sbin:/usr/local/sbin:/sbin';
-const installed = (binary: string) => (binary === 'initdb' ? postgresInstalled() : Boolean(Bun.which(binary) ?? Bun.which(binary, { PATH: SBIN })));
+const installed = (binary: string) =>
+  binary === 'initdb' ? postgresInstalled() : Boolean(Bun.which(binary) ?? Bun.which(binary, { PATH: SBIN }));
 
 function run(cmd: string[]): boolean {
   console.log(`setup: ${cmd.join(' ')}`);
-  return Bun.spawnSync(cmd, { stdout: 'inherit', stderr: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).exitCode === 0;
+  return (
+    Bun.spawnSync(cmd, { stdout: 'inherit', stderr: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).exitCode === 0
+  );
 }
 
 function main(): number {
-  const usage = 'usage: bun src/cli/setup.ts start|test|bench\n  installs what `bun run start`, `bun run test` or `bun run bench` needs (they run it first)';
+  const usage =
+    'usage: bun src/cli/setup.ts start|test|bench\n  installs what `bun run start`, `bun run test` or `bun run bench` needs (they run it first)';
   const purpose = Bun.argv[2] as Purpose;
   if (Bun.argv[2] === '--help' || Bun.argv[2] === '-h') {
     console.log(usage);
@@ -68,12 +72,16 @@ function main(): number {
     console.error(`setup: apt-get could not install ${packages.join(' ')}`);
   }
   const required = missing.filter((n) => !n.optional);
-  const how = installed('apt-get') ? `sudo apt-get install -y ${packages.join(' ')}` : `install ${packages.join(', ')} with your package manager`;
+  const how = installed('apt-get')
+    ? `sudo apt-get install -y ${packages.join(' ')}`
+    : `install ${packages.join(', ')} with your package manager`;
   if (required.length === 0) {
     console.log(`setup: ${missing.map((n) => n.binary).join(', ')} not installed; running without (${how} to add)`);
     return 0;
   }
-  console.error(`setup: ${required.map((n) => n.binary).join(', ')} ${required.length > 1 ? 'are' : 'is'} needed for '${purpose}' but not installed.\nInstall with: ${how}`);
+  console.error(
+    `setup: ${required.map((n) => n.binary).join(', ')} ${required.length > 1 ? 'are' : 'is'} needed for '${purpose}' but not installed.\nInstall with: ${how}`,
+  );
   return 1;
 }
 

@@ -15,7 +15,12 @@ if (ports.length === 0) {
   console.error(`no stat logs in ${dir} (start the system and send some requests, or give --dir / SPIKE_LOG_DIR)`);
   process.exit(1);
 }
-const rows = ports.map((p) => [String(p.port), String(p.requests), ...STAT_RESULTS.map((r) => String(p.results[r] ?? 0)), String(p.localSales)]);
+const rows = ports.map((p) => [
+  String(p.port),
+  String(p.requests),
+  ...STAT_RESULTS.map((r) => String(p.results[r] ?? 0)),
+  String(p.localSales),
+]);
 const sum = (i: number) => String(rows.reduce((n, row) => n + Number(row[i]), 0));
 rows.push(['total', ...Array.from({ length: STAT_RESULTS.length + 2 }, (_, i) => sum(i + 1))]);
 const header = ['port', 'requests', ...STAT_RESULTS, 'localSales'];

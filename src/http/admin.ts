@@ -36,7 +36,10 @@ function time(value: unknown, name: string): number | undefined | string {
 /** A sale's state as the admin API shows it: Redis' counts and settings, and this node's workers. */
 async function saleState(deps: AdminDeps, id: string) {
   const keys = saleKeys(id);
-  const [fields, count] = await Promise.all([deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'), readSale(deps.redis, keys)]);
+  const [fields, count] = await Promise.all([
+    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'),
+    readSale(deps.redis, keys),
+  ]);
   if (!count) return null;
   const paid = Number(fields[0] ?? 0);
   const local = deps.book.get(id)?.stock.snapshot();
@@ -73,7 +76,8 @@ function newSale(input: Record<string, unknown> | undefined): { id: string; tota
   if (!input) return 'send a JSON object: {"id":"concert","total":500,"startsAt":"…","endsAt":"…"}';
   const { id, total } = input;
   if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -';
-  if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000) return 'total must be a whole number from 1 to 1000000000';
+  if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000)
+    return 'total must be a whole number from 1 to 1000000000';
   const startsAt = time(input.startsAt, 'startsAt');
   const endsAt = time(input.endsAt, 'endsAt');
   if (typeof startsAt === 'string') return startsAt;
@@ -99,7 +103,8 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     const sale = newSale(await jsonObject(c));
     if (typeof sale === 'string') return error(c, 400, 'bad_request', sale);
     const keys = saleKeys(sale.id);
-    if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0) return error(c, 409, 'exists', `sale ${sale.id} exists; add stock with POST /sales/${sale.id}/stock`);
+    if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0)
+      return error(c, 409, 'exists', `sale ${sale.id} exists; add stock with POST /sales/${sale.id}/stock`);
     const settings: (string | number)[] = [SOLD_FIELD, 0];
     if (sale.startsAt !== undefined) settings.push('starts_at', sale.startsAt);
     if (sale.endsAt !== undefined) settings.push('ends_at', sale.endsAt);
@@ -116,17 +121,27 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
   app.post('/sales/:id/stock', async (c) => {
     const id = c.req.param('id');
     const add = (await jsonObject(c))?.add;
-    if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000) return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
+    if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000)
+      return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
     const keys = saleKeys(id);
     const count = await readSale(deps.redis, keys);
     if (!count) return error(c, 404, 'no_sale', `no sale ${id}`);
     // Each node's shared memory counts a sale's tickets in 32-bit slots.
-    if (count.total + (add as number) > MAX_TICKETS) return error(c, 400, 'bad_request', `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${count.total}, so add at most ${MAX_TICKETS - count.total}`);
+    if (count.total + (add as number) > MAX_TICKETS)
+      return error(
+        c,
+        400,
+        'bad_request',
+        `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${count.total}, so add at most ${MAX_TICKETS - count.total}`,
+      );
     await deps.redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
     deps.kick();
     return c.json(await saleState(deps, id));
   });
-  for (const [action, paused] of [['pause', true], ['resume', false]] as const) {
+  for (const [action, paused] of [
+    ['pause', true],
+    ['resume', false],
+  ] as const) {
     app.post(`/sales/:id/${action}`, async (c) => {
       const id = c.req.param('id');
       const keys = saleKeys(id);

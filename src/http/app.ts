@@ -56,7 +56,11 @@ function buyRoutes(app: Hono, sell: Sell, who: Who, signed: boolean, maxBody: nu
     if (user !== undefined && !USER_PATTERN.test(user)) return error(c, 400, 'bad_user', USER_RULE);
     return sell(c, c.req.query('sale'), user ?? '');
   });
-  app.post('/buy/ticket', bodyLimit({ maxSize: maxBody, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBody} bytes`) }), fromCaller);
+  app.post(
+    '/buy/ticket',
+    bodyLimit({ maxSize: maxBody, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBody} bytes`) }),
+    fromCaller,
+  );
 }
 
 /** GET /stock and GET /healthz: the node's view of a sale from shared memory, and whether Redis answers. */
@@ -92,7 +96,9 @@ function fallbacks(app: Hono, port: number): void {
   app.onError((err, c) => {
     if (err instanceof HTTPException && err.status === 401) {
       const reason = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      return error(c, 401, 'unauthorized', `${err.message}${reason}`, { 'WWW-Authenticate': err.getResponse().headers.get('WWW-Authenticate') ?? 'Bearer' });
+      return error(c, 401, 'unauthorized', `${err.message}${reason}`, {
+        'WWW-Authenticate': err.getResponse().headers.get('WWW-Authenticate') ?? 'Bearer',
+      });
     }
     console.error(`[worker ${port}] ${err.stack ?? err.message}`);
     return error(c, 500, 'internal', 'internal error');

@@ -39,7 +39,8 @@ async function jsonUser(c: Context): Promise<{ value: unknown } | Bad> {
   } catch {
     return { bad: 'body is not valid JSON', status: 400 };
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { bad: 'JSON body must be an object such as {"user":"alice"}', status: 400 };
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return { bad: 'JSON body must be an object such as {"user":"alice"}', status: 400 };
   return { value: (body as Record<string, unknown>).user };
 }
 
@@ -60,7 +61,8 @@ function bodyUser(c: Context): Promise<{ value: unknown } | Bad> | { value: unkn
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/json') return jsonUser(c);
   if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return formUser(c, type);
-  if (type !== '' && c.req.raw.body !== null) return { bad: 'send the body as application/json or application/x-www-form-urlencoded', status: 415 };
+  if (type !== '' && c.req.raw.body !== null)
+    return { bad: 'send the body as application/json or application/x-www-form-urlencoded', status: 415 };
   return { value: undefined };
 }
 
@@ -79,7 +81,8 @@ export async function readUser(c: Context): Promise<{ user: string } | Bad> {
     const fromBody = body.value;
     if (fromBody !== undefined) {
       if (typeof fromBody !== 'string') return { bad: USER_RULE, status: 400 };
-      if (user !== undefined && user !== fromBody) return { bad: 'user is given twice, in the query and in the body, with different values', status: 400 };
+      if (user !== undefined && user !== fromBody)
+        return { bad: 'user is given twice, in the query and in the body, with different values', status: 400 };
       user = fromBody;
     }
   }
@@ -102,11 +105,13 @@ export type Who = (c: Context) => Promise<{ user: string } | { response: Respons
 export function caller(signed: boolean): Who {
   return async (c) => {
     const given = await readUser(c);
-    if ('bad' in given) return { response: error(c, given.status, given.status === 415 ? 'unsupported_media_type' : 'bad_user', given.bad) };
+    if ('bad' in given)
+      return { response: error(c, given.status, given.status === 415 ? 'unsupported_media_type' : 'bad_user', given.bad) };
     if (!signed) return given;
     const fromToken = tokenUser(c);
     if ('bad' in fromToken) return { response: error(c, 401, 'unauthorized', fromToken.bad) };
-    if (given.user && given.user !== fromToken.user) return { response: error(c, 403, 'forbidden', 'user differs from the signed-in user') };
+    if (given.user && given.user !== fromToken.user)
+      return { response: error(c, 403, 'forbidden', 'user differs from the signed-in user') };
     return fromToken;
   };
 }

@@ -39,7 +39,14 @@ export interface OrderRouteDeps {
 const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
 const noOrder = (c: Context) => error(c, 404, 'no_order', 'no such order');
 const notYours = (c: Context, anonymous = false) =>
-  error(c, 403, 'forbidden', anonymous ? 'an anonymous order needs its secret (the "secret" of its purchase answer) as ?secret= or X-Order-Secret' : 'this order belongs to another user');
+  error(
+    c,
+    403,
+    'forbidden',
+    anonymous
+      ? 'an anonymous order needs its secret (the "secret" of its purchase answer) as ?secret= or X-Order-Secret'
+      : 'this order belongs to another user',
+  );
 
 /** What an /orders/:id request is about: the order id, its sale's store, who asks, and whether they showed its secret. */
 interface Target {
@@ -93,7 +100,10 @@ function settledAnswer(c: Context, { id, user, proven }: Target, settled: Settle
 export function orderRoutes(deps: OrderRouteDeps): Hono {
   const app = new Hono();
   const { maxBodyBytes } = deps;
-  const limit = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`) });
+  const limit = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) => error(c, 413, 'too_large', `body is larger than ${maxBodyBytes} bytes`),
+  });
 
   app.get('/', async (c) => {
     const found = saleStore(c, deps.store);

@@ -68,13 +68,27 @@ function answers(deps: PurchaseDeps) {
   const { port, worker, log, defaultSale, orderKey } = deps;
   const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
   const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
-  const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(/<id>|<secret>/) as [string, string, string];
+  const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(
+    /<id>|<secret>/,
+  ) as [string, string, string];
   return (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
-    log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user, orderId: answer.orderId, sale: sale === defaultSale ? undefined : sale });
+    log?.({
+      port,
+      result: answer.result,
+      code: answer.code,
+      localSales: stock.sales(worker),
+      user,
+      orderId: answer.orderId,
+      sale: sale === defaultSale ? undefined : sale,
+    });
     if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
     if (answer.result === 'sold') {
       if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
-      return c.body(`${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`, 200, JSON_HEADERS);
+      return c.body(
+        `${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`,
+        200,
+        JSON_HEADERS,
+      );
     }
     return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
   };
@@ -137,7 +151,8 @@ export function purchasePath(deps: PurchaseDeps): Sell {
   return (c, saleId, user) => {
     const id = saleId ?? deps.defaultSale;
     const sale = deps.sale(id);
-    if (!sale) return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
+    if (!sale)
+      return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
     return sale.stock.isSoldOut() ? reply(c, sale.stock, id, user, SOLD_OUT) : buyTicket(c, sale, id, user);
   };
 }

@@ -20,7 +20,6 @@ export interface AuditReport {
   readonly differences: string[];
 }
 
-
 type Entries = [string, string[]][];
 
 /** Redis' orders, as readOrder sees them: the states entry, else the `created` entry (reserved). */
@@ -35,7 +34,11 @@ function redisOrders(sale: string, rawStates: Record<string, string>, entries: E
 }
 
 /** Redis against itself: the counts, and each buyer's one live order. */
-function redisDifferences(orders: Map<string, Order>, counts: { total: number; sold: number; paidCount: number }, buyers: Record<string, string>): string[] {
+function redisDifferences(
+  orders: Map<string, Order>,
+  counts: { total: number; sold: number; paidCount: number },
+  buyers: Record<string, string>,
+): string[] {
   const differences: string[] = [];
   const count = (state: string) => [...orders.values()].filter((o) => o.state === state).length;
   const [reserved, paid] = [count('reserved'), count('paid')];
@@ -44,10 +47,12 @@ function redisDifferences(orders: Map<string, Order>, counts: { total: number; s
   if (counts.paidCount !== paid) differences.push(`Redis: ${PAID_FIELD} ${counts.paidCount} != ${paid} paid orders`);
   for (const [user, id] of Object.entries(buyers)) {
     const o = orders.get(id);
-    if (!o || !isLive(o.state) || o.user !== user) differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
+    if (!o || !isLive(o.state) || o.user !== user)
+      differences.push(`Redis: buyer ${user} points at ${id}, which is ${o ? `${o.state} (user ${o.user || 'anonymous'})` : 'missing'}`);
   }
   const named = [...orders.values()].filter((o) => o.user && isLive(o.state));
-  if (named.length !== Object.keys(buyers).length) differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
+  if (named.length !== Object.keys(buyers).length)
+    differences.push(`Redis: ${named.length} live named orders but ${Object.keys(buyers).length} buyers (a user holds two?)`);
   return differences;
 }
 
@@ -77,7 +82,10 @@ function dbDifferences(orders: Map<string, Order>, dbRows: readonly DbOrder[]): 
   for (const o of orders.values()) {
     const row = rows.get(o.orderId);
     if (!row) differences.push(`database: order ${o.orderId} (${o.state}) is missing`);
-    else if (row.state !== o.state || row.user !== o.user) differences.push(`database: order ${o.orderId} is ${row.state} of ${row.user || 'anonymous'}, Redis says ${o.state} of ${o.user || 'anonymous'}`);
+    else if (row.state !== o.state || row.user !== o.user)
+      differences.push(
+        `database: order ${o.orderId} is ${row.state} of ${row.user || 'anonymous'}, Redis says ${o.state} of ${o.user || 'anonymous'}`,
+      );
   }
   for (const id of rows.keys()) if (!orders.has(id)) differences.push(`database: order ${id} is not in Redis`);
   return differences;
@@ -93,7 +101,11 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
   ]);
   const orders = redisOrders(keys.sale, rawStates, entries);
   const counts = { total: Number(total ?? 0), sold: Number(sold ?? 0), paidCount: Number(paidCount ?? 0) };
-  const differences = [...redisDifferences(orders, counts, buyers), ...streamDifferences(orders, entries), ...dbDifferences(orders, dbRows)];
+  const differences = [
+    ...redisDifferences(orders, counts, buyers),
+    ...streamDifferences(orders, entries),
+    ...dbDifferences(orders, dbRows),
+  ];
   const unwritten = await unwrittenEvents(redis, keys);
   if (unwritten > 0) differences.push(`the order writers have ${unwritten} events not yet written`);
   const inState = (state: string) => [...orders.values()].filter((o) => o.state === state).length;

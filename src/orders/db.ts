@@ -84,7 +84,8 @@ function table(name: string, int: string, extra = ''): string {
   )`;
 }
 
-const MARKS = (int: string) => `CREATE TABLE IF NOT EXISTS stream_marks (sale TEXT PRIMARY KEY, last_ms ${int} NOT NULL, last_seq ${int} NOT NULL)`;
+const MARKS = (int: string) =>
+  `CREATE TABLE IF NOT EXISTS stream_marks (sale TEXT PRIMARY KEY, last_ms ${int} NOT NULL, last_seq ${int} NOT NULL)`;
 
 /**
  * The row of an order keeps the state of its latest terminal event; `created` fills in what
@@ -97,7 +98,8 @@ export function sqliteOrderDb(path: string): OrderDb {
   db.exec('PRAGMA synchronous = NORMAL');
   db.exec(table('orders', 'INTEGER', ',\n    PRIMARY KEY (sale, order_id)'));
   // Databases made before the deadline was kept gain the column (NULL for their old rows).
-  if (!(db.prepare('PRAGMA table_info(orders)').all() as { name: string }[]).some((c) => c.name === 'pay_by')) db.exec('ALTER TABLE orders ADD COLUMN pay_by INTEGER');
+  if (!(db.prepare('PRAGMA table_info(orders)').all() as { name: string }[]).some((c) => c.name === 'pay_by'))
+    db.exec('ALTER TABLE orders ADD COLUMN pay_by INTEGER');
   db.exec(table('orders_archive', 'INTEGER', ',\n    archived_at INTEGER NOT NULL'));
   db.exec(MARKS('INTEGER'));
   const created = db.prepare(
@@ -134,7 +136,9 @@ export function sqliteOrderDb(path: string): OrderDb {
   const all = db.prepare(`SELECT ${COLUMNS} FROM orders WHERE sale = $sale ORDER BY order_id`);
   const markOf = db.prepare('SELECT last_ms, last_seq FROM stream_marks WHERE sale = $sale');
   const archiveAll = db.transaction((sale: string) => {
-    const moved = db.prepare(`INSERT INTO orders_archive SELECT *, $now FROM orders WHERE sale = $sale`).run({ sale, now: Date.now() }).changes;
+    const moved = db
+      .prepare(`INSERT INTO orders_archive SELECT *, $now FROM orders WHERE sale = $sale`)
+      .run({ sale, now: Date.now() }).changes;
     db.prepare('DELETE FROM orders WHERE sale = $sale').run({ sale });
     db.prepare('DELETE FROM stream_marks WHERE sale = $sale').run({ sale });
     return moved;
@@ -186,14 +190,18 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
         if (top) await tx.unsafe(raiseMark, [sale, top[0], top[1]]);
       });
     },
-    orders: async (sale) => ((await sql.unsafe(`SELECT ${COLUMNS} FROM orders WHERE sale = $1 ORDER BY order_id`, [sale])) as Row[]).map(toDbOrder),
+    orders: async (sale) =>
+      ((await sql.unsafe(`SELECT ${COLUMNS} FROM orders WHERE sale = $1 ORDER BY order_id`, [sale])) as Row[]).map(toDbOrder),
     mark: async (sale) => {
       const [row] = (await sql`SELECT last_ms, last_seq FROM stream_marks WHERE sale = ${sale}`) as Row[];
       return row ? `${row.last_ms}-${row.last_seq}` : null;
     },
     archive: async (sale) =>
       sql.begin(async (tx) => {
-        const moved = (await tx.unsafe(`INSERT INTO orders_archive SELECT *, $2 FROM orders WHERE sale = $1 RETURNING order_id`, [sale, Date.now()])) as Row[];
+        const moved = (await tx.unsafe(`INSERT INTO orders_archive SELECT *, $2 FROM orders WHERE sale = $1 RETURNING order_id`, [
+          sale,
+          Date.now(),
+        ])) as Row[];
         await tx.unsafe('DELETE FROM orders WHERE sale = $1', [sale]);
         await tx.unsafe('DELETE FROM stream_marks WHERE sale = $1', [sale]);
         return moved.length;

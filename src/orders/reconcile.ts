@@ -45,7 +45,8 @@ export async function behindReason(redis: Redis, keys: SaleKeys, db: OrderDb, se
   if (count.recovering) return count.recovering;
   const mark = await db.mark(keys.sale);
   const reached = await streamReached(redis, keys);
-  if (mark && compareOrderIds(reached, mark) < 0) return `Redis lost writes: its stream ends at ${reached}, the database holds events up to ${mark}`;
+  if (mark && compareOrderIds(reached, mark) < 0)
+    return `Redis lost writes: its stream ends at ${reached}, the database holds events up to ${mark}`;
   if (compareOrderIds(count.lastId, seen) < 0) return `Redis lost writes: its newest order is ${count.lastId}, this node saw ${seen}`;
   return undefined;
 }

@@ -63,7 +63,11 @@ export class Reconciler {
       const reason = await behindReason(this.#redis, sale.keys, this.#db, sale.seen());
       if (!reason) return;
       this.#options.say(`sale ${sale.id}: stopped selling: ${reason}; restoring its orders from the database`);
-      const report = await reconcileSale(this.#redis, sale.keys, this.#db, { reason, seen: sale.seen(), payWindowMs: this.#options.payWindowMs });
+      const report = await reconcileSale(this.#redis, sale.keys, this.#db, {
+        reason,
+        seen: sale.seen(),
+        payWindowMs: this.#options.payWindowMs,
+      });
       this.#options.say(describeReconcile(report));
       this.#options.onResumed?.();
       this.#failing = false;
@@ -77,7 +81,9 @@ export class Reconciler {
     const reason = await this.#redis.hget(sale.keys.sale, RECOVERING_FIELD);
     if (!reason || this.#reported.has(sale.id)) return;
     this.#reported.add(sale.id);
-    this.#options.say(`sale ${sale.id}: stopped selling: ${reason}; no order database to restore from (SPIKE_WRITER=0): run 'bun run audit -- --repair --sale ${sale.id}' to let it sell again`);
+    this.#options.say(
+      `sale ${sale.id}: stopped selling: ${reason}; no order database to restore from (SPIKE_WRITER=0): run 'bun run audit -- --repair --sale ${sale.id}' to let it sell again`,
+    );
   }
 
   start(): void {

@@ -7,7 +7,8 @@ import { keyList, type SaleKeys } from '../redis/keys.ts';
 /** Parses the states hash's value "state|payBy|port|updatedAt|user" (user last: it may hold any allowed character). */
 export function parseOrder(sale: string, orderId: string, raw: string): Order {
   const match = /^([a-z]+)\|(\d+)\|(\d*)\|(\d+)\|(.*)$/.exec(raw);
-  if (!match || !ORDER_STATES.includes(match[1] as OrderState)) throw new Error(`order ${orderId} of ${sale} has an unreadable state: ${raw}`);
+  if (!match || !ORDER_STATES.includes(match[1] as OrderState))
+    throw new Error(`order ${orderId} of ${sale} has an unreadable state: ${raw}`);
   const payBy = Number(match[2]);
   return {
     orderId,
@@ -25,7 +26,16 @@ export function parseOrder(sale: string, orderId: string, raw: string): Order {
 export function reservedOrder(sale: string, orderId: string, fields: readonly string[]): Order | null {
   const e = parseEvent(orderId, fields);
   if (e?.kind !== 'created') return null;
-  return { orderId, sale, state: 'reserved', user: e.user, port: e.port ?? 0, createdAt: e.at, payBy: e.window ? e.at + e.window : null, updatedAt: e.at };
+  return {
+    orderId,
+    sale,
+    state: 'reserved',
+    user: e.user,
+    port: e.port ?? 0,
+    createdAt: e.at,
+    payBy: e.window ? e.at + e.window : null,
+    updatedAt: e.at,
+  };
 }
 
 /** An order: its states entry once it has one, else its `created` entry (a new order is only that). */

@@ -100,8 +100,19 @@ export class OrderWriter {
     for (const keys of this.#sales()) {
       await this.ensureGroup(keys);
       written += await this.#write(keys, await this.#readGroup(keys, '0'));
-      const [, claimed] = (await this.#redis.xautoclaim(keys.orders, this.#group, this.#consumer, this.#claimIdleMs, '0-0', 'COUNT', this.#count)) as [string, Entry[]];
-      written += await this.#write(keys, claimed.filter((e) => e?.[1]));
+      const [, claimed] = (await this.#redis.xautoclaim(
+        keys.orders,
+        this.#group,
+        this.#consumer,
+        this.#claimIdleMs,
+        '0-0',
+        'COUNT',
+        this.#count,
+      )) as [string, Entry[]];
+      written += await this.#write(
+        keys,
+        claimed.filter((e) => e?.[1]),
+      );
       written += await this.#write(keys, await this.#readGroup(keys, '>'));
     }
     if (Date.now() - this.#lastTrim > 10_000) {
@@ -112,7 +123,9 @@ export class OrderWriter {
   }
 
   async #readGroup(keys: SaleKeys, from: '0' | '>'): Promise<Entry[]> {
-    return streamEntries(await this.#redis.call('XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', this.#count, 'STREAMS', keys.orders, from));
+    return streamEntries(
+      await this.#redis.call('XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', this.#count, 'STREAMS', keys.orders, from),
+    );
   }
 
   async #write(keys: SaleKeys, entries: Entry[]): Promise<number> {
@@ -157,7 +170,7 @@ export class OrderWriter {
     if (written === 0) return this.#pollMs;
     const { hotRate, maxRate, maxLagMs } = this.#shaving;
     if (maxLagMs === 0 || Date.now() - this.#lastWrittenAt >= maxLagMs) return 0;
-    const hot = await this.#orderRate() > hotRate;
+    const hot = (await this.#orderRate()) > hotRate;
     return hot ? Math.ceil((written / maxRate) * 1000) : 0;
   }
 
@@ -172,7 +185,8 @@ export class OrderWriter {
       const at = performance.now();
       const before = this.#added.get(keys.orders);
       this.#added.set(keys.orders, { count, at });
-      if (before && at > before.at && count >= before.count) fastest = Math.max(fastest, ((count - before.count) * 1000) / (at - before.at));
+      if (before && at > before.at && count >= before.count)
+        fastest = Math.max(fastest, ((count - before.count) * 1000) / (at - before.at));
     }
     return fastest;
   }

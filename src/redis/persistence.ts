@@ -15,8 +15,10 @@ async function nodeWindow(node: RedisClient, name: string): Promise<string | und
     const since = settings.save ? `since its last RDB snapshot (save ${settings.save})` : 'every sale (no AOF, no RDB snapshots)';
     return `${name}: appendonly is off, so a restart of that Redis loses ${since}; set appendonly yes and appendfsync always`;
   }
-  if (settings.appendfsync === 'everysec') return `${name}: appendfsync everysec, so a crash or kill can lose up to ~2 s of acknowledged sales; set appendfsync always to lose none`;
-  if (settings.appendfsync === 'no') return `${name}: appendfsync no, so a machine crash can lose up to ~30 s of acknowledged sales (the kernel's flush); set appendfsync always`;
+  if (settings.appendfsync === 'everysec')
+    return `${name}: appendfsync everysec, so a crash or kill can lose up to ~2 s of acknowledged sales; set appendfsync always to lose none`;
+  if (settings.appendfsync === 'no')
+    return `${name}: appendfsync no, so a machine crash can lose up to ~30 s of acknowledged sales (the kernel's flush); set appendfsync always`;
   return undefined;
 }
 
@@ -30,6 +32,8 @@ export async function lossWindows(redis: RedisClient, described: string): Promis
     const line = await nodeWindow(redis, `Redis at ${described}`);
     return line ? [line] : [];
   }
-  const lines = await Promise.all(redis.nodes('master').map((node) => nodeWindow(node, `Redis Cluster node ${node.options.host}:${node.options.port}`)));
+  const lines = await Promise.all(
+    redis.nodes('master').map((node) => nodeWindow(node, `Redis Cluster node ${node.options.host}:${node.options.port}`)),
+  );
   return lines.filter((line): line is string => line !== undefined);
 }

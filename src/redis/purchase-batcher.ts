@@ -39,7 +39,12 @@ export class PurchaseBatcher {
 
   readonly #seen: Seen | undefined;
 
-  constructor(redis: Redis, keys: SaleKeys, seller: Seller, { maxBatch = 64, durability, seen }: { maxBatch?: number; durability?: Durability; seen?: Seen } = {}) {
+  constructor(
+    redis: Redis,
+    keys: SaleKeys,
+    seller: Seller,
+    { maxBatch = 64, durability, seen }: { maxBatch?: number; durability?: Durability; seen?: Seen } = {},
+  ) {
     this.#redis = redis;
     this.#keys = keys;
     this.#seller = seller;
@@ -94,7 +99,8 @@ export class PurchaseBatcher {
       // Tell no buyer "sold" before that many replicas hold the sale: a failover right now
       // must not lose it. A buyer who is not told retries, and is shown their order (code 2).
       const acked = await waitForReplicas(this.#redis, this.#keys.sale, durability.replicas, durability.timeoutMs);
-      if (acked < durability.replicas) throw new Error(`only ${acked} of ${durability.replicas} replicas confirmed the sale within ${durability.timeoutMs} ms`);
+      if (acked < durability.replicas)
+        throw new Error(`only ${acked} of ${durability.replicas} replicas confirmed the sale within ${durability.timeoutMs} ms`);
     }
     return answers;
   }

@@ -31,7 +31,13 @@ export interface Seller {
  * `seen` is the newest order id of this sale the caller knows Redis made: a sale older than that
  * lost writes, and answers code -3 (closed) until it is restored.
  */
-export async function purchaseMany(redis: Redis, keys: SaleKeys, seller: Seller, users: readonly string[], seen = '0-0'): Promise<Purchase[]> {
+export async function purchaseMany(
+  redis: Redis,
+  keys: SaleKeys,
+  seller: Seller,
+  users: readonly string[],
+  seen = '0-0',
+): Promise<Purchase[]> {
   const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(seller.port), String(seller.payWindowMs), seen, ...users);
   if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
   const answers: Purchase[] = new Array(users.length);
@@ -85,7 +91,11 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
  */
 export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, reset: boolean): Promise<SaleCount & { created: boolean }> {
   if (reset) {
-    await redis.multi().del(...keyList(keys)).hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+    await redis
+      .multi()
+      .del(...keyList(keys))
+      .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0)
+      .exec();
     return { total, sold: 0, lastId: '0-0', recovering: undefined, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;

@@ -5,7 +5,9 @@ import type { Subprocess } from 'bun';
 export function requireBinary(name: string, aptPackage: string): string {
   const path = Bun.which(name) ?? Bun.which(name, { PATH: '/usr/sbin:/usr/local/sbin:/sbin' });
   if (!path) {
-    throw new Error(`${name} is not installed; install it with: apt-get install -y ${aptPackage} (or run 'npx -y bun@1.4.5 run start' as root, which installs it)`);
+    throw new Error(
+      `${name} is not installed; install it with: apt-get install -y ${aptPackage} (or run 'npx -y bun@1.4.5 run start' as root, which installs it)`,
+    );
   }
   return path;
 }

@@ -44,8 +44,7 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
   const dir = resolve(runtimeDir);
-  const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`)
-    .join('\n');
+  const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);
   return conf;
 }
@@ -85,7 +84,9 @@ export async function startNginx(options: RenderOptions & { template?: string })
   const pidFile = `${dir}/nginx.pid`;
   const leftover = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
   if (leftover > 0 && isAlive(leftover)) {
-    throw new Error(`an nginx from an earlier run (pid ${leftover}) still uses ${dir} and its port; stop it (kill ${leftover}) and start again`);
+    throw new Error(
+      `an nginx from an earlier run (pid ${leftover}) still uses ${dir} and its port; stop it (kill ${leftover}) and start again`,
+    );
   }
   rmSync(pidFile, { force: true });
   const child = Bun.spawn(ownSession([binary, ...args]), { stdout: 'ignore', stderr: 'pipe' });

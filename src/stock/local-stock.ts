@@ -63,7 +63,9 @@ export class LocalStock {
 
   private constructor(buffer: SharedArrayBuffer, workers: number) {
     if (buffer.byteLength !== LocalStock.bytesFor(workers)) {
-      throw new Error(`local stock buffer holds ${buffer.byteLength} bytes, expected ${LocalStock.bytesFor(workers)} for ${workers} workers`);
+      throw new Error(
+        `local stock buffer holds ${buffer.byteLength} bytes, expected ${LocalStock.bytesFor(workers)} for ${workers} workers`,
+      );
     }
     this.#cells = new Int32Array(buffer, 0, Global.Size + workers * Slot.Size);
     this.#seen = new BigInt64Array(buffer, LocalStock.#int32Bytes(workers), 1);

@@ -79,7 +79,8 @@ export class StockSync {
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
       // sell its tickets a second time, so only a person may do that (--reset, or the admin API).
-      if (!this.#missing.has(id)) console.error(`[sync] sale ${id} is missing from Redis; its purchases answer 404 until it is created again`);
+      if (!this.#missing.has(id))
+        console.error(`[sync] sale ${id} is missing from Redis; its purchases answer 404 until it is created again`);
       this.#missing.add(id);
       return;
     }

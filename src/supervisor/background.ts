@@ -23,25 +23,46 @@ export interface Sales {
 }
 
 /** The refill policy `config` asks for. */
-export const refillPolicy = (config: Config): RefillPolicy => ({ workers: config.ports.length, buffer: config.buffer, localStock: config.localStock });
+export const refillPolicy = (config: Config): RefillPolicy => ({
+  workers: config.ports.length,
+  buffer: config.buffer,
+  localStock: config.localStock,
+});
 
 /**
  * The sales this node serves (the default one and those registered in Redis), checked for lost
  * writes before any worker sells, then kept in step with Redis by the sync. `onAdded` hears of
  * every sale added later (admin API, another node).
  */
-export async function startSales(config: Config, redis: RedisClient, db: OrderDb | undefined, stack: Stack, say: (line: string) => void, onAdded: (entry: SaleEntry) => void): Promise<Sales> {
+export async function startSales(
+  config: Config,
+  redis: RedisClient,
+  db: OrderDb | undefined,
+  stack: Stack,
+  say: (line: string) => void,
+  onAdded: (entry: SaleEntry) => void,
+): Promise<Sales> {
   const book = new SaleBook({ workers: config.ports.length, onAdded });
   book.add(DEFAULT_SALE);
   // A failure here (a cluster mid-failover) only delays a sale to the sync's next round.
   await book.discover(redis).catch(() => {});
   let sync: StockSync | undefined;
   const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
-  const reconciler = new Reconciler(redis, db, { sales: watched, payWindowMs: config.payWindowMs, intervalMs: RECONCILE_MS, say, onResumed: () => void sync?.kick() });
+  const reconciler = new Reconciler(redis, db, {
+    sales: watched,
+    payWindowMs: config.payWindowMs,
+    intervalMs: RECONCILE_MS,
+    say,
+    onResumed: () => void sync?.kick(),
+  });
   await reconciler.checkAll();
   reconciler.start();
   stack.defer(() => reconciler.stop());
-  sync = new StockSync(redis, book, { policy: refillPolicy(config), intervalMs: config.syncMs, onBehind: (id) => void reconciler.check(id) });
+  sync = new StockSync(redis, book, {
+    policy: refillPolicy(config),
+    intervalMs: config.syncMs,
+    onBehind: (id) => void reconciler.check(id),
+  });
   await sync.syncOnce();
   sync.start();
   stack.defer(() => sync.stop());
@@ -49,7 +70,13 @@ export async function startSales(config: Config, redis: RedisClient, db: OrderDb
 }
 
 /** The order writer on its own thread (stream → database); undefined when SPIKE_WRITER=0. */
-export async function startWriter(config: Config, { target, described }: RedisStep, book: SaleBook, stack: Stack, say: (line: string) => void): Promise<BackgroundWriter | undefined> {
+export async function startWriter(
+  config: Config,
+  { target, described }: RedisStep,
+  book: SaleBook,
+  stack: Stack,
+  say: (line: string) => void,
+): Promise<BackgroundWriter | undefined> {
   if (!config.writer) return undefined;
   const writer = await startBackgroundWriter(
     {
@@ -66,14 +93,22 @@ export async function startWriter(config: Config, { target, described }: RedisSt
     say,
   );
   stack.defer(() => writer.stop(), 'order writer');
-  const shaving = config.writerMaxLagMs ? `, shaving peaks above ${DEFAULT_SHAVING.hotRate} orders/s to ${DEFAULT_SHAVING.maxRate}/s, at most ${config.writerMaxLagMs / 1000} s behind` : '';
-  say(`order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice}${shaving})`);
+  const shaving = config.writerMaxLagMs
+    ? `, shaving peaks above ${DEFAULT_SHAVING.hotRate} orders/s to ${DEFAULT_SHAVING.maxRate}/s, at most ${config.writerMaxLagMs / 1000} s behind`
+    : '';
+  say(
+    `order writer: order streams → ${config.databaseUrl ? 'PostgreSQL' : config.dbPath} (own thread, nice +${config.writerNice}${shaving})`,
+  );
   return writer;
 }
 
 /** The reaper; released orders put tickets back, so the sync runs at once and the workers refill. */
 export function startReaper(config: Config, redis: RedisClient, { book, sync }: Sales, stack: Stack): Reaper {
-  const reaper = new Reaper(redis, { sales: () => book.all().map((entry) => entry.keys), intervalMs: config.reapMs, onReleased: () => void sync.kick() });
+  const reaper = new Reaper(redis, {
+    sales: () => book.all().map((entry) => entry.keys),
+    intervalMs: config.reapMs,
+    onReleased: () => void sync.kick(),
+  });
   reaper.start();
   stack.defer(() => reaper.stop());
   return reaper;

@@ -12,7 +12,14 @@ import type { Stack } from './stack.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** One worker thread per port; resolves once all listen. */
-export async function startWorkers(config: Config, { target, redis }: RedisStep, { book, sync }: Sales, stack: Stack, say: (line: string) => void, onFatal: (error: Error) => void): Promise<WorkerPool> {
+export async function startWorkers(
+  config: Config,
+  { target, redis }: RedisStep,
+  { book, sync }: Sales,
+  stack: Stack,
+  say: (line: string) => void,
+  onFatal: (error: Error) => void,
+): Promise<WorkerPool> {
   const pool = new WorkerPool({
     ports: config.ports,
     host: config.host,
@@ -39,17 +46,35 @@ export async function startWorkers(config: Config, { target, redis }: RedisStep,
 }
 
 /** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
-export function startAdmin(config: Config, redis: RedisClient, { book, sync }: Sales, pool: WorkerPool, stack: Stack, say: (line: string) => void): void {
+export function startAdmin(
+  config: Config,
+  redis: RedisClient,
+  { book, sync }: Sales,
+  pool: WorkerPool,
+  stack: Stack,
+  say: (line: string) => void,
+): void {
   if (config.adminPort === 0) return;
-  const admin = createAdminApp({ token: config.adminToken, redis, book, ports: config.ports, kick: () => void sync.kick(), restarts: (i) => pool.restarts(i) });
+  const admin = createAdminApp({
+    token: config.adminToken,
+    redis,
+    book,
+    ports: config.ports,
+    kick: () => void sync.kick(),
+    restarts: (i) => pool.restarts(i),
+  });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
   } catch (cause) {
-    throw new ConfigError(`SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} (${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`);
+    throw new ConfigError(
+      `SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} (${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`,
+    );
   }
   stack.defer(async () => server.stop());
-  say(`admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`);
+  say(
+    `admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`,
+  );
 }
 
 /** nginx in front, as SPIKE_NGINX asks: `on` fails the start when it cannot listen, `auto` warns in one line. */
@@ -66,11 +91,15 @@ export async function startFrontNginx(config: Config, stack: Stack, say: (line: 
       runtimeDir: `${config.dataDir}/nginx`,
     });
     stack.defer(() => nginx.stop(), 'nginx');
-    say(`nginx listening on ${config.nginxListen} (weights ${config.ports.map((p, i) => `${p}:${i + 1}`).join(' ')}, config ${nginx.confPath})`);
+    say(
+      `nginx listening on ${config.nginxListen} (weights ${config.ports.map((p, i) => `${p}:${i + 1}`).join(' ')}, config ${nginx.confPath})`,
+    );
     return nginx;
   } catch (error) {
     if (config.nginx === 'on') throw error;
-    say(`nginx not started (${error instanceof Error ? error.message.split('\n').slice(-1)[0] : error}); set SPIKE_NGINX_LISTEN to a free port, or SPIKE_NGINX=0 to silence this`);
+    say(
+      `nginx not started (${error instanceof Error ? error.message.split('\n').slice(-1)[0] : error}); set SPIKE_NGINX_LISTEN to a free port, or SPIKE_NGINX=0 to silence this`,
+    );
     return undefined;
   }
 }

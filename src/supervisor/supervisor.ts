@@ -41,7 +41,10 @@ export interface SupervisorOptions {
 }
 
 /** Starts everything `config` asks for; on a failure half-way, stops what it had started and throws. */
-export async function startSupervisor(config: Config, { say = console.log, onFatal = (e) => console.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {}): Promise<Supervisor> {
+export async function startSupervisor(
+  config: Config,
+  { say = console.log, onFatal = (e) => console.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {},
+): Promise<Supervisor> {
   const stack = new Stack(say);
   try {
     const redisStep = await startRedis(config, stack, say);
@@ -62,7 +65,9 @@ export async function startSupervisor(config: Config, { say = console.log, onFat
     const nginx = await startFrontNginx(config, stack, say);
     let stopping: Promise<void> | undefined;
     const localStock = localStockFor(refillPolicy(config), sale.total);
-    say(`ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker`);
+    say(
+      `ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker`,
+    );
     const stock = sales.book.get(DEFAULT_SALE)!.stock;
     return { config, redis: redisStep.target, stock, ...sales, pool, reaper, writer, nginx, stop: () => (stopping ??= stack.unwind()) };
   } catch (error) {

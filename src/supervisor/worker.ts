@@ -62,7 +62,11 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   try {
     server = Bun.serve({ port, hostname: init.host, fetch: app.fetch });
   } catch (cause) {
-    send({ type: 'fatal', worker, message: `cannot listen on ${init.host}:${port}: ${cause instanceof Error ? cause.message : String(cause)}` });
+    send({
+      type: 'fatal',
+      worker,
+      message: `cannot listen on ${init.host}:${port}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    });
     return;
   }
   send({ type: 'listening', worker, port });

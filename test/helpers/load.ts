@@ -50,7 +50,11 @@ export function countBy<T>(items: readonly T[], key: (item: T) => string | numbe
  * back (status 0: the connection closed without an answer). For what fetch will not send: an
  * unknown or lowercase method, a half-closed socket, two pipelined requests.
  */
-export function rawHttp(port: number, request: string, { halfClose = false, timeoutMs = 5000 } = {}): Promise<{ status: number; text: string }> {
+export function rawHttp(
+  port: number,
+  request: string,
+  { halfClose = false, timeoutMs = 5000 } = {},
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve) => {
     let text = '';
     const socket = connect({ host: '127.0.0.1', port });

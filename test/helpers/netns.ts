@@ -37,7 +37,9 @@ export function startTestNet(names: readonly string[]): TestNet {
     if (Bun.env.SPIKE_TEST_NETNS === '0') throw new Error('SPIKE_TEST_NETNS=0');
     return namespaceNet(names);
   } catch (error) {
-    console.log(`test hosts: network namespaces not available (${error instanceof Error ? error.message : error}); using loopback addresses and TCP proxies instead`);
+    console.log(
+      `test hosts: network namespaces not available (${error instanceof Error ? error.message : error}); using loopback addresses and TCP proxies instead`,
+    );
     return loopbackNet(names);
   }
 }
@@ -86,7 +88,12 @@ function namespaceNet(names: readonly string[]): TestNet {
     hosts,
     address: async (_, target, port) => `${host(target).ip}:${port}`,
     spawn: (name, cmd, env) =>
-      Bun.spawn(['ip', 'netns', 'exec', host(name).ns, ...cmd], { env: { ...process.env, ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
+      Bun.spawn(['ip', 'netns', 'exec', host(name).ns, ...cmd], {
+        env: { ...process.env, ...env },
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+      }),
     cut: (name, target) => ip('-n', host(name).ns, 'route', 'add', 'blackhole', `${host(target).ip}/32`),
     heal: (name, target) => ip('-n', host(name).ns, 'route', 'del', 'blackhole', `${host(target).ip}/32`),
     close,

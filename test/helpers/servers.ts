@@ -93,10 +93,16 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const dir = tempDir('postgres');
   const asPostgres = (cmd: string[]) => (process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...cmd] : cmd);
   if (process.getuid?.() === 0) Bun.spawnSync(['chown', '-R', 'postgres:postgres', dir]);
-  const init = Bun.spawnSync(asPostgres([`${bin}/initdb`, '-D', `${dir}/data`, '-U', 'postgres', '--auth=trust', '--no-sync']), { stdout: 'pipe', stderr: 'pipe' });
+  const init = Bun.spawnSync(asPostgres([`${bin}/initdb`, '-D', `${dir}/data`, '-U', 'postgres', '--auth=trust', '--no-sync']), {
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr.toString()}`);
   const port = await freePort();
-  const server = Bun.spawn(asPostgres([`${bin}/postgres`, '-D', `${dir}/data`, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off']), { stdout: 'ignore', stderr: 'pipe' });
+  const server = Bun.spawn(
+    asPostgres([`${bin}/postgres`, '-D', `${dir}/data`, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off']),
+    { stdout: 'ignore', stderr: 'pipe' },
+  );
   const deadline = Date.now() + 20_000;
   while (Bun.spawnSync([`${bin}/pg_isready`, '-h', '127.0.0.1', '-p', String(port)]).exitCode !== 0) {
     if (server.exitCode !== null) throw new Error(`postgres exited: ${await new Response(server.stderr).text()}`);
@@ -159,19 +165,51 @@ export async function startTestCluster(): Promise<TestCluster> {
     mkdirSync(nodeDir);
     servers.set(
       `127.0.0.1:${port}`,
-      Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000', '--dir', nodeDir, '--appendonly', 'yes', '--save', '', '--logfile', join(nodeDir, 'log')], { stdout: 'ignore', stderr: 'ignore' }),
+      Bun.spawn(
+        [
+          'redis-server',
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          '1000',
+          '--dir',
+          nodeDir,
+          '--appendonly',
+          'yes',
+          '--save',
+          '',
+          '--logfile',
+          join(nodeDir, 'log'),
+        ],
+        { stdout: 'ignore', stderr: 'ignore' },
+      ),
     );
   }
   const nodes = [...servers.keys()];
-  const ping = (node: string) => Bun.spawnSync(['redis-cli', '-h', '127.0.0.1', '-p', node.split(':')[1]!, 'ping']).stdout.toString().trim() === 'PONG';
+  const ping = (node: string) =>
+    Bun.spawnSync(['redis-cli', '-h', '127.0.0.1', '-p', node.split(':')[1]!, 'ping'])
+      .stdout.toString()
+      .trim() === 'PONG';
   const deadline = Date.now() + 10_000;
   while (!nodes.every(ping)) {
     if (Date.now() > deadline) throw new Error('cluster nodes did not start');
     await Bun.sleep(50);
   }
-  const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], { stdout: 'pipe', stderr: 'pipe' });
+  const create = Bun.spawnSync(['redis-cli', '--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], {
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   if (create.exitCode !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
-  const ok = (node: string) => Bun.spawnSync(['redis-cli', '-p', node.split(':')[1]!, 'cluster', 'info']).stdout.toString().includes('cluster_state:ok');
+  const ok = (node: string) =>
+    Bun.spawnSync(['redis-cli', '-p', node.split(':')[1]!, 'cluster', 'info'])
+      .stdout.toString()
+      .includes('cluster_state:ok');
   // A replica can take over only once its first sync is done (the master may first finish its AOF rewrite).
   const synced = (node: string) => {
     const info = Bun.spawnSync(['redis-cli', '-p', node.split(':')[1]!, 'info', 'replication']).stdout.toString();

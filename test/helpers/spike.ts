@@ -19,7 +19,18 @@ export async function startTestSpike(redisUrl: string, env: Record<string, strin
   const portList = ports ?? (await freePorts(4));
   const logDir = env.SPIKE_LOG_DIR ?? tempDir('logs');
   const dataDir = env.SPIKE_DATA_DIR ?? tempDir('data');
-  const config = loadConfig({ REDIS_URL: redisUrl, SPIKE_PORTS: portList.join(','), SPIKE_NGINX: '0', SPIKE_LOG_DIR: logDir, SPIKE_DATA_DIR: dataDir, SPIKE_ADMIN_PORT: '0', ...env }, []);
+  const config = loadConfig(
+    {
+      REDIS_URL: redisUrl,
+      SPIKE_PORTS: portList.join(','),
+      SPIKE_NGINX: '0',
+      SPIKE_LOG_DIR: logDir,
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_ADMIN_PORT: '0',
+      ...env,
+    },
+    [],
+  );
   const supervisor = await startSupervisor(config, { say: () => {} });
   return {
     ...supervisor,

@@ -21,7 +21,12 @@ let nextUser = 0;
 beforeAll(async () => {
   redis = await startTestRedis();
   const port = await freePort();
-  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '50', SPIKE_RESET: '1', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
+  spike = await startTestSpike(redis.url, {
+    SPIKE_TOTAL: '50',
+    SPIKE_RESET: '1',
+    SPIKE_ADMIN_PORT: String(port),
+    SPIKE_ADMIN_TOKEN: TOKEN,
+  });
   admin = `http://127.0.0.1:${port}`;
 });
 afterAll(async () => {
@@ -30,14 +35,21 @@ afterAll(async () => {
 });
 
 const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
-  fetch(`${admin}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  fetch(`${admin}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 
 const served = (sale: string) => servesSale(spike, sale);
 
 /** `n` new users try to buy a ticket of `sale`, spread over the workers; returns the answer codes. */
 async function buyers(sale: string, n: number): Promise<Map<string | number, number>> {
   await served(sale);
-  const answers = await fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=a${nextUser++}`), 40);
+  const answers = await fire(
+    Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=a${nextUser++}`),
+    40,
+  );
   return countBy(answers, (a) => (a.status === 200 ? Number(a.body.code) : `http ${a.status}`));
 }
 
@@ -54,7 +66,14 @@ describe('the admin API', () => {
     const client = createRedis(redis.url, { timeoutMs: 1000, name: 'test-admin' });
     try {
       await waitReady(client, 5000, redis.url);
-      const app = createAdminApp({ token: undefined, redis: client, book: new SaleBook({ workers: 1 }), ports: [1], kick: () => {}, restarts: () => 0 });
+      const app = createAdminApp({
+        token: undefined,
+        redis: client,
+        book: new SaleBook({ workers: 1 }),
+        ports: [1],
+        kick: () => {},
+        restarts: () => 0,
+      });
       const res = await app.request('http://localhost/sales', { headers: { authorization: `Bearer ${TOKEN}` } });
       expect(res.status).toBe(403);
       expect(await res.json()).toMatchObject({ error: 'admin_disabled', msg: expect.stringContaining('SPIKE_ADMIN_TOKEN') });
@@ -73,7 +92,11 @@ describe('the admin API', () => {
     const [concert, standard] = await Promise.all([buyers('concert', 160), buyers('ticket_hash_key', 80)]);
     expect(concert.get(1)).toBe(100);
     expect(standard.get(1)).toBe(50);
-    const state = (await (await call('GET', '/sales/concert')).json()) as { sold: number; reserved: number; node: { workers: { sales: number }[] } };
+    const state = (await (await call('GET', '/sales/concert')).json()) as {
+      sold: number;
+      reserved: number;
+      node: { workers: { sales: number }[] };
+    };
     expect(state).toMatchObject({ sold: 100, reserved: 100, remaining: 0 });
     expect(state.node.workers.reduce((n, w) => n + w.sales, 0)).toBe(100);
   });

@@ -43,13 +43,19 @@ async function rig(total: number, localStock: number, on = client, refillWaitMs 
     app: createApp({
       port: 3001,
       worker: 0,
-      sale: (id) => (id === 'ticket_hash_key' ? { stock, buy: (user) => purchase(on, keys, user, { port: 3001, payWindowMs: 0 }) } : undefined),
+      sale: (id) =>
+        id === 'ticket_hash_key' ? { stock, buy: (user) => purchase(on, keys, user, { port: 3001, payWindowMs: 0 }) } : undefined,
       defaultSale: 'ticket_hash_key',
       ping: () => on.ping(),
       onTopUp: () => r.dry++,
       refillWaitMs,
     }),
-    state: async () => [await client.hgetall(keys.sale), await client.hgetall(keys.buyers), await client.xlen(keys.orders), stock.snapshot()],
+    state: async () => [
+      await client.hgetall(keys.sale),
+      await client.hgetall(keys.buyers),
+      await client.xlen(keys.orders),
+      stock.snapshot(),
+    ],
   };
   return r;
 }
@@ -120,7 +126,11 @@ describe('GET /buy/ticket', () => {
 describe('POST /buy/ticket', () => {
   test('takes the user from a JSON body or a form body', async () => {
     const { app, keys } = await rig(10, 5);
-    const json = await app.request(URL_, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'jay' }) });
+    const json = await app.request(URL_, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'jay' }),
+    });
     expect(await json.json()).toMatchObject({ code: 1 });
     const form = await app.request(URL_, { method: 'POST', body: new URLSearchParams({ user: 'fay' }) });
     expect(await form.json()).toMatchObject({ code: 1 });

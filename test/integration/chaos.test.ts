@@ -42,7 +42,23 @@ let nextUser = 0;
 
 function startRedis(): Subprocess {
   const host = net.hosts.get('redis')!;
-  return net.spawn('redis', ['redis-server', '--bind', host.ip, '--port', String(REDIS_PORT), '--dir', join(dir, 'redis'), '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--protected-mode', 'no']);
+  return net.spawn('redis', [
+    'redis-server',
+    '--bind',
+    host.ip,
+    '--port',
+    String(REDIS_PORT),
+    '--dir',
+    join(dir, 'redis'),
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+    '--save',
+    '',
+    '--protected-mode',
+    'no',
+  ]);
 }
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Promise<void> {
@@ -87,16 +103,27 @@ async function startNode(name: string): Promise<void> {
 /** A new sale of `total` (one per scenario, so the database holds only its orders), served by every node before it returns. */
 async function newSale(total: number): Promise<void> {
   sale = saleKeys(`chaos${++saleCount}`);
-  await redis.multi().del(...keyList(sale)).hset(sale.sale, TOTAL_FIELD, total, SOLD_FIELD, 0).exec();
+  await redis
+    .multi()
+    .del(...keyList(sale))
+    .hset(sale.sale, TOTAL_FIELD, total, SOLD_FIELD, 0)
+    .exec();
   await redis.sadd(SALES_KEY, sale.sale);
   for (const name of NODES) {
     if (nodes.get(name)?.exitCode !== null || nodes.get(name)?.killed) continue;
-    await until(`${name} to serve ${sale.sale}`, async () => (await fetch(`http://${net.hosts.get(name)!.ip}:${PORTS[0]}/stock?sale=${sale.sale}`)).status === 200);
+    await until(
+      `${name} to serve ${sale.sale}`,
+      async () => (await fetch(`http://${net.hosts.get(name)!.ip}:${PORTS[0]}/stock?sale=${sale.sale}`)).status === 200,
+    );
   }
 }
 
 const sold = async () => Number(await redis.hget(sale.sale, SOLD_FIELD));
-const buyers = (n: number) => fire(Array.from({ length: n }, () => `${nginxUrl}/buy/ticket?sale=${sale.sale}&user=x${nextUser++}`), 60);
+const buyers = (n: number) =>
+  fire(
+    Array.from({ length: n }, () => `${nginxUrl}/buy/ticket?sale=${sale.sale}&user=x${nextUser++}`),
+    60,
+  );
 
 /** Buys until `total` are sold (at most 60 s), returning every answer. */
 async function sellOut(total: number, answers: Answer[] = []): Promise<Answer[]> {
@@ -173,7 +200,11 @@ describe('chaos on test hosts', () => {
     } finally {
       net.heal('n1', 'redis');
     }
-    await until('n1 to sell again', async () => ((await (await fetch(`${n1}/buy/ticket?sale=${sale.sale}&user=back${nextUser++}`)).json()) as { code: number }).code === 1);
+    await until(
+      'n1 to sell again',
+      async () =>
+        ((await (await fetch(`${n1}/buy/ticket?sale=${sale.sale}&user=back${nextUser++}`)).json()) as { code: number }).code === 1,
+    );
     const answers = await sellOut(3000);
     expect(answers.filter((a) => a.body.code === 1).length).toBeLessThanOrEqual(1500);
     await expectCleanSale(3000, answers);

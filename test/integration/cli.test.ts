@@ -10,7 +10,13 @@ const ROOT = join(import.meta.dir, '..', '..');
 const COMMANDS = ['start', 'audit', 'stats', 'nginx-conf', 'bench'] as const;
 
 /** `bun run <script> -- <args>`, exactly as the README shows it. */
-const run = (script: string, ...args: string[]) => Bun.spawnSync([process.execPath, 'run', script, '--', ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, REDIS_URL: '' } });
+const run = (script: string, ...args: string[]) =>
+  Bun.spawnSync([process.execPath, 'run', script, '--', ...args], {
+    cwd: ROOT,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { ...process.env, REDIS_URL: '' },
+  });
 
 describe('every command', () => {
   test.each(COMMANDS)('bun run %s -- --help prints its usage and every flag, and exits 0', (script) => {

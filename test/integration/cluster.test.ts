@@ -27,7 +27,13 @@ beforeAll(async () => {
   client = new Cluster(cluster.nodes.slice(0, 3).map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })));
   client.on('error', () => {});
   const port = await freePort();
-  spike = await startTestSpike('', { REDIS_CLUSTER: cluster.nodes.join(','), SPIKE_TOTAL: '600', SPIKE_RESET: '1', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
+  spike = await startTestSpike('', {
+    REDIS_CLUSTER: cluster.nodes.join(','),
+    SPIKE_TOTAL: '600',
+    SPIKE_RESET: '1',
+    SPIKE_ADMIN_PORT: String(port),
+    SPIKE_ADMIN_TOKEN: TOKEN,
+  });
   admin = `http://127.0.0.1:${port}`;
 }, 60_000);
 afterAll(async () => {
@@ -46,7 +52,11 @@ async function masterOf(key: string): Promise<string> {
 
 const served = (sale: string) => servesSale(spike, sale);
 
-const buy = (sale: string, n: number) => fire(Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=c${user++}`), 40);
+const buy = (sale: string, n: number) =>
+  fire(
+    Array.from({ length: n }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=${sale}&user=c${user++}`),
+    40,
+  );
 
 describe('on a Redis Cluster', () => {
   test('sales on different shards each sell exactly their total, and the database agrees', async () => {
@@ -63,7 +73,11 @@ describe('on a Redis Cluster', () => {
     }
     expect(masters.size).toBe(3);
     for (const id of chosen) {
-      const res = await fetch(`${admin}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id, total: 400 }) });
+      const res = await fetch(`${admin}/sales`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ id, total: 400 }),
+      });
       expect(res.status).toBe(201);
     }
     for (const id of chosen) await served(id);
@@ -74,7 +88,11 @@ describe('on a Redis Cluster', () => {
 
     const db = sqliteOrderDb(spike.dbPath);
     try {
-      for (const [id, total] of [[DEFAULT_SALE, 600], [chosen[0]!, 400], [chosen[1]!, 400]] as const) {
+      for (const [id, total] of [
+        [DEFAULT_SALE, 600],
+        [chosen[0]!, 400],
+        [chosen[1]!, 400],
+      ] as const) {
         const keys = saleKeys(id);
         const report = await auditWhenWritten(client, keys, db);
         expect(report.differences).toEqual([]);
@@ -86,7 +104,11 @@ describe('on a Redis Cluster', () => {
   });
 
   test('a master killed mid-sale: its replica takes over, nothing is oversold, and the sale completes', async () => {
-    const res = await fetch(`${admin}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id: 'failover', total: 1000 }) });
+    const res = await fetch(`${admin}/sales`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ id: 'failover', total: 1000 }),
+    });
     expect(res.status).toBe(201);
     const keys = saleKeys('failover');
     const master = await masterOf(keys.sale);
@@ -116,7 +138,14 @@ describe('on a Redis Cluster', () => {
 
   test('with SPIKE_WAIT_REPLICAS=1 no sale a buyer was told of is lost when its master is killed', async () => {
     const port = await freePort();
-    const durable = await startTestSpike('', { REDIS_CLUSTER: cluster.nodes.join(','), SPIKE_WAIT_REPLICAS: '1', SPIKE_WAIT_MS: '500', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN, SPIKE_WRITER: '0' });
+    const durable = await startTestSpike('', {
+      REDIS_CLUSTER: cluster.nodes.join(','),
+      SPIKE_WAIT_REPLICAS: '1',
+      SPIKE_WAIT_MS: '500',
+      SPIKE_ADMIN_PORT: String(port),
+      SPIKE_ADMIN_TOKEN: TOKEN,
+      SPIKE_WRITER: '0',
+    });
     try {
       // A sale on a master that still has a replica (the previous test left one without).
       let id = '';
@@ -126,7 +155,15 @@ describe('on a Redis Cluster', () => {
         if (/connected_slaves:[1-9]/.test(info)) id = `safe${i}`;
       }
       expect(id).not.toBe('');
-      expect((await fetch(`http://127.0.0.1:${port}/sales`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ id, total: 100_000 }) })).status).toBe(201);
+      expect(
+        (
+          await fetch(`http://127.0.0.1:${port}/sales`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${TOKEN}` },
+            body: JSON.stringify({ id, total: 100_000 }),
+          })
+        ).status,
+      ).toBe(201);
       const master = await masterOf(id);
       await servesSale(durable, id);
 
@@ -168,4 +205,3 @@ describe('on a Redis Cluster', () => {
     }
   });
 });
-

@@ -41,7 +41,13 @@ afterAll(async () => {
 async function buyUntil(until: number, prefix: string): Promise<Answer[]> {
   const answers: Answer[] = [];
   let user = 0;
-  while (Date.now() < until) answers.push(...(await fire(Array.from({ length: 100 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=${prefix}${user++}`), 50)));
+  while (Date.now() < until)
+    answers.push(
+      ...(await fire(
+        Array.from({ length: 100 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=${prefix}${user++}`),
+        50,
+      )),
+    );
   return answers;
 }
 
@@ -76,7 +82,12 @@ describe('Redis killed mid-sale', () => {
       let after = 0;
       for (let wait = 0; wait < 50 && after === 0; wait++) {
         await Bun.sleep(100);
-        after = (await fire(Array.from({ length: 20 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=r${round}-${wait}-${i}`), 20)).filter((a) => a.body.code === 1).length;
+        after = (
+          await fire(
+            Array.from({ length: 20 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=r${round}-${wait}-${i}`),
+            20,
+          )
+        ).filter((a) => a.body.code === 1).length;
       }
       expect(after).toBeGreaterThan(0);
     }
@@ -88,7 +99,10 @@ describe("an external Redis's persistence", () => {
   async function windows(args: string[]): Promise<string[]> {
     const port = await freePort();
     const folder = tempDir('persist');
-    const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', folder, ...args], { stdout: 'ignore', stderr: 'ignore' });
+    const proc = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', folder, ...args], {
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
     const client = createRedis(`redis://127.0.0.1:${port}`, { timeoutMs: 2000, name: 'test-persist' });
     try {
       await waitReady(client, 5000, 'test');
@@ -103,8 +117,14 @@ describe("an external Redis's persistence", () => {
 
   test('is named with its loss window when it can lose acknowledged sales, and not when it cannot', async () => {
     expect(await windows(['--appendonly', 'yes', '--appendfsync', 'always'])).toEqual([]);
-    expect((await windows(['--appendonly', 'yes', '--appendfsync', 'everysec'])).join()).toContain('appendfsync everysec, so a crash or kill can lose up to ~2 s');
-    expect((await windows(['--appendonly', 'no', '--save', ''])).join()).toContain('appendonly is off, so a restart of that Redis loses every sale');
-    expect((await windows(['--appendonly', 'yes', '--appendfsync', 'always', '--rename-command', 'CONFIG', '""'])).join()).toContain('cannot read its persistence settings');
+    expect((await windows(['--appendonly', 'yes', '--appendfsync', 'everysec'])).join()).toContain(
+      'appendfsync everysec, so a crash or kill can lose up to ~2 s',
+    );
+    expect((await windows(['--appendonly', 'no', '--save', ''])).join()).toContain(
+      'appendonly is off, so a restart of that Redis loses every sale',
+    );
+    expect((await windows(['--appendonly', 'yes', '--appendfsync', 'always', '--rename-command', 'CONFIG', '""'])).join()).toContain(
+      'cannot read its persistence settings',
+    );
   });
 });

@@ -27,7 +27,10 @@ afterAll(async () => {
 
 /** `n` requests from new users, spread over the workers. */
 function wave(s: TestSpike, n: number, concurrency = 50): Promise<Answer[]> {
-  return fire(Array.from({ length: n }, (_, i) => `${s.url(i % s.ports.length)}/buy/ticket?user=f${nextUser++}`), concurrency);
+  return fire(
+    Array.from({ length: n }, (_, i) => `${s.url(i % s.ports.length)}/buy/ticket?user=f${nextUser++}`),
+    concurrency,
+  );
 }
 
 async function sold(): Promise<number> {

@@ -24,8 +24,19 @@ beforeAll(async () => {
   await ensureSale(client, keys, 10, true);
   const stock = LocalStock.create(1);
   stock.refill(0, 100);
-  const sale = { stock, buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs: 60_000 }), orders: redisOrderStore(client, keys) };
-  app = createApp({ port: 3001, worker: 0, sale: (id) => (id === keys.sale ? sale : undefined), defaultSale: keys.sale, ping: () => client.ping(), jwtSecret: SECRET });
+  const sale = {
+    stock,
+    buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs: 60_000 }),
+    orders: redisOrderStore(client, keys),
+  };
+  app = createApp({
+    port: 3001,
+    worker: 0,
+    sale: (id) => (id === keys.sale ? sale : undefined),
+    defaultSale: keys.sale,
+    ping: () => client.ping(),
+    jwtSecret: SECRET,
+  });
 });
 afterAll(async () => {
   await redis.close();

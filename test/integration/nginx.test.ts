@@ -31,7 +31,10 @@ describe('nginx', () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: '1' });
     const nginx = await startTestNginx(spike.ports);
     try {
-      const answers = await fire(Array.from({ length: 1000 }, () => `${nginx.url}/buy/ticket`), 100);
+      const answers = await fire(
+        Array.from({ length: 1000 }, () => `${nginx.url}/buy/ticket`),
+        100,
+      );
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
       const byPort = countBy(answers, (a) => Number(a.body.port));
       spike.ports.forEach((port, i) => {
@@ -52,7 +55,10 @@ describe('nginx', () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_LOCAL_STOCK: '300' }, live);
     const nginx = await startTestNginx([dead!, ...live]);
     try {
-      const answers = await fire(Array.from({ length: 3000 }, (_, i) => `${nginx.url}/buy/ticket?user=n${i}`), 50);
+      const answers = await fire(
+        Array.from({ length: 3000 }, (_, i) => `${nginx.url}/buy/ticket?user=n${i}`),
+        50,
+      );
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
       expect(answers.filter((a) => a.body.port === dead)).toEqual([]);
       expect(answers.filter((a) => a.body.code === 1)).toHaveLength(1000);
@@ -76,8 +82,14 @@ describe('nginx', () => {
     const attack = (async () => {
       const requests: [string, () => Promise<number>][] = [
         ['GET an order id past 2^64', async () => (await fetch(`${nginx.url}/orders/99999999999999999999-0`)).status],
-        ['pay an order id past 2^64', async () => (await fetch(`${nginx.url}/orders/99999999999999999999-0/pay`, { method: 'POST' })).status],
-        ['cancel an order id past 2^64', async () => (await fetch(`${nginx.url}/orders/99999999999999999999-0/cancel`, { method: 'POST' })).status],
+        [
+          'pay an order id past 2^64',
+          async () => (await fetch(`${nginx.url}/orders/99999999999999999999-0/pay`, { method: 'POST' })).status,
+        ],
+        [
+          'cancel an order id past 2^64',
+          async () => (await fetch(`${nginx.url}/orders/99999999999999999999-0/cancel`, { method: 'POST' })).status,
+        ],
         ['method FOO', async () => (await rawHttp(port, 'FOO /buy/ticket HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).status],
         ['lowercase get', async () => (await rawHttp(port, 'get /buy/ticket HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).status],
       ];
@@ -90,7 +102,12 @@ describe('nginx', () => {
       await Bun.sleep(300);
       const buyers: Awaited<ReturnType<typeof fire>> = [];
       for (let round = 0; round < 8; round++) {
-        buyers.push(...(await fire(Array.from({ length: 4 }, (_, i) => `${nginx.url}/buy/ticket?user=b${round}-${i}`), 4)));
+        buyers.push(
+          ...(await fire(
+            Array.from({ length: 4 }, (_, i) => `${nginx.url}/buy/ticket?user=b${round}-${i}`),
+            4,
+          )),
+        );
         await Bun.sleep(150);
       }
       attacking = false;
@@ -117,7 +134,10 @@ describe('nginx', () => {
       const half = await rawHttp(port, 'GET /buy/ticket?user=half HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { halfClose: true });
       expect(half.status).toBe(200);
       expect(half.text).toContain('"code":1');
-      const two = await rawHttp(port, 'GET /buy/ticket?user=p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /buy/ticket?user=p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const two = await rawHttp(
+        port,
+        'GET /buy/ticket?user=p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /buy/ticket?user=p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      );
       expect(two.text.match(/"code":1/g)).toHaveLength(2);
       expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(3);
     } finally {

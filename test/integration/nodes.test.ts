@@ -35,7 +35,11 @@ describe('several nodes on one Redis', () => {
     const a = await startTestSpike(redis.url, { ...env, SPIKE_RESET: '1', SPIKE_NODE_ID: 'node-a' });
     const b = await startTestSpike(redis.url, { ...env, SPIKE_NODE_ID: 'node-b' });
     let user = 0;
-    const wave = (node: typeof a, n: number) => fire(Array.from({ length: n }, (_, i) => `${node.url(i % 4)}/buy/ticket?user=m${user++}`), 50);
+    const wave = (node: typeof a, n: number) =>
+      fire(
+        Array.from({ length: n }, (_, i) => `${node.url(i % 4)}/buy/ticket?user=m${user++}`),
+        50,
+      );
     try {
       await Promise.all([wave(a, 1000), wave(b, 500)]);
       expect(await sold()).toBe(1500);
@@ -59,7 +63,18 @@ describe('several nodes on one Redis', () => {
     const dir = tempDir('nginx-conf');
     const out = join(dir, 'nginx.conf');
     const render = Bun.spawnSync(
-      [process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'), '--upstream', '127.0.0.1:4001:1,127.0.0.2:4001:3,localhost:4002', '--listen', `127.0.0.1:${await freePort()}`, '--runtime-dir', dir, '--out', out],
+      [
+        process.execPath,
+        join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'),
+        '--upstream',
+        '127.0.0.1:4001:1,127.0.0.2:4001:3,localhost:4002',
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--runtime-dir',
+        dir,
+        '--out',
+        out,
+      ],
       { stderr: 'pipe' },
     );
     expect(render.stderr.toString()).toBe('');
@@ -68,14 +83,19 @@ describe('several nodes on one Redis', () => {
     expect(conf).toContain('server 127.0.0.2:4001 weight=3 max_fails=2 fail_timeout=5s;');
     expect(conf).toContain('server localhost:4002 weight=1 max_fails=2 fail_timeout=5s;');
     // The file says what it is and how to run it, and keeps its pid file and log in the runtime folder.
-    expect(conf).toStartWith('# spike: nginx in front of 3 workers, weighted round-robin:\n#   127.0.0.1:4001 weight=1, 127.0.0.2:4001 weight=3, localhost:4002 weight=1\n');
+    expect(conf).toStartWith(
+      '# spike: nginx in front of 3 workers, weighted round-robin:\n#   127.0.0.1:4001 weight=1, 127.0.0.2:4001 weight=3, localhost:4002 weight=1\n',
+    );
     expect(conf).toContain(`#   nginx -p ${dir} -c <this file>`);
     expect(conf).toContain(`pid ${dir}/nginx.pid;`);
     expect(conf).not.toContain('3001..3004');
     // Exactly the command the header gives (nothing written outside the runtime folder).
     const check = Bun.spawnSync(['nginx', '-t', '-p', dir, '-c', out], { stderr: 'pipe' });
     expect(check.stderr.toString()).toContain('test is successful');
-    const bad = Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'), '--upstream', '127.0.0.1'], { stderr: 'pipe' });
+    const bad = Bun.spawnSync(
+      [process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'nginx-conf.ts'), '--upstream', '127.0.0.1'],
+      { stderr: 'pipe' },
+    );
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain('is not host:port[:weight]');
   });

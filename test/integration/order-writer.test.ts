@@ -45,7 +45,11 @@ async function lifecycle(count: number, payWindowMs = 60_000): Promise<string[]>
   await ensureSale(client, keys, count, true);
   const users = Array.from({ length: count }, (_, i) => `w${i}`);
   const ids = (await purchaseMany(client, keys, { port: 3001, payWindowMs }, users)).map((p) => (p as { orderId: string }).orderId);
-  await Promise.all(ids.map((id, i) => (i % 3 === 0 ? settle(client, keys, 'pay', id, users[i]!) : i % 5 === 0 ? settle(client, keys, 'cancel', id, users[i]!) : null)));
+  await Promise.all(
+    ids.map((id, i) =>
+      i % 3 === 0 ? settle(client, keys, 'pay', id, users[i]!) : i % 5 === 0 ? settle(client, keys, 'cancel', id, users[i]!) : null,
+    ),
+  );
   return ids;
 }
 
@@ -236,7 +240,10 @@ describe('the order writer in the running system', () => {
     try {
       const writer = spike.writer!;
       writer.thread!.terminate();
-      const answers = await fire(Array.from({ length: 40 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=gone${i}`), 10);
+      const answers = await fire(
+        Array.from({ length: 40 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=gone${i}`),
+        10,
+      );
       expect(answers.filter((a) => a.body.code === 1)).toHaveLength(40);
       // The thread's end reaches the supervisor as an event; then the restart waits its back-off.
       for (const end = Date.now() + 5000; writer.restarts === 0 && Date.now() < end; ) await Bun.sleep(20);
@@ -262,7 +269,10 @@ describe('the running system with DATABASE_URL', () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '300', SPIKE_RESET: '1', DATABASE_URL: postgres.url });
     const sale = saleKeys(DEFAULT_SALE);
     try {
-      const answers = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=pg${i}`), 40);
+      const answers = await fire(
+        Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=pg${i}`),
+        40,
+      );
       expect(answers.filter((a) => a.body.code === 1)).toHaveLength(300);
       expect((await expectCleanAudit(client, sale, postgresOrderDb(postgres.url))).dbOrders).toBe(300);
     } finally {

@@ -35,8 +35,18 @@ beforeEach(() => {
 function appFor(payWindowMs: number) {
   const stock = LocalStock.create(1);
   stock.refill(0, 1_000_000);
-  const sale = { stock, buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs }), orders: redisOrderStore(client, keys) };
-  return createApp({ port: 3001, worker: 0, sale: (id) => (id === keys.sale ? sale : undefined), defaultSale: keys.sale, ping: () => client.ping() });
+  const sale = {
+    stock,
+    buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs }),
+    orders: redisOrderStore(client, keys),
+  };
+  return createApp({
+    port: 3001,
+    worker: 0,
+    sale: (id) => (id === keys.sale ? sale : undefined),
+    defaultSale: keys.sale,
+    ping: () => client.ping(),
+  });
 }
 
 const post = (app: ReturnType<typeof appFor>, path: string) => app.request(`http://localhost${path}`, { method: 'POST' });
@@ -57,7 +67,8 @@ describe('an order', () => {
     expect(order.status).toBe(200);
     expect(order.body).toMatchObject({ orderId: id, sale: keys.sale, state: 'reserved', user: 'alice', port: 3001 });
     expect(Date.parse(order.body.payBy as string) - Date.parse(order.body.createdAt as string)).toBe(60_000);
-    for (let i = 0; i < 2; i++) expect(await json(await post(app, `/orders/${id}/pay?user=alice`))).toEqual({ status: 200, body: { orderId: id, state: 'paid' } });
+    for (let i = 0; i < 2; i++)
+      expect(await json(await post(app, `/orders/${id}/pay?user=alice`))).toEqual({ status: 200, body: { orderId: id, state: 'paid' } });
     expect(await client.hget(keys.sale, PAID_FIELD)).toBe('1');
     expect(await client.hget(keys.states, id)).toStartWith('paid|');
     expect((await json(await post(app, `/orders/${id}/cancel?user=alice`))).body).toMatchObject({ error: 'already_paid' });
@@ -67,8 +78,14 @@ describe('an order', () => {
     await ensureSale(client, keys, 1, true);
     const app = appFor(60_000);
     const id = await buy(app, 'bob');
-    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
-    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({ status: 200, body: { orderId: id, state: 'cancelled' } });
+    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({
+      status: 200,
+      body: { orderId: id, state: 'cancelled' },
+    });
+    expect(await json(await post(app, `/orders/${id}/cancel?user=bob`))).toEqual({
+      status: 200,
+      body: { orderId: id, state: 'cancelled' },
+    });
     expect(await readSale(client, keys)).toMatchObject({ total: 1, sold: 0 });
     expect((await json(await post(app, `/orders/${id}/pay?user=bob`))).body).toMatchObject({ error: 'cancelled' });
     const again = await buy(app, 'bob');
@@ -96,7 +113,10 @@ describe('an order', () => {
     expect((await post(app, `/orders/${id}/pay?user=eve`)).status).toBe(403);
     expect((await post(app, `/orders/${id}/cancel?user=eve`)).status).toBe(403);
     expect((await readOrder(client, keys, id))?.state).toBe('reserved');
-    const { orderId: anonymous, secret } = (await (await app.request('http://localhost/buy/ticket')).json()) as { orderId: string; secret: string };
+    const { orderId: anonymous, secret } = (await (await app.request('http://localhost/buy/ticket')).json()) as {
+      orderId: string;
+      secret: string;
+    };
     expect(secret).toMatch(/^[A-Za-z0-9_-]{22}$/);
     // Order ids are <ms>-<n>: a stranger who guesses one may not read, pay or cancel it.
     expect((await app.request(`http://localhost/orders/${anonymous}`)).status).toBe(403);
@@ -104,7 +124,9 @@ describe('an order', () => {
     expect((await post(app, `/orders/${anonymous}/cancel?user=eve`)).status).toBe(403);
     expect((await post(app, `/orders/${anonymous}/cancel?secret=${'A'.repeat(22)}`)).status).toBe(403);
     expect((await readOrder(client, keys, anonymous))?.state).toBe('reserved');
-    expect((await json(await app.request(`http://localhost/orders/${anonymous}`, { headers: { 'x-order-secret': secret } }))).body).toMatchObject({ state: 'reserved', user: null });
+    expect(
+      (await json(await app.request(`http://localhost/orders/${anonymous}`, { headers: { 'x-order-secret': secret } }))).body,
+    ).toMatchObject({ state: 'reserved', user: null });
     expect((await json(await post(app, `/orders/${anonymous}/pay?secret=${secret}`))).body).toMatchObject({ state: 'paid' });
   });
 
@@ -167,11 +189,18 @@ describe('the reaper in the running system', () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_PAY_WINDOW: '2', SPIKE_REAP_MS: '100' });
     const sale = saleKeys(DEFAULT_SALE);
     try {
-      const first = await fire(Array.from({ length: 1000 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=h${i}`), 50);
+      const first = await fire(
+        Array.from({ length: 1000 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=h${i}`),
+        50,
+      );
       const ids = first.map((a) => a.body.orderId as string);
       expect(first.every((a) => a.body.code === 1)).toBe(true);
       expect((await fire([`${spike.url(0)}/buy/ticket?user=late`])).at(0)?.body.code).toBe(-1);
-      const pays = await fire(ids.filter((_, i) => i % 2 === 0).map((id, j) => `${spike.url(j % 4)}/orders/${id}/pay?user=h${2 * j}`), 50, { method: 'POST' });
+      const pays = await fire(
+        ids.filter((_, i) => i % 2 === 0).map((id, j) => `${spike.url(j % 4)}/orders/${id}/pay?user=h${2 * j}`),
+        50,
+        { method: 'POST' },
+      );
       expect(pays.every((p) => p.status === 200)).toBe(true);
 
       const deadline = Date.now() + 10_000;
@@ -183,7 +212,10 @@ describe('the reaper in the running system', () => {
       let again = 0;
       for (let round = 0; round < 20 && again < 500; round++) {
         await Bun.sleep(100);
-        const more = await fire(Array.from({ length: 500 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=n${round}-${i}`), 50);
+        const more = await fire(
+          Array.from({ length: 500 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=n${round}-${i}`),
+          50,
+        );
         again += more.filter((a) => a.body.code === 1).length;
       }
       expect(again).toBe(500);
@@ -191,7 +223,13 @@ describe('the reaper in the running system', () => {
       expect(Number(await redis.client.hget(sale.sale, PAID_FIELD))).toBe(500);
 
       // The database, written by the supervisor's order writer, agrees with Redis and the stream.
-      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({ sold: 1000, paid: 500, reserved: 500, released: 500, dbOrders: 1500 });
+      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({
+        sold: 1000,
+        paid: 500,
+        reserved: 500,
+        released: 500,
+        dbOrders: 1500,
+      });
     } finally {
       await spike.close();
     }
@@ -204,15 +242,35 @@ describe('the reaper in the running system', () => {
     const sale = saleKeys(DEFAULT_SALE);
     let spike = await startTestSpike(redis.url, { ...env, SPIKE_RESET: '1' }, ports);
     try {
-      const first = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=s${i}`), 50);
+      const first = await fire(
+        Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=s${i}`),
+        50,
+      );
       const ids = first.map((a) => a.body.orderId as string);
-      await fire(ids.slice(0, 100).map((id, i) => `${spike.url(0)}/orders/${id}/pay?user=s${i}`), 20, { method: 'POST' });
+      await fire(
+        ids.slice(0, 100).map((id, i) => `${spike.url(0)}/orders/${id}/pay?user=s${i}`),
+        20,
+        { method: 'POST' },
+      );
       await spike.close();
       spike = await startTestSpike(redis.url, env, ports);
-      await fire(ids.slice(100, 150).map((id, i) => `${spike.url(1)}/orders/${id}/cancel?user=s${100 + i}`), 20, { method: 'POST' });
-      const more = await fire(Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=t${i}`), 50);
+      await fire(
+        ids.slice(100, 150).map((id, i) => `${spike.url(1)}/orders/${id}/cancel?user=s${100 + i}`),
+        20,
+        { method: 'POST' },
+      );
+      const more = await fire(
+        Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=t${i}`),
+        50,
+      );
       expect(more.filter((a) => a.body.code === 1)).toHaveLength(250);
-      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({ total: 600, sold: 600, paid: 100, released: 50, dbOrders: 650 });
+      expect(await expectCleanAudit(redis.client, sale, sqliteOrderDb(spike.dbPath))).toMatchObject({
+        total: 600,
+        sold: 600,
+        paid: 100,
+        released: 50,
+        dbOrders: 650,
+      });
     } finally {
       await spike.close();
       rmSync(dataDir, { recursive: true, force: true });

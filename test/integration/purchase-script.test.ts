@@ -39,7 +39,9 @@ const ORIGINAL_LUA = `
 describe('purchase script', () => {
   test('sells exactly 5 of 5 tickets to 10 buyers, where the original script sells 6', async () => {
     await client.hset(keys.sale, TOTAL_FIELD, 5, SOLD_FIELD, 0);
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => purchase(client, keys, `buyer${i}`, { port: 3001, payWindowMs: 0 })));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => purchase(client, keys, `buyer${i}`, { port: 3001, payWindowMs: 0 })),
+    );
     expect(results.filter((r) => r.code === PurchaseCode.Sold)).toHaveLength(5);
     expect(results.filter((r) => r.code === PurchaseCode.SoldOut)).toHaveLength(5);
     expect(await readSale(client, keys)).toMatchObject({ total: 5, sold: 5 });
@@ -97,7 +99,10 @@ describe('purchase script', () => {
     const seen = (sold as { orderId: string }).orderId;
     const [ms] = seen.split('-');
     const later = `${Number(ms) + 1000}-0`;
-    expect(await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['fay', 'gus'], later)).toEqual([{ code: PurchaseCode.Closed }, { code: PurchaseCode.Closed }]);
+    expect(await purchaseMany(client, keys, { port: 3001, payWindowMs: 0 }, ['fay', 'gus'], later)).toEqual([
+      { code: PurchaseCode.Closed },
+      { code: PurchaseCode.Closed },
+    ]);
     expect(await client.hget(keys.sale, 'recovering')).toContain(`a worker saw ${later}`);
     // Recovering stops every caller, even one that saw nothing newer.
     expect(await purchaseMany(client, keys, { port: 3002, payWindowMs: 0 }, ['hal'], seen)).toEqual([{ code: PurchaseCode.Closed }]);

@@ -64,7 +64,10 @@ describe('buyers racing over four workers', () => {
 
   test('sells one user one ticket when they try 50 times at once across the workers', async () => {
     spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1' });
-    const answers = await fire(Array.from({ length: 50 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=greedy`), 50);
+    const answers = await fire(
+      Array.from({ length: 50 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=greedy`),
+      50,
+    );
     await spike.close();
     spike = undefined;
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
@@ -96,4 +99,3 @@ describe('buyers racing over four workers', () => {
     expect(calls).toBeLessThan(1000 * 1.2 + 60 * 2);
   });
 });
-

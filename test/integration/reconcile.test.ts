@@ -67,7 +67,11 @@ class RestorableRedis {
   }
 }
 
-const buy = (spike: TestSpike, users: readonly string[]) => fire(users.map((u, i) => `${spike.url(i % 4)}/buy/ticket?user=${u}`), 25);
+const buy = (spike: TestSpike, users: readonly string[]) =>
+  fire(
+    users.map((u, i) => `${spike.url(i % 4)}/buy/ticket?user=${u}`),
+    25,
+  );
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const orderIds = (answers: readonly Answer[]) => answers.map((a) => String(a.body.orderId));
 
@@ -97,7 +101,13 @@ async function written(spike: TestSpike, env: Record<string, string>, n: number)
 }
 
 /** Every acknowledged buyer still holds their own order and can pay it; the sale is exactly full; the audit is clean. */
-async function expectRestored(spike: TestSpike, env: Record<string, string>, redis: RestorableRedis, lost: readonly Answer[], lostUsers: readonly string[]): Promise<void> {
+async function expectRestored(
+  spike: TestSpike,
+  env: Record<string, string>,
+  redis: RestorableRedis,
+  lost: readonly Answer[],
+  lostUsers: readonly string[],
+): Promise<void> {
   const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-reconcile' });
   try {
     await waitReady(client, 5000, redis.server.url);
@@ -116,7 +126,11 @@ async function expectRestored(spike: TestSpike, env: Record<string, string>, red
       const mine = (await (await fetch(`${spike.url(i % 4)}/orders?user=${user}`)).json()) as { orderId: string; state: string };
       expect(mine).toMatchObject({ orderId: lost[i]!.body.orderId, state: 'reserved' });
     }
-    const paid = await fire(lostUsers.slice(0, 10).map((u, i) => `${spike.url(i % 4)}/orders/${lost[i]!.body.orderId}/pay?user=${u}`), 10, { method: 'POST' });
+    const paid = await fire(
+      lostUsers.slice(0, 10).map((u, i) => `${spike.url(i % 4)}/orders/${lost[i]!.body.orderId}/pay?user=${u}`),
+      10,
+      { method: 'POST' },
+    );
     expect(paid.map((a) => a.body.state)).toEqual(Array(10).fill('paid'));
     await expectCleanAudit(client, keys, openOrderDb(env.DATABASE_URL, spike.dbPath));
   } finally {
@@ -210,7 +224,12 @@ describe('bun run audit', () => {
       await spike.close();
       await redis.restoreSnapshot();
 
-      const audit = (...args: string[]) => Bun.spawnSync([...AUDIT, ...args], { env: { ...process.env, ...env, REDIS_URL: redis.server.url }, stdout: 'pipe', stderr: 'pipe' });
+      const audit = (...args: string[]) =>
+        Bun.spawnSync([...AUDIT, ...args], {
+          env: { ...process.env, ...env, REDIS_URL: redis.server.url },
+          stdout: 'pipe',
+          stderr: 'pipe',
+        });
       const before = audit('--wait', '1');
       expect(before.exitCode).toBe(1);
       expect(before.stdout.toString()).toMatch(/DIFF database: order \d+-\d+ is not in Redis/);
@@ -246,7 +265,11 @@ describe('bun run audit', () => {
       // redis.url is left behind by a run that stopped: its Redis is gone.
       await Bun.write(`${dataDir}/redis.url`, 'redis://127.0.0.1:1');
       await Bun.write(`${dataDir}/orders.sqlite`, '');
-      const proc = Bun.spawnSync(AUDIT, { env: { ...process.env, SPIKE_DATA_DIR: dataDir, REDIS_URL: '' }, stdout: 'pipe', stderr: 'pipe' });
+      const proc = Bun.spawnSync(AUDIT, {
+        env: { ...process.env, SPIKE_DATA_DIR: dataDir, REDIS_URL: '' },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
       expect(proc.exitCode).toBe(2);
       const err = proc.stderr.toString().trim();
       expect(err.split('\n')).toHaveLength(1);
@@ -264,7 +287,8 @@ describe('bun run audit', () => {
     const client = new Redis(redis.server.url);
     try {
       const ids: string[] = [];
-      for (let i = 0; i < 5; i++) ids.push((await client.xadd(keys.orders, '*', 'event', 'created', 'user', `u${i}`, 'port', '1', 'window', '0'))!);
+      for (let i = 0; i < 5; i++)
+        ids.push((await client.xadd(keys.orders, '*', 'event', 'created', 'user', `u${i}`, 'port', '1', 'window', '0'))!);
       // A group that starts at an entry in the middle: Redis knows no entries-read, so lag is nil.
       await client.xgroup('CREATE', keys.orders, 'order-writers', ids[1]!);
       const info = (await client.xinfo('GROUPS', keys.orders)) as unknown[][];
@@ -325,7 +349,9 @@ describe('--reset', () => {
       } finally {
         client.disconnect();
       }
-      const archived = new Database(spike.dbPath).query('SELECT count(*) AS n FROM orders_archive WHERE sale = ?').get(DEFAULT_SALE) as { n: number };
+      const archived = new Database(spike.dbPath).query('SELECT count(*) AS n FROM orders_archive WHERE sale = ?').get(DEFAULT_SALE) as {
+        n: number;
+      };
       expect(archived.n).toBe(10);
     } finally {
       await spike.close();

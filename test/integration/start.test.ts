@@ -52,7 +52,9 @@ describe('bun run start', () => {
       stdout: 'pipe',
     });
     expect(await proc.exited).toBe(1);
-    expect(await new Response(proc.stderr).text()).toContain('redis-server is not installed; install it with: apt-get install -y redis-server');
+    expect(await new Response(proc.stderr).text()).toContain(
+      'redis-server is not installed; install it with: apt-get install -y redis-server',
+    );
   });
 
   test('starts its own Redis, four workers and nginx, sells, stops cleanly on SIGTERM, and continues after a restart', async () => {
@@ -87,7 +89,11 @@ describe('bun run start', () => {
 
     // bun run audit finds the private Redis and the order database by itself.
     const audit = (extra: Record<string, string> = {}) =>
-      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'audit.ts')], { env: { ...process.env, ...env, ...extra }, stdout: 'pipe', stderr: 'pipe' });
+      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'audit.ts')], {
+        env: { ...process.env, ...env, ...extra },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
     const clean = audit();
     expect(clean.stdout.toString()).toContain('audit: clean');
     expect(clean.exitCode).toBe(0);
@@ -103,7 +109,9 @@ describe('bun run start', () => {
     expect(await first.exited).toBe(0);
     expect(isAlive(redisPid)).toBe(false);
     expect(isAlive(nginxPid)).toBe(false);
-    const logs = readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join('');
+    const logs = readdirSync(logDir)
+      .map((f) => readFileSync(join(logDir, f), 'utf8'))
+      .join('');
     expect(logs).toMatch(/result=sold code=1 localSales=1 user=first order=/);
 
     const second = run(env);
@@ -142,10 +150,19 @@ describe('bun run start', () => {
     let answered = 0;
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGINT'] as const) {
       // setsid: `bun run start` leads a process group of its own, as in a terminal.
-      const proc = Bun.spawn(['setsid', process.execPath, 'run', 'start'], { cwd: join(import.meta.dir, '..', '..'), env, stdout: 'pipe', stderr: 'pipe' });
+      const proc = Bun.spawn(['setsid', process.execPath, 'run', 'start'], {
+        cwd: join(import.meta.dir, '..', '..'),
+        env,
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
       const ready = await readUntil(proc, 'ready:', 60_000);
       expect(ready).toContain('ready:');
-      const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => fetch(`http://127.0.0.1:${nginxPort}/buy/ticket?user=${signal}-${answered + i}`).then((r) => r.status)));
+      const answers = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          fetch(`http://127.0.0.1:${nginxPort}/buy/ticket?user=${signal}-${answered + i}`).then((r) => r.status),
+        ),
+      );
       expect(answers.filter((s) => s !== 200)).toEqual([]);
       answered += answers.length;
       process.kill(-proc.pid, signal);
@@ -159,7 +176,11 @@ describe('bun run start', () => {
       // redis-server was stopped by the supervisor (SIGTERM), not by the terminal's signal.
       expect(readFileSync(join(dataDir, 'redis.log'), 'utf8')).not.toContain('Received SIGINT');
     }
-    const lines = readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join('').split('\n').filter(Boolean);
+    const lines = readdirSync(logDir)
+      .map((f) => readFileSync(join(logDir, f), 'utf8'))
+      .join('')
+      .split('\n')
+      .filter(Boolean);
     expect(lines).toHaveLength(answered);
   });
 
@@ -167,7 +188,14 @@ describe('bun run start', () => {
     const ports = await freePorts(4);
     const taken = Bun.serve({ port: ports[2]!, hostname: '127.0.0.1', fetch: () => new Response('busy') });
     try {
-      const proc = run({ REDIS_URL: '', SPIKE_DATA_DIR: tempDir('taken'), SPIKE_LOG_DIR: tempDir('taken-logs'), SPIKE_PORTS: ports.join(','), SPIKE_NGINX: '0', SPIKE_ADMIN_PORT: '0' });
+      const proc = run({
+        REDIS_URL: '',
+        SPIKE_DATA_DIR: tempDir('taken'),
+        SPIKE_LOG_DIR: tempDir('taken-logs'),
+        SPIKE_PORTS: ports.join(','),
+        SPIKE_NGINX: '0',
+        SPIKE_ADMIN_PORT: '0',
+      });
       expect(await proc.exited).toBe(2);
       const err = await new Response(proc.stderr).text();
       expect(err).toContain('SPIKE_PORTS');
@@ -190,7 +218,12 @@ describe('bun run start', () => {
     const nginxPort = await freePort();
     const holder = Bun.serve({ port: nginxPort, hostname: '127.0.0.1', fetch: () => new Response('not nginx') });
     try {
-      const base = { REDIS_URL: '', SPIKE_LOG_DIR: tempDir('held-logs'), SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`, SPIKE_ADMIN_PORT: '0' };
+      const base = {
+        REDIS_URL: '',
+        SPIKE_LOG_DIR: tempDir('held-logs'),
+        SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
+        SPIKE_ADMIN_PORT: '0',
+      };
       const strict = run({ ...base, SPIKE_DATA_DIR: tempDir('held'), SPIKE_PORTS: (await freePorts(4)).join(','), SPIKE_NGINX: '1' });
       expect(await strict.exited).toBe(1);
       expect(await new Response(strict.stderr).text()).toContain(`nginx could not listen on 127.0.0.1:${nginxPort}`);
@@ -211,7 +244,15 @@ describe('bun run start', () => {
     // A live process whose pid the earlier run's nginx.pid names (this test process stands in).
     mkdirSync(join(dataDir, 'nginx'), { recursive: true });
     writeFileSync(join(dataDir, 'nginx', 'nginx.pid'), `${process.pid}\n`);
-    const proc = run({ REDIS_URL: '', SPIKE_DATA_DIR: dataDir, SPIKE_LOG_DIR: tempDir('leftover-logs'), SPIKE_PORTS: (await freePorts(4)).join(','), SPIKE_NGINX: '1', SPIKE_NGINX_LISTEN: `127.0.0.1:${await freePort()}`, SPIKE_ADMIN_PORT: '0' });
+    const proc = run({
+      REDIS_URL: '',
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: tempDir('leftover-logs'),
+      SPIKE_PORTS: (await freePorts(4)).join(','),
+      SPIKE_NGINX: '1',
+      SPIKE_NGINX_LISTEN: `127.0.0.1:${await freePort()}`,
+      SPIKE_ADMIN_PORT: '0',
+    });
     expect(await proc.exited).toBe(1);
     expect(await new Response(proc.stderr).text()).toContain(`an nginx from an earlier run (pid ${process.pid})`);
   });

@@ -5,7 +5,10 @@ const at = (busyUs: number, idleUs: number, server: Record<string, number>, redi
   busyUs,
   idleUs,
   processes: {
-    server: { totalUs: Object.values(server).reduce((a, b) => a + b, 0), threads: new Map(Object.entries(server).map(([tid, us]) => [tid, { name: tid, us }])) },
+    server: {
+      totalUs: Object.values(server).reduce((a, b) => a + b, 0),
+      threads: new Map(Object.entries(server).map(([tid, us]) => [tid, { name: tid, us }])),
+    },
     redis: { totalUs: redisUs, threads: new Map() },
   },
 });

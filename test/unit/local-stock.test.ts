@@ -95,10 +95,13 @@ describe('local stock', () => {
     const threads = [new Worker(url), new Worker(url), new Worker(url)];
     try {
       const taken = await Promise.all(
-        threads.map((t) => new Promise<number>((resolve) => {
-          t.onmessage = (e) => resolve(e.data);
-          t.postMessage(stock.buffer);
-        })),
+        threads.map(
+          (t) =>
+            new Promise<number>((resolve) => {
+              t.onmessage = (e) => resolve(e.data);
+              t.postMessage(stock.buffer);
+            }),
+        ),
       );
       expect(taken.reduce((a, b) => a + b, 0)).toBe(50_000);
       expect(stock.level(0)).toBe(0);

@@ -16,7 +16,8 @@ describe('stat log', () => {
   test('buffers lines and writes them all on close', () => {
     const path = statLogPath(dir, 3002);
     const log = new StatLog(path, { flushMs: 60_000 });
-    for (let i = 1; i <= 500; i++) log.append({ port: 3002, result: i % 2 ? 'sold' : 'soldout', code: i % 2 ? 1 : -1, localSales: i, user: '' });
+    for (let i = 1; i <= 500; i++)
+      log.append({ port: 3002, result: i % 2 ? 'sold' : 'soldout', code: i % 2 ? 1 : -1, localSales: i, user: '' });
     expect(readFileSync(path, 'utf8')).toBe('');
     log.close();
     expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(500);

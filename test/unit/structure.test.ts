@@ -24,7 +24,11 @@ const parsed = new Map(files.map((file) => [file, ts.createSourceFile(file, read
 function importsOf(file: string): string[] {
   const out: string[] = [];
   for (const node of parsed.get(file)!.statements) {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       const spec = node.moduleSpecifier.text;
       if (spec.startsWith('.')) out.push(resolve(dirname(file), spec));
     }
@@ -39,7 +43,10 @@ function functionLengths(): { name: string; lines: number }[] {
     const line = (pos: number) => source.getLineAndCharacterOfPosition(pos).line;
     const visit = (node: ts.Node) => {
       if (ts.isFunctionLike(node) && 'body' in node && node.body) {
-        found.push({ name: `${relative(SRC, file)}:${line(node.getStart(source)) + 1}`, lines: line(node.getEnd()) - line(node.getStart(source)) + 1 });
+        found.push({
+          name: `${relative(SRC, file)}:${line(node.getStart(source)) + 1}`,
+          lines: line(node.getEnd()) - line(node.getStart(source)) + 1,
+        });
       }
       ts.forEachChild(node, visit);
     };
