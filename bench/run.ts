@@ -53,9 +53,9 @@ async function main(): Promise<number> {
     const record = (phase: Omit<Phase, 'ratio'>, baseline: LoadResult | undefined) => {
       const full: Phase = { ...phase, ratio: baseline ? phase.result.rps / baseline.rps : 1 };
       phases.push(full);
-      say(
-        `${phase.name} [${phase.result.tool}]: ${Math.round(phase.result.rps)} req/s, p50 ${phase.result.p50Ms} ms, p99 ${phase.result.p99Ms} ms${baseline ? `, ${full.ratio.toFixed(2)}× baseline` : ''} — ${phase.check}`,
-      );
+      const { tool, rps, p50Ms, p99Ms } = phase.result;
+      const ratio = baseline ? `, ${full.ratio.toFixed(2)}× baseline` : '';
+      say(`${phase.name} [${tool}]: ${Math.round(rps)} req/s, p50 ${p50Ms} ms, p99 ${p99Ms} ms${ratio} — ${phase.check}`);
     };
 
     say(`warm-up, not measured: ${SIZE.warmSeconds} s of wrk on the baseline, then on every worker buying and answering sold out`);

@@ -161,7 +161,8 @@ function databaseUrl(env: Env): string | undefined {
   if (!raw) return undefined;
   if (!/^postgres(ql)?:\/\//.test(raw))
     throw new ConfigError(
-      `DATABASE_URL=${raw.replace(/\/\/[^@]*@/, '//***@')} is not accepted; accepted: postgres://user:password@host:port/database (unset: SQLite at SPIKE_DB_PATH)`,
+      `DATABASE_URL=${raw.replace(/\/\/[^@]*@/, '//***@')} is not accepted; ` +
+        'accepted: postgres://user:password@host:port/database (unset: SQLite at SPIKE_DB_PATH)',
     );
   return raw;
 }

@@ -122,7 +122,11 @@ function cpuRows(report: Report): string[][] {
 }
 
 const CPU_NOTE =
-  'µs of CPU time per request, summed over all cores, read from /proc around each wrk run; "server" is the bare Bun.serve for the baseline and the supervisor (all its threads) otherwise, "its busiest thread" the worker thread that served the phase; "other" is the rest of the machine (the bench, nginx, the kernel outside these processes). "ceiling" is the req/s this busy time per request would give if every core were busy with it and nothing stayed idle: a phase cannot beat its ceiling by scheduling better, only by needing less CPU per request.';
+  'µs of CPU time per request, summed over all cores, read from /proc around each wrk run; "server" is the bare Bun.serve ' +
+  'for the baseline and the supervisor (all its threads) otherwise, "its busiest thread" the worker thread that served ' +
+  'the phase; "other" is the rest of the machine (the bench, nginx, the kernel outside these processes). "ceiling" is ' +
+  'the req/s this busy time per request would give if every core were busy with it and nothing stayed idle: a phase ' +
+  'cannot beat its ceiling by scheduling better, only by needing less CPU per request.';
 
 const HEADER = ['phase', 'tool', 'requests', 's', 'req/s', 'p50 ms', 'p99 ms', 'vs baseline', 'failures', 'correctness'];
 
@@ -142,11 +146,15 @@ function markdown(report: Report): string {
     '',
     md([HEADER, ...rows(report)]),
     '',
-    '"failures" are real failures (non-2xx, connection errors); "length" is ab counting answers whose length differs from the first (a sale and a sold-out answer differ), which are not failures.',
+    '"failures" are real failures (non-2xx, connection errors); "length" is ab counting answers whose length differs from ' +
+      'the first (a sale and a sold-out answer differ, and so do order ids of different lengths), which are not failures.',
     '',
-    'Before the first phase every server had the same warm-up, not measured: wrk on the baseline, then on each worker, buying and then answering sold out (JavaScriptCore compiles hot code only after it ran a while, per thread). Each phase starts once Redis is not rewriting its AOF, and the sold-out phase once the order writer has caught up.',
+    'Before the first phase every server had the same warm-up, not measured: wrk on the baseline, then on each worker, ' +
+      'buying and then answering sold out (JavaScriptCore compiles hot code only after it ran a while, per thread). ' +
+      'Each phase starts once Redis is not rewriting its AOF, and the sold-out phase once the order writer has caught up.',
     '',
-    'For comparison (../shared/MEASURED.md, same machine): the original Go service ran the first ab phase at ~8 000 req/s and sold 10 001 of 10 000; its published 4 275 req/s run answered sold out to every request.',
+    'For comparison (measured on the same kind of machine, see bench/README.md): the original Go service ran the first ab ' +
+      'phase at ~8 000 req/s and sold 10 001 of 10 000; its published 4 275 req/s run answered sold out to every request.',
     '',
     '## Targets',
     '',
@@ -173,6 +181,7 @@ function ns(value: number): string {
 
 /** Horizontal bars of req/s per phase, each tool's baseline drawn first in grey. */
 function svg(report: Report): string {
+  const runKind = `${report.quick ? 'quick' : 'full'} run`;
   const bars = report.phases;
   const max = Math.max(1, ...bars.map((p) => p.result.rps));
   const rowH = 26;
@@ -194,7 +203,7 @@ function svg(report: Report): string {
     .join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="20" font-weight="bold">${esc(`spike: req/s per phase against a bare Bun.serve baseline (${report.quick ? 'quick' : 'full'} run, ${report.machine})`)}</text>
+<text x="10" y="20" font-weight="bold">${esc(`spike: req/s per phase against a bare Bun.serve baseline (${runKind}, ${report.machine})`)}</text>
 ${body}
 </svg>
 `;

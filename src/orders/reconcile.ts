@@ -96,5 +96,6 @@ export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, o
 /** One line for the operator's log. */
 export function describeReconcile(report: ReconcileReport): string {
   const over = report.sold > report.total ? `; OVERSOLD by ${report.sold - report.total}: tickets sold before the loss was noticed` : '';
-  return `sale ${report.sale}: ${report.reason}; restored ${report.restored} orders from the database, moved ${report.advanced} on, ${report.conflicts} users with two live orders; now ${report.sold} of ${report.total} sold${over}; selling again`;
+  const restored = `restored ${report.restored} orders from the database, moved ${report.advanced} on, ${report.conflicts} users with two live orders`;
+  return `sale ${report.sale}: ${report.reason}; ${restored}; now ${report.sold} of ${report.total} sold${over}; selling again`;
 }

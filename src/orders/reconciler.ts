@@ -82,7 +82,8 @@ export class Reconciler {
     if (!reason || this.#reported.has(sale.id)) return;
     this.#reported.add(sale.id);
     this.#options.say(
-      `sale ${sale.id}: stopped selling: ${reason}; no order database to restore from (SPIKE_WRITER=0): run 'bun run audit -- --repair --sale ${sale.id}' to let it sell again`,
+      `sale ${sale.id}: stopped selling: ${reason}; no order database to restore from (SPIKE_WRITER=0): ` +
+        `run 'bun run audit -- --repair --sale ${sale.id}' to let it sell again`,
     );
   }
 

@@ -9,7 +9,11 @@ async function nodeWindow(node: RedisClient, name: string): Promise<string | und
     const reply = (await node.call('CONFIG', 'GET', 'appendonly', 'appendfsync', 'save')) as string[];
     settings = Object.fromEntries(Array.from({ length: reply.length / 2 }, (_, i) => [reply[2 * i]!, reply[2 * i + 1]!]));
   } catch (error) {
-    return `${name}: cannot read its persistence settings (${error instanceof Error ? error.message : error}); make sure it runs with appendonly yes and appendfsync always, or acknowledged sales can be lost when it restarts`;
+    const why = error instanceof Error ? error.message : error;
+    return (
+      `${name}: cannot read its persistence settings (${why}); make sure it runs with appendonly yes and appendfsync always, ` +
+      'or acknowledged sales can be lost when it restarts'
+    );
   }
   if (settings.appendonly !== 'yes') {
     const since = settings.save ? `since its last RDB snapshot (save ${settings.save})` : 'every sale (no AOF, no RDB snapshots)';

@@ -68,7 +68,8 @@ export function startAdmin(
     server = Bun.serve({ port: config.adminPort, hostname: config.adminHost, fetch: admin.fetch });
   } catch (cause) {
     throw new ConfigError(
-      `SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} (${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`,
+      `SPIKE_ADMIN_PORT=${config.adminPort}: cannot listen on ${config.adminHost}:${config.adminPort} ` +
+        `(${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`,
     );
   }
   stack.defer(async () => server.stop());
@@ -98,7 +99,8 @@ export async function startFrontNginx(config: Config, stack: Stack, say: (line: 
   } catch (error) {
     if (config.nginx === 'on') throw error;
     say(
-      `nginx not started (${error instanceof Error ? error.message.split('\n').slice(-1)[0] : error}); set SPIKE_NGINX_LISTEN to a free port, or SPIKE_NGINX=0 to silence this`,
+      `nginx not started (${error instanceof Error ? error.message.split('\n').slice(-1)[0] : error}); ` +
+        'set SPIKE_NGINX_LISTEN to a free port, or SPIKE_NGINX=0 to silence this',
     );
     return undefined;
   }
