@@ -1,12 +1,16 @@
 /** Starting and stopping the server processes spike runs as children (redis-server, nginx). */
 import type { Subprocess } from 'bun';
+import pkg from '../../package.json' with { type: 'json' };
+
+/** `bun@X.Y.Z`: the Bun the project runs on; package.json's packageManager is its one source. */
+export const BUN = pkg.packageManager;
 
 /** The binary's path, or an error that says how to install it. */
 export function requireBinary(name: string, aptPackage: string): string {
   const path = Bun.which(name) ?? Bun.which(name, { PATH: '/usr/sbin:/usr/local/sbin:/sbin' });
   if (!path) {
     throw new Error(
-      `${name} is not installed; install it with: apt-get install -y ${aptPackage} (or run 'npx -y bun@1.4.5 run start' as root, which installs it)`,
+      `${name} is not installed; install it with: apt-get install -y ${aptPackage} (or run 'npx -y ${BUN} run start' as root, which installs it)`,
     );
   }
   return path;
