@@ -15,7 +15,7 @@ import { parseCommandLine, usageError } from '../src/cli/args.ts';
 const USAGE = `usage: bun run bench [-- --quick] [-- --json]
   --quick   every phase, small (about two minutes; what CI runs); without it, the full run
             (about ten minutes) that writes bench/results/latest.*
-  --json    mitata's micro-benchmarks as JSON, for machines
+  --json    print the whole report as JSON on stdout at the end, for machines
   --help    this text`;
 
 const { values, positionals } = parseCommandLine(Bun.argv.slice(2), { quick: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);

@@ -4,6 +4,7 @@
  * or says exactly what to install. Uses only Bun built-ins: it runs before the dependencies exist.
  */
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 type Purpose = 'start' | 'test' | 'bench';
@@ -44,6 +45,22 @@ function run(cmd: string[]): boolean {
   );
 }
 
+/**
+ * `npx -y bun@X run start` puts Bun on the PATH of that command only: the README's next commands
+ * (`bun run audit`, `bun run stats`) would then say "bun: command not found". So when no `bun` is
+ * on the PATH outside npx's cache, install the same version with npm, as CI does.
+ */
+function ensureBunOnPath(root: string): void {
+  const outsideNpx = (Bun.env.PATH ?? '')
+    .split(':')
+    .filter((dir) => dir && !dir.includes('_npx') && !dir.includes('/.npm/'))
+    .join(':');
+  if (Bun.which('bun', { PATH: outsideNpx })) return;
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { packageManager: string };
+  const install = ['npm', 'install', '-g', '--no-fund', '--no-audit', pkg.packageManager];
+  if (!Bun.which('npm') || !run(install)) console.log(`setup: 'bun' is not on your PATH; for the other commands run: ${install.join(' ')}`);
+}
+
 function main(): number {
   const usage =
     'usage: bun src/cli/setup.ts start|test|bench\n  installs what `bun run start`, `bun run test` or `bun run bench` needs (they run it first)';
@@ -57,6 +74,7 @@ function main(): number {
     return 2;
   }
   const root = join(import.meta.dir, '..', '..');
+  ensureBunOnPath(root);
   const deps = Bun.spawnSync([process.execPath, 'install', '--frozen-lockfile'], { cwd: root, stdout: 'pipe', stderr: 'pipe' });
   if (deps.exitCode !== 0) {
     console.error(`setup: 'bun install --frozen-lockfile' failed:\n${deps.stderr.toString()}${deps.stdout.toString()}`);
