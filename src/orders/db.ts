@@ -96,6 +96,9 @@ export function sqliteOrderDb(path: string): OrderDb {
   const db = new Database(path, { create: true, strict: true });
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('PRAGMA synchronous = NORMAL');
+  // The supervisor (reconciler, reset) and the writer thread each hold a connection: a writer
+  // that finds the other's transaction in progress waits for it instead of failing.
+  db.exec('PRAGMA busy_timeout = 10000');
   db.exec(table('orders', 'INTEGER', ',\n    PRIMARY KEY (sale, order_id)'));
   // Databases made before the deadline was kept gain the column (NULL for their old rows).
   if (!(db.prepare('PRAGMA table_info(orders)').all() as { name: string }[]).some((c) => c.name === 'pay_by'))
