@@ -206,6 +206,26 @@ describe('bun run start', () => {
     }
   });
 
+  // A second node on the same host once failed with Bun's "Is port 3100 in use?" and no setting named.
+  test('an admin port already taken stops the start with exit 2 naming SPIKE_ADMIN_PORT', async () => {
+    const adminPort = await freePort();
+    const taken = Bun.serve({ port: adminPort, hostname: '127.0.0.1', fetch: () => new Response('busy') });
+    try {
+      const proc = run({
+        REDIS_URL: '',
+        SPIKE_DATA_DIR: tempDir('admin-taken'),
+        SPIKE_LOG_DIR: tempDir('admin-taken-logs'),
+        SPIKE_PORTS: (await freePorts(4)).join(','),
+        SPIKE_NGINX: '0',
+        SPIKE_ADMIN_PORT: String(adminPort),
+      });
+      expect(await proc.exited).toBe(2);
+      expect(await new Response(proc.stderr).text()).toContain(`SPIKE_ADMIN_PORT=${adminPort}: cannot listen`);
+    } finally {
+      taken.stop(true);
+    }
+  });
+
   test('SPIKE_HOST that is not an address stops the start with exit 2', async () => {
     const proc = run({ SPIKE_HOST: 'notanip', REDIS_URL: '' });
     expect(await proc.exited).toBe(2);
