@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
+import { ensureSale } from '../../src/redis/sale.ts';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
@@ -162,11 +163,8 @@ async function start(
     baselinePid: baseline.pid,
     redisPid: redisServer.process.pid,
     newSale: async (total) => {
-      await redis
-        .multi()
-        .del(...keyList(keys))
-        .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0)
-        .exec();
+      // As bun run start --reset does: the newest stream id survives (see ensureSale).
+      await ensureSale(redis, keys, total, true);
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
       await aofQuiet();
     },

@@ -44,7 +44,8 @@ export async function behindReason(redis: Redis, keys: SaleKeys, db: OrderDb, se
   if (!count) return undefined;
   if (count.recovering) return count.recovering;
   const mark = await db.mark(keys.sale);
-  const reached = await streamReached(redis, keys);
+  // The newest id Redis made for the sale: its stream's, or last_id, which a reset keeps.
+  const reached = newerId(await streamReached(redis, keys), count.lastId);
   if (mark && compareOrderIds(reached, mark) < 0)
     return `Redis lost writes: its stream ends at ${reached}, the database holds events up to ${mark}`;
   if (compareOrderIds(count.lastId, seen) < 0) return `Redis lost writes: its newest order is ${count.lastId}, this node saw ${seen}`;

@@ -33,7 +33,7 @@ export function saleKeys(id: string): SaleKeys {
 export const PAID_FIELD = 'ticket_paid_nums';
 /** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
 export const REAPED_FIELD = 'reaped_to';
-/** The newest order id sold (purchase-3.lua): a node that saw a newer one knows Redis lost writes. */
+/** The newest id on the sale's stream, kept across a reset: a node that saw a newer one knows Redis lost writes. */
 export const LAST_ID_FIELD = 'last_id';
 /** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
 export const RECOVERING_FIELD = 'recovering';

@@ -91,12 +91,15 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
  */
 export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, reset: boolean): Promise<SaleCount & { created: boolean }> {
   if (reset) {
+    // The newest id survives the reset: stream ids only grow, so the nodes' marks of what they
+    // saw stay below it, and a reset is never taken for Redis having lost writes.
+    const lastId = (await redis.hget(keys.sale, LAST_ID_FIELD)) ?? '0-0';
     await redis
       .multi()
       .del(...keyList(keys))
-      .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0)
+      .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId)
       .exec();
-    return { total, sold: 0, lastId: '0-0', recovering: undefined, created: true };
+    return { total, sold: 0, lastId, recovering: undefined, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

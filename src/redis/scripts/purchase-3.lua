@@ -22,7 +22,8 @@
 
   Input:
     KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums (the original's layout), paused,
-            starts_at, ends_at, last_id (the newest order id sold), recovering (set while
+            starts_at, ends_at, last_id (the newest id on the sale's stream: orders sold here,
+            events of settle-4.lua and restore-4.lua; a reset keeps it), recovering (set while
             the sale's lost orders are being restored)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: one event per change; a sale is {event=created, user, port, window},

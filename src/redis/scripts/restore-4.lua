@@ -15,7 +15,7 @@
   - Otherwise Redis is as new as the database, or newer: nothing changes.
 
   Input:
-    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, last_id (the newest stream id)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: gets {event=restored, order, user, state} or {event=<state>, order, user}
     KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
@@ -72,7 +72,7 @@ for i = 1, #ARGV, 6 do
     if state == 'paid' then
       redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
     end
-    redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state)
+    redis.call('HSET', KEYS[1], 'last_id', redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state))
     restored = restored + 1
   elseif o.state == 'reserved' and state ~= 'reserved' then
     redis.call('HSET', KEYS[4], id, record)
@@ -84,7 +84,7 @@ for i = 1, #ARGV, 6 do
         redis.call('HDEL', KEYS[2], user)
       end
     end
-    redis.call('XADD', KEYS[3], '*', 'event', state, 'order', id, 'user', user)
+    redis.call('HSET', KEYS[1], 'last_id', redis.call('XADD', KEYS[3], '*', 'event', state, 'order', id, 'user', user))
     advanced = advanced + 1
   end
 end

@@ -16,7 +16,8 @@
   behind earlier ones: they expire late, never early.)
 
   Input:
-    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, reaped_to (the expiry cursor)
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, reaped_to (the expiry cursor),
+            last_id (the newest stream id)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: created entries {event=created, user, port, window} (payBy = the
             id's milliseconds + window; window 0: no deadline); events
@@ -79,6 +80,12 @@ local function load(id)
   return entry and reservedFrom(id, entry[2])
 end
 
+-- Appends an event to the stream; last_id follows the newest stream id (see purchase-3.lua).
+local function event(kind, id, user)
+  local at = redis.call('XADD', KEYS[3], '*', 'event', kind, 'order', id, 'user', user)
+  redis.call('HSET', KEYS[1], 'last_id', at)
+end
+
 local function save(id, o, state, at)
   redis.call('HSET', KEYS[4], id, state .. '|' .. o.payBy .. '|' .. o.port .. '|' .. at .. '|' .. o.user)
 end
@@ -90,7 +97,7 @@ local function release(id, o, reason, at)
   if o.user ~= '' and redis.call('HGET', KEYS[2], o.user) == id then
     redis.call('HDEL', KEYS[2], o.user)
   end
-  redis.call('XADD', KEYS[3], '*', 'event', reason, 'order', id, 'user', o.user)
+  event(reason, id, o.user)
 end
 
 local action = ARGV[1]
@@ -179,7 +186,7 @@ if action == 'pay' then
   end
   save(id, o, 'paid', now)
   redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
-  redis.call('XADD', KEYS[3], '*', 'event', 'paid', 'order', id, 'user', o.user)
+  event('paid', id, o.user)
   return { 1, 'paid' }
 end
 
