@@ -1,4 +1,5 @@
 /** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause and resume. */
+import { log } from '../log.ts';
 import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -18,6 +19,8 @@ export interface AdminDeps {
   /** Sync the local stock with Redis now (after stock was added, a sale created or resumed). */
   readonly kick: () => void;
   readonly restarts: (worker: number) => number;
+  /** Why the supervisor is not ready (Redis, workers, order writer), or undefined when it is. */
+  readonly notReady?: () => Promise<string | undefined>;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -156,6 +159,12 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
 
 export function createAdminApp(deps: AdminDeps): Hono {
   const app = new Hono();
+  // The probes carry no data and no token (a Kubernetes probe sends none): registered before the check.
+  app.get('/livez', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    const reason = await deps.notReady?.();
+    return reason ? c.json({ ok: false, error: 'unavailable', msg: reason }, 503, { 'Retry-After': '1' }) : c.json({ ok: true });
+  });
   app.use('*', requireToken(deps.token));
   app.get('/sales', async (c) => {
     const ids = (await deps.redis.smembers(SALES_KEY)).sort();
@@ -169,7 +178,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   changeRoutes(app, deps);
   app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    console.error(`[admin] ${err.stack ?? err.message}`);
+    log.error(`[admin] ${err.stack ?? err.message}`);
     return error(c, 503, 'unavailable', 'Redis did not answer; try again');
   });
   return app;

@@ -1,4 +1,5 @@
 /** The HTTP API of one worker, as a Hono app built from its dependencies (no I/O at import). */
+import { log } from '../log.ts';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -63,7 +64,12 @@ function buyRoutes(app: Hono, sell: Sell, who: Who, signed: boolean, maxBody: nu
   );
 }
 
-/** GET /stock and GET /healthz: the node's view of a sale from shared memory, and whether Redis answers. */
+/**
+ * GET /stock, the node's view of a sale from shared memory; and the probes. `/livez` says only
+ * that this worker's event loop answers (a liveness probe must not restart every worker during
+ * a Redis blip); `/readyz` that Redis answers and the worker serves its sales (503 otherwise:
+ * take it out of rotation); `/healthz` is `/readyz`.
+ */
 function infoRoutes(app: Hono, deps: AppDeps): void {
   const { port, worker, defaultSale } = deps;
   app.get('/stock', (c) => {
@@ -74,7 +80,10 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
     const own = workers[worker]!;
     return c.json({ sale: id, ...global, port, local: { stock: own.stock, sales: own.sales } });
   });
-  app.get('/healthz', async (c) => {
+  app.get('/livez', (c) => c.json({ ok: true, port }));
+  const ready = async (c: Context) => {
+    if (!deps.sale(defaultSale))
+      return c.json({ ok: false, port, error: 'unavailable', msg: 'the sales are not loaded yet' }, 503, { 'Retry-After': RETRY_AFTER });
     try {
       await deps.ping();
       return c.json({ ok: true, port });
@@ -82,7 +91,9 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
       const reason = cause instanceof Error ? cause.message : String(cause);
       return c.json({ ok: false, port, error: 'unavailable', msg: `Redis unreachable: ${reason}` }, 503, { 'Retry-After': RETRY_AFTER });
     }
-  });
+  };
+  app.get('/readyz', ready);
+  app.get('/healthz', ready);
 }
 
 /** 404 and 405 (its `Allow` read from the routes themselves: no second handler on any route), and errors. */
@@ -100,7 +111,7 @@ function fallbacks(app: Hono, port: number): void {
         'WWW-Authenticate': err.getResponse().headers.get('WWW-Authenticate') ?? 'Bearer',
       });
     }
-    console.error(`[worker ${port}] ${err.stack ?? err.message}`);
+    log.error(`[worker ${port}] ${err.stack ?? err.message}`);
     return error(c, 500, 'internal', 'internal error');
   });
 }

@@ -1,4 +1,5 @@
 /** Runs the order writer (writer-thread.ts) on a thread of its own, and stops it cleanly. */
+import { log } from '../log.ts';
 import type { RedisTarget } from '../redis/client.ts';
 import type { Shaving } from './writer.ts';
 
@@ -35,6 +36,8 @@ export interface BackgroundWriter {
   readonly thread: Worker | undefined;
   /** How many times a thread that died was started again. */
   readonly restarts: number;
+  /** Whether a writer thread runs now (false between a death and its restart). */
+  readonly isRunning: boolean;
   /** Resolves once a thread runs: at once, or after the restart in progress. */
   running(): Promise<void>;
   /** Tells the writer the sales to write (after the admin API or another node added one). */
@@ -145,6 +148,10 @@ class RestartingWriter implements BackgroundWriter {
     return this.#restarts;
   }
 
+  get isRunning(): boolean {
+    return this.#current !== undefined;
+  }
+
   running(): Promise<void> {
     return this.#restarting?.promise ?? Promise.resolve();
   }
@@ -171,7 +178,7 @@ class RestartingWriter implements BackgroundWriter {
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.#failures - 1));
     this.#restarts += 1;
     this.#restarting ??= Promise.withResolvers<void>();
-    console.error(`[order writer] ${cause}; restart #${this.#restarts} in ${delay} ms (the orders wait in Redis meanwhile)`);
+    log.error(`[order writer] ${cause}; restart #${this.#restarts} in ${delay} ms (the orders wait in Redis meanwhile)`);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#stopping) return;

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { createAdminApp } from '../http/admin.ts';
+import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
@@ -51,10 +52,23 @@ export function startAdmin(
   redis: RedisClient,
   { book, sync }: Sales,
   pool: WorkerPool,
+  writer: BackgroundWriter | undefined,
   stack: Stack,
   say: (line: string) => void,
 ): void {
   if (config.adminPort === 0) return;
+  /** Ready: Redis answers, every worker listens, the order writer runs (when configured). */
+  const notReady = async () => {
+    const ping = await redis.ping().then(
+      () => undefined,
+      (error: unknown) => `Redis unreachable: ${error instanceof Error ? error.message : error}`,
+    );
+    const down = pool.down();
+    if (ping) return ping;
+    if (down.length > 0) return `workers not listening: ${down.join(', ')}`;
+    if (writer && !writer.isRunning) return 'the order writer is restarting';
+    return undefined;
+  };
   const admin = createAdminApp({
     token: config.adminToken,
     redis,
@@ -62,6 +76,7 @@ export function startAdmin(
     ports: config.ports,
     kick: () => void sync.kick(),
     restarts: (i) => pool.restarts(i),
+    notReady,
   });
   let server: ReturnType<typeof Bun.serve>;
   try {

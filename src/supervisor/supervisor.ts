@@ -1,4 +1,5 @@
 /** The supervisor: starts Redis (or uses REDIS_URL), the workers, the background tasks and nginx, and stops them in order. */
+import { log } from '../log.ts';
 import type { Config } from '../config.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import type { Reaper } from '../orders/reaper.ts';
@@ -43,7 +44,7 @@ export interface SupervisorOptions {
 /** Starts everything `config` asks for; on a failure half-way, stops what it had started and throws. */
 export async function startSupervisor(
   config: Config,
-  { say = console.log, onFatal = (e) => console.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {},
+  { say = log.info, onFatal = (e) => log.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {},
 ): Promise<Supervisor> {
   const stack = new Stack(say);
   try {
@@ -61,7 +62,7 @@ export async function startSupervisor(
     pool = await startWorkers(config, redisStep, sales, stack, say, onFatal);
     writer = await startWriter(config, redisStep, sales.book, stack, say);
     const reaper = startReaper(config, redis, sales, stack);
-    startAdmin(config, redis, sales, pool, stack, say);
+    startAdmin(config, redis, sales, pool, writer, stack, say);
     const nginx = await startFrontNginx(config, stack, say);
     let stopping: Promise<void> | undefined;
     const localStock = localStockFor(refillPolicy(config), sale.total);

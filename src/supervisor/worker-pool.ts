@@ -1,4 +1,5 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
+import { log } from '../log.ts';
 import { ConfigError } from '../config.ts';
 import type { Rotation } from '../http/stat-log.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
@@ -43,6 +44,8 @@ interface Slot {
   failures: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   listening: PromiseWithResolvers<void>;
+  /** Listening now (set on its `listening` message, cleared when its thread ends). */
+  up: boolean;
   stopped: PromiseWithResolvers<void> | undefined;
 }
 
@@ -60,6 +63,7 @@ export class WorkerPool {
       failures: 0,
       restartTimer: undefined,
       listening: Promise.withResolvers<void>(),
+      up: false,
       stopped: undefined,
     }));
   }
@@ -73,6 +77,11 @@ export class WorkerPool {
   /** The live thread of worker `i` (tests terminate it to play a crash). */
   thread(i: number): Worker | undefined {
     return this.#slots[i]?.thread;
+  }
+
+  /** The ports of the workers not listening right now (dead, or restarting). */
+  down(): number[] {
+    return this.#options.ports.filter((_, i) => !this.#slots[i]!.up);
   }
 
   /** How many times worker `i` was restarted after dying. */
@@ -101,6 +110,7 @@ export class WorkerPool {
       switch (message.type) {
         case 'listening':
           this.#options.say(`worker ${i} listening on http://${this.#options.host}:${port}`);
+          slot.up = true;
           slot.listening.resolve();
           break;
         case 'topUp':
@@ -116,11 +126,12 @@ export class WorkerPool {
       }
     });
     thread.addEventListener('error', (event) => {
-      console.error(`[worker ${i} :${port}] crashed: ${event.message}`);
+      log.error(`[worker ${i} :${port}] crashed: ${event.message}`);
     });
     thread.addEventListener('close', () => {
       if (slot.thread !== thread) return;
       slot.thread = undefined;
+      slot.up = false;
       slot.stopped?.resolve();
       if (this.#stopping) return;
       // Died on its own: restart it on the same port with the same stock slots.
@@ -171,7 +182,7 @@ export class WorkerPool {
         slot.stopped = Promise.withResolvers<void>();
         thread.postMessage({ type: 'stop' } satisfies ToWorker);
         const done = await Promise.race([slot.stopped.promise.then(() => true), Bun.sleep(graceMs).then(() => false)]);
-        if (!done) console.error(`[pool] a worker did not stop within ${graceMs} ms; terminating it`);
+        if (!done) log.warn(`[pool] a worker did not stop within ${graceMs} ms; terminating it`);
         thread.terminate();
       }),
     );

@@ -147,4 +147,22 @@ describe('the admin API', () => {
     expect((await call('GET', '/sales/nope')).status).toBe(404);
     expect((await call('POST', '/sales/nope/pause')).status).toBe(404);
   });
+
+  // A liveness probe that touched Redis would restart every worker during a Redis blip.
+  test('the supervisor answers /livez and /readyz without a token: not ready while a worker is down, ready again once it is back', async () => {
+    expect(await (await fetch(`${admin}/livez`)).json()).toEqual({ ok: true });
+    expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+    spike.pool.thread(1)!.terminate();
+    let notReady: Response | undefined;
+    for (let i = 0; i < 100 && !notReady; i++) {
+      const res = await fetch(`${admin}/readyz`);
+      if (res.status === 503) notReady = res;
+      else await Bun.sleep(5);
+    }
+    expect(await notReady!.json()).toMatchObject({ ok: false, msg: `workers not listening: ${spike.ports[1]}` });
+    expect((await fetch(`${admin}/livez`)).status).toBe(200);
+    await spike.pool.listening(1);
+    expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+    for (const probe of ['livez', 'readyz', 'healthz']) expect((await fetch(`${spike.url(1)}/${probe}`)).status).toBe(200);
+  });
 });

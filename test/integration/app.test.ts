@@ -180,6 +180,9 @@ describe('Redis unreachable', () => {
       expect(await res.json()).toMatchObject({ error: 'unavailable' });
       expect(r.stock.level(0)).toBe(5);
       expect((await r.app.request('http://localhost/healthz')).status).toBe(503);
+      // Not ready, but alive: a liveness probe must not restart a worker for a Redis outage.
+      expect((await r.app.request('http://localhost/readyz')).status).toBe(503);
+      expect((await r.app.request('http://localhost/livez')).status).toBe(200);
     } finally {
       dead.disconnect();
     }
