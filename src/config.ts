@@ -66,6 +66,18 @@ export interface Config {
   readonly adminHost: string;
   /** HS256 secret of signed users; undefined: the `user` parameter names the buyer. */
   readonly jwtSecret: string | undefined;
+  /** Operational log lines as text or JSON (src/log.ts). */
+  readonly logFormat: LogFormat;
+}
+
+export type LogFormat = 'text' | 'json';
+
+/** SPIKE_LOG_FORMAT: how operational lines are written (src/log.ts). */
+export function logFormat(env: Env): LogFormat {
+  const raw = (env.SPIKE_LOG_FORMAT ?? '').trim();
+  if (raw === '' || raw === 'text') return 'text';
+  if (raw === 'json') return 'json';
+  throw new ConfigError(`SPIKE_LOG_FORMAT=${raw} is not accepted; accepted: text (default) or json`);
 }
 
 /** Thrown for an invalid setting; the message names the setting and what it accepts. */
@@ -237,5 +249,6 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     adminPort: integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX),
     adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
+    logFormat: logFormat(env),
   });
 }

@@ -1,4 +1,5 @@
 /** The JSON error shape every route answers with, and the answers to a failed Redis call. */
+import { log } from '../log.ts';
 import type { Context } from 'hono';
 
 export const JSON_HEADERS = { 'Content-Type': 'application/json' } as const;
@@ -34,6 +35,6 @@ function isCommandError(cause: unknown): boolean {
  */
 export function storeFailed(c: Context, cause: unknown, where: string) {
   if (!isCommandError(cause)) return unavailable(c);
-  console.error(`[${where}] Redis refused a command: ${(cause as Error).message}`);
+  log.error(`[${where}] Redis refused a command: ${(cause as Error).message}`);
   return error(c, 500, 'internal', 'the ticket store refused the request');
 }

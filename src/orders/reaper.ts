@@ -1,4 +1,5 @@
 /** The reaper: returns reserved orders whose payment deadline passed to stock. */
+import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { expireDue } from './store.ts';
 import type { SaleKeys } from '../redis/keys.ts';
@@ -54,7 +55,7 @@ export class Reaper {
       }
       this.#failing = false;
     } catch (error) {
-      if (!this.#failing) console.error(`[reaper] cannot release expired orders: ${error instanceof Error ? error.message : error}`);
+      if (!this.#failing) log.warn(`[reaper] cannot release expired orders: ${error instanceof Error ? error.message : error}`);
       this.#failing = true;
     }
     if (released > 0) this.#options.onReleased?.(released);

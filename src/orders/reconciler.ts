@@ -1,4 +1,5 @@
 /** The supervisor's watch over lost writes: checks each sale at start, when the sync sees it behind, and every few seconds. */
+import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb } from './db.ts';
@@ -72,7 +73,7 @@ export class Reconciler {
       this.#options.onResumed?.();
       this.#failing = false;
     } catch (error) {
-      if (!this.#failing) console.error(`[reconcile] sale ${sale.id}: ${error instanceof Error ? error.message : error}; trying again`);
+      if (!this.#failing) log.warn(`[reconcile] sale ${sale.id}: ${error instanceof Error ? error.message : error}; trying again`);
       this.#failing = true;
     }
   }

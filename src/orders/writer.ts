@@ -1,4 +1,5 @@
 /** The order writer: copies a sale's order events from its Redis stream into the database. */
+import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, idTime } from './model.ts';
 import { REAPED_FIELD, type SaleKeys } from '../redis/keys.ts';
@@ -200,7 +201,7 @@ export class OrderWriter {
           if (pause > 0) await Bun.sleep(pause);
           this.#failing = false;
         } catch (error) {
-          if (!this.#failing) console.error(`[order writer] ${error instanceof Error ? error.message : error}; retrying`);
+          if (!this.#failing) log.warn(`[order writer] ${error instanceof Error ? error.message : error}; retrying`);
           this.#failing = true;
           // Redis may have restarted without the group: create it again.
           this.#groups.clear();

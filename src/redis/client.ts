@@ -1,4 +1,5 @@
 /** Makes the ioredis clients spike uses, tuned so that a Redis outage fails fast instead of queueing. */
+import { log } from '../log.ts';
 import Redis, { Cluster } from 'ioredis';
 import { defineScripts } from './scripts.ts';
 import { hashSlot } from './slot.ts';
@@ -62,10 +63,10 @@ export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOpti
   redis.on('error', (error: Error) => {
     if (reported) return;
     reported = true;
-    console.error(`[${name}] Redis error: ${error.message} (reconnecting)`);
+    log.warn(`[${name}] Redis error: ${error.message} (reconnecting)`);
   });
   redis.on('ready', () => {
-    if (reported) console.error(`[${name}] Redis reachable again`);
+    if (reported) log.info(`[${name}] Redis reachable again`);
     reported = false;
   });
   return redis;

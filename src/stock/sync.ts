@@ -1,4 +1,5 @@
 /** The supervisor's sync task: reads each sale's global stock, publishes it, and tops up workers that run low. */
+import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { readSale } from '../redis/sale.ts';
 import { localStockFor, lowWater, topUpTo, type RefillPolicy } from './refill.ts';
@@ -69,7 +70,7 @@ export class StockSync {
       await Promise.all(this.#book.all().map((sale) => this.#syncSale(sale)));
       this.#failing = false;
     } catch (error) {
-      if (!this.#failing) console.error(`[sync] cannot read the stock: ${error instanceof Error ? error.message : error}`);
+      if (!this.#failing) log.warn(`[sync] cannot read the stock: ${error instanceof Error ? error.message : error}`);
       this.#failing = true;
     }
   }
@@ -79,8 +80,7 @@ export class StockSync {
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
       // sell its tickets a second time, so only a person may do that (--reset, or the admin API).
-      if (!this.#missing.has(id))
-        console.error(`[sync] sale ${id} is missing from Redis; its purchases answer 404 until it is created again`);
+      if (!this.#missing.has(id)) log.warn(`[sync] sale ${id} is missing from Redis; its purchases answer 404 until it is created again`);
       this.#missing.add(id);
       return;
     }

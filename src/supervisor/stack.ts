@@ -1,4 +1,6 @@
 /** What a start has set up so far, to be stopped in the reverse order: nginx first, Redis last. */
+import { log } from '../log.ts';
+
 export class Stack {
   readonly #steps: (() => Promise<unknown>)[] = [];
   readonly #say: (line: string) => void;
@@ -16,7 +18,7 @@ export class Stack {
   async unwind(): Promise<void> {
     while (this.#steps.length > 0) {
       const step = this.#steps.pop()!;
-      await step().catch((e) => console.error(`[supervisor] while stopping: ${e}`));
+      await step().catch((e) => log.warn(`[supervisor] while stopping: ${e}`));
     }
   }
 }

@@ -37,6 +37,7 @@ describe('configuration', () => {
     ['SPIKE_WRITER_MAX_LAG', '-1', /SPIKE_WRITER_MAX_LAG=-1 .*0 to 3600/],
     ['SPIKE_NGINX_LISTEN', 'eighty', /SPIKE_NGINX_LISTEN=eighty/],
     ['SPIKE_HOST', 'notanip', /SPIKE_HOST=notanip .*IP address/],
+    ['SPIKE_LOG_FORMAT', 'xml', /SPIKE_LOG_FORMAT=xml .*text \(default\) or json/],
   ])('rejects %s=%s with a message naming the setting and what it accepts', (name, value, message) => {
     expect(() => loadConfig({ [name]: value }, [])).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value }, [])).toThrow(message);

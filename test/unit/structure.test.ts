@@ -61,13 +61,14 @@ const room = (file: string) => relative(SRC, file).split('/')[0]!.replace(/\.ts$
 /** Which rooms each room may import: from the edge (cli, supervisor, http) down to the core. */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   config: [],
-  redis: ['config'],
-  services: ['config'],
-  stock: ['redis', 'config'],
-  orders: ['redis', 'config'],
-  http: ['stock', 'orders', 'redis', 'config'],
-  supervisor: ['http', 'stock', 'orders', 'redis', 'services', 'config'],
-  cli: ['supervisor', 'http', 'stock', 'orders', 'redis', 'services', 'config'],
+  log: ['config'],
+  redis: ['log', 'config'],
+  services: ['log', 'config'],
+  stock: ['redis', 'log', 'config'],
+  orders: ['redis', 'log', 'config'],
+  http: ['stock', 'orders', 'redis', 'log', 'config'],
+  supervisor: ['http', 'stock', 'orders', 'redis', 'services', 'log', 'config'],
+  cli: ['supervisor', 'http', 'stock', 'orders', 'redis', 'services', 'log', 'config'],
 };
 
 describe('src/', () => {

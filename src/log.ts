@@ -1,0 +1,35 @@
+/**
+ * Operational log lines (start, ready, worker restarts, Redis lost and back, writer, reaper, sync,
+ * reconciler), each with a time and a level, as text or, with SPIKE_LOG_FORMAT=json, one JSON
+ * object per line for a log collector. Written synchronously to stdout (info) or stderr (warn,
+ * error): a few lines a second at most, never on the purchase path (that is the stat log).
+ * Thirty lines of our own instead of pino: no transport thread, the same in every worker thread.
+ */
+import { logFormat } from './config.ts';
+
+export type Level = 'info' | 'warn' | 'error';
+
+// Read once per thread from the environment, which config.ts validates at start.
+const json = logFormat(Bun.env) === 'json';
+
+/** One line of `level`; `fields` go into the JSON object, or after the message as key=value. */
+export function logLine(level: Level, msg: string, fields?: Record<string, string | number | boolean>): string {
+  const time = new Date().toISOString();
+  if (json) return JSON.stringify({ time, level, msg, ...fields });
+  const extra = fields
+    ? ` ${Object.entries(fields)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`
+    : '';
+  return `${time} ${level.toUpperCase().padEnd(5)} ${msg}${extra}`;
+}
+
+function write(level: Level, msg: string, fields?: Record<string, string | number | boolean>): void {
+  (level === 'info' ? process.stdout : process.stderr).write(`${logLine(level, msg, fields)}\n`);
+}
+
+export const log = {
+  info: (msg: string, fields?: Record<string, string | number | boolean>) => write('info', msg, fields),
+  warn: (msg: string, fields?: Record<string, string | number | boolean>) => write('warn', msg, fields),
+  error: (msg: string, fields?: Record<string, string | number | boolean>) => write('error', msg, fields),
+};
