@@ -64,6 +64,8 @@ export interface Config {
   /** Port of the admin API; 0: do not serve it. */
   readonly adminPort: number;
   readonly adminHost: string;
+  /** Where `bun run sale` finds the admin API: SPIKE_ADMIN_URL, or this node's own. */
+  readonly adminUrl: string;
   /** HS256 secret of signed users; undefined: the `user` parameter names the buyer. */
   readonly jwtSecret: string | undefined;
   /** Operational log lines as text or JSON (src/log.ts). */
@@ -179,6 +181,14 @@ function databaseUrl(env: Env): string | undefined {
   return raw;
 }
 
+function adminUrl(env: Env): string {
+  const raw = (env.SPIKE_ADMIN_URL ?? '').trim();
+  if (!raw) return `http://${(env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1'}:${integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX)}`;
+  if (!/^https?:\/\/[^/\s]+$/.test(raw))
+    throw new ConfigError(`SPIKE_ADMIN_URL=${raw} is not accepted; accepted: http(s)://host:port, e.g. http://10.0.0.11:3100`);
+  return raw;
+}
+
 /** A secret: unset, or at least 16 characters (a short one is guessed). */
 function secret(env: Env, name: string): string | undefined {
   const raw = env[name];
@@ -248,6 +258,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),
     adminPort: integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX),
     adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',
+    adminUrl: adminUrl(env),
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
     logFormat: logFormat(env),
   });

@@ -1,6 +1,7 @@
 // The admin API on a running supervisor: several sales at once, stock added mid-sale, pause and
 // resume, start and end times; and a token that guards every call.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { join } from 'node:path';
 import { createAdminApp } from '../../src/http/admin.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { SaleBook } from '../../src/stock/sale-book.ts';
@@ -164,5 +165,38 @@ describe('the admin API', () => {
     await spike.pool.listening(1);
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
     for (const probe of ['livez', 'readyz', 'healthz']) expect((await fetch(`${spike.url(1)}/${probe}`)).status).toBe(200);
+  });
+
+  // The admin API runs in this test process, so the CLI runs asynchronously (spawnSync would block the server).
+  test('bun run sale creates, adds to, pauses, resumes and lists sales, and says every admin error in one line', async () => {
+    const sale = async (token: string, ...args: string[]) => {
+      const proc = Bun.spawn([process.execPath, 'run', 'sale', '--', ...args], {
+        cwd: join(import.meta.dir, '..', '..'),
+        env: { ...process.env, SPIKE_ADMIN_URL: admin, SPIKE_ADMIN_TOKEN: token },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
+      const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      return { out, err, code };
+    };
+    const created = await sale(TOKEN, 'create', 'cli-sale', '--total', '12', '--starts-at', '2020-01-01T00:00:00Z');
+    expect(created.out).toStartWith('cli-sale: 0 of 12 sold (0 paid), 12 left, open (2020-01-01T00:00:00.000Z to …)');
+    expect(created.code).toBe(0);
+    expect((await sale(TOKEN, 'add', 'cli-sale', '8')).out).toContain('0 of 20 sold');
+    expect((await sale(TOKEN, 'pause', 'cli-sale')).out).toContain(', paused');
+    expect((await sale(TOKEN, 'resume', 'cli-sale')).out).toContain(', open');
+    expect((await sale(TOKEN, 'list')).out).toContain('cli-sale: 0 of 20 sold');
+    expect(JSON.parse((await sale(TOKEN, 'status', 'cli-sale', '--json')).out)).toMatchObject({ id: 'cli-sale', total: 20, paused: false });
+    const again = await sale(TOKEN, 'create', 'cli-sale', '--total', '5');
+    expect(again.code).toBe(1);
+    // One line of its own (bun run adds its $ and exit-code lines around it).
+    expect(again.err.split('\n').filter((line) => line.startsWith('sale:'))).toEqual(['sale: sale cli-sale exists; add stock with POST /sales/cli-sale/stock (409 exists)']);
+    const missing = await sale(TOKEN, 'status', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no sale nope (404 no_sale)');
+    const wrongToken = await sale('not-the-token-0123456789', 'list');
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.err).toContain('(401 unauthorized)');
+    expect((await sale(TOKEN, 'frobnicate')).code).toBe(2);
   });
 });

@@ -1,0 +1,118 @@
+/** `bun run sale -- <command>`: manage sales through the admin API, as a person or a script would. */
+import { ConfigError, loadConfig } from '../config.ts';
+import { parseCommandLine, usageError } from './args.ts';
+
+const USAGE = `usage: bun run sale -- <command> [--json]
+  list                                   every sale: total, sold, remaining, open or not
+  status ID                              one sale, with this node's workers
+  create ID --total N [--starts-at ISO] [--ends-at ISO]
+                                         a new sale of N tickets (times like 2026-12-01T10:00:00Z)
+  add ID N                               N more tickets for sale ID
+  pause ID | resume ID                   stop and restart a sale's sales
+  --json                                 the admin API's answer as JSON, for scripts
+  --help                                 this text
+The admin API is SPIKE_ADMIN_URL (default http://127.0.0.1:SPIKE_ADMIN_PORT), the token SPIKE_ADMIN_TOKEN.`;
+
+interface SaleView {
+  id: string;
+  total: number;
+  sold: number;
+  paid: number;
+  remaining: number;
+  paused: boolean;
+  recovering: string | null;
+  startsAt: string | null;
+  endsAt: string | null;
+  node?: { soldOut: boolean; workers: { port: number; stock: number; sales: number; restarts: number }[] } | null;
+}
+
+/** One line per sale. */
+function describe(sale: SaleView): string {
+  const state = sale.recovering ? 'recovering' : sale.paused ? 'paused' : 'open';
+  const window = sale.startsAt || sale.endsAt ? ` (${sale.startsAt ?? '…'} to ${sale.endsAt ?? '…'})` : '';
+  return `${sale.id}: ${sale.sold} of ${sale.total} sold (${sale.paid} paid), ${sale.remaining} left, ${state}${window}`;
+}
+
+function describeFull(sale: SaleView): string {
+  const workers = (sale.node?.workers ?? []).map(
+    (w) => `  worker :${w.port}: local stock ${w.stock}, sold ${w.sales}, restarts ${w.restarts}`,
+  );
+  return [describe(sale), ...workers].join('\n');
+}
+
+/** The request a command makes: method, path and body. */
+function request(command: string, args: string[], values: Record<string, string | boolean | undefined>): [string, string, unknown?] {
+  const [id, n] = args;
+  const need = (count: number) => {
+    if (args.length !== count)
+      usageError(`${command} takes ${count === 0 ? 'no argument' : count === 1 ? 'a sale id' : 'a sale id and a number'}`, USAGE);
+  };
+  const sale = () => encodeURIComponent(id!);
+  switch (command) {
+    case 'list':
+      need(0);
+      return ['GET', '/sales'];
+    case 'status':
+      need(1);
+      return ['GET', `/sales/${sale()}`];
+    case 'create': {
+      need(1);
+      const total = Number(values.total);
+      if (!values.total || !Number.isInteger(total)) usageError('create needs --total N, a whole number', USAGE);
+      return ['POST', '/sales', { id, total, startsAt: values['starts-at'], endsAt: values['ends-at'] }];
+    }
+    case 'add':
+      need(2);
+      if (!/^\d+$/.test(n!)) usageError(`add: ${n} is not a whole number`, USAGE);
+      return ['POST', `/sales/${sale()}/stock`, { add: Number(n) }];
+    case 'pause':
+    case 'resume':
+      need(1);
+      return ['POST', `/sales/${sale()}/${command}`];
+    default:
+      usageError(command ? `unknown command ${command}` : 'a command is needed', USAGE);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    Bun.argv.slice(2),
+    { json: { type: 'boolean' }, total: { type: 'string' }, 'starts-at': { type: 'string' }, 'ends-at': { type: 'string' } },
+    USAGE,
+  );
+  const [command = '', ...args] = positionals;
+  const [method, path, body] = request(command, args, values);
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(Bun.env, []);
+  } catch (error) {
+    console.error(`sale: ${error instanceof ConfigError ? error.message : error}`);
+    return 2;
+  }
+  const url = `${config.adminUrl}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${config.adminToken ?? ''}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    console.error(
+      `sale: cannot reach the admin API at ${config.adminUrl} (${error instanceof Error ? error.message : error}); is the system running (bun run start)? or set SPIKE_ADMIN_URL`,
+    );
+    return 1;
+  }
+  const answer = (await res.json().catch(() => ({ msg: `HTTP ${res.status}` }))) as Record<string, unknown>;
+  if (!res.ok) {
+    console.error(`sale: ${answer.msg ?? answer.error ?? `HTTP ${res.status}`} (${res.status}${answer.error ? ` ${answer.error}` : ''})`);
+    return 1;
+  }
+  if (values.json) console.log(JSON.stringify(answer, null, 2));
+  else if (Array.isArray(answer)) console.log((answer as unknown as SaleView[]).map(describe).join('\n') || 'no sales');
+  else console.log(command === 'status' ? describeFull(answer as unknown as SaleView) : describe(answer as unknown as SaleView));
+  return 0;
+}
+
+process.exit(await main());
