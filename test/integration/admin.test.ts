@@ -190,7 +190,9 @@ describe('the admin API', () => {
     const again = await sale(TOKEN, 'create', 'cli-sale', '--total', '5');
     expect(again.code).toBe(1);
     // One line of its own (bun run adds its $ and exit-code lines around it).
-    expect(again.err.split('\n').filter((line) => line.startsWith('sale:'))).toEqual(['sale: sale cli-sale exists; add stock with POST /sales/cli-sale/stock (409 exists)']);
+    expect(again.err.split('\n').filter((line) => line.startsWith('sale:'))).toEqual([
+      'sale: sale cli-sale exists; add stock with POST /sales/cli-sale/stock (409 exists)',
+    ]);
     const missing = await sale(TOKEN, 'status', 'nope');
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('no sale nope (404 no_sale)');
