@@ -66,6 +66,8 @@ export interface Config {
   readonly adminHost: string;
   /** Where `bun run sale` finds the admin API: SPIKE_ADMIN_URL, or this node's own. */
   readonly adminUrl: string;
+  /** The token Prometheus sends for GET /metrics; undefined: the admin token. */
+  readonly metricsToken: string | undefined;
   /** HS256 secret of signed users; undefined: the `user` parameter names the buyer. */
   readonly jwtSecret: string | undefined;
   /** Operational log lines as text or JSON (src/log.ts). */
@@ -260,6 +262,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',
     adminUrl: adminUrl(env),
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
+    metricsToken: secret(env, 'SPIKE_METRICS_TOKEN'),
     logFormat: logFormat(env),
   });
 }

@@ -28,7 +28,13 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
         ...(env.SPIKE_NGINX === '0' ? [] : [need('nginx', 'nginx', env.SPIKE_NGINX !== '1')]),
       ];
     case 'test':
-      return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('initdb', 'postgresql'), need('wrk', 'wrk')];
+      return [
+        need('redis-server', 'redis-server'),
+        need('nginx', 'nginx'),
+        need('initdb', 'postgresql'),
+        need('wrk', 'wrk'),
+        need('promtool', 'prometheus'),
+      ];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];
   }

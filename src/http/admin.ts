@@ -19,6 +19,10 @@ export interface AdminDeps {
   /** Sync the local stock with Redis now (after stock was added, a sale created or resumed). */
   readonly kick: () => void;
   readonly restarts: (worker: number) => number;
+  /** The Prometheus text of this node's metrics (supervisor/metrics.ts). */
+  readonly metrics?: () => Promise<string>;
+  /** The token Prometheus sends for GET /metrics instead of the admin token (SPIKE_METRICS_TOKEN). */
+  readonly metricsToken?: string;
   /** Why the supervisor is not ready (Redis, workers, order writer), or undefined when it is. */
   readonly notReady?: () => Promise<string | undefined>;
 }
@@ -164,6 +168,11 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.get('/readyz', async (c) => {
     const reason = await deps.notReady?.();
     return reason ? c.json({ ok: false, error: 'unavailable', msg: reason }, 503, { 'Retry-After': '1' }) : c.json({ ok: true });
+  });
+  // Prometheus sends its bearer token: the metrics token when one is set, else the admin token.
+  app.get('/metrics', requireToken(deps.metricsToken ?? deps.token), async (c) => {
+    if (!deps.metrics) return error(c, 404, 'not_found', 'no metrics on this admin API');
+    return c.body(await deps.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
   app.use('*', requireToken(deps.token));
   app.get('/sales', async (c) => {

@@ -11,7 +11,7 @@ import { SALE_PATTERN } from '../redis/keys.ts';
 import { PurchaseCode, type Purchase } from '../redis/sale.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
 import { error, JSON_HEADERS, unavailable } from './errors.ts';
-import type { StatEntry, StatResult } from './stat-log.ts';
+import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
 
 /** What a worker holds for one sale. */
 export interface SaleContext {
@@ -72,6 +72,7 @@ function answers(deps: PurchaseDeps) {
     /<id>|<secret>/,
   ) as [string, string, string];
   return (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
+    stock.countAnswer(worker, ANSWER_INDEX[answer.result]);
     log?.({
       port,
       result: answer.result,
@@ -130,6 +131,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       // holds the record; a named user who retries is told code 2 with that order.)
       stock.giveBack(worker);
       // The client logs the cause once per outage; the buyer needs only to know to retry.
+      stock.countAnswer(worker, ANSWER_INDEX.unavailable);
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
       return unavailable(c);
     }
@@ -141,6 +143,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     }
     const answer = answerFor(purchase);
     if (purchase.code === PurchaseCode.NoSale) {
+      stock.countAnswer(worker, ANSWER_INDEX.nosale);
       log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
       return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
     }

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 export const STAT_RESULTS = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed'] as const;
 export type StatResult = (typeof STAT_RESULTS)[number];
 
+/** Each result's counter in a worker's shared-memory answers (LocalStock.countAnswer), for the metrics. */
+export const ANSWER_INDEX = Object.fromEntries(STAT_RESULTS.map((r, i) => [r, i])) as Record<StatResult, number>;
+
 export interface StatEntry {
   readonly port: number;
   readonly result: StatResult;

@@ -14,6 +14,8 @@ export interface Durability {
 export interface Seen {
   newest(): string;
   note(orderId: string): void;
+  /** One purchase script call took this long (for the metrics' histogram; per batch, not per buyer). */
+  batchTook?(seconds: number): void;
 }
 
 interface Pending {
@@ -85,7 +87,9 @@ export class PurchaseBatcher {
   }
 
   async #sell(users: string[]): Promise<Purchase[]> {
+    const started = performance.now();
     const answers = await purchaseMany(this.#redis, this.#keys, this.#seller, users, this.#seen?.newest() ?? '0-0');
+    this.#seen?.batchTook?.((performance.now() - started) / 1000);
     // The last sale of a batch is its newest order: one note per batch, not per buyer.
     for (let i = answers.length - 1; i >= 0; i--) {
       const answer = answers[i]!;

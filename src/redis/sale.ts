@@ -72,13 +72,27 @@ export interface SaleCount {
   readonly lastId: string;
   /** Why the sale is stopped to restore lost orders; undefined while it is not. */
   readonly recovering: string | undefined;
+  /** Whether it sells now: not paused, inside its start and end, not recovering. */
+  readonly open: boolean;
 }
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold, lastId, recovering] = await redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, LAST_ID_FIELD, RECOVERING_FIELD);
+  const [total, sold, lastId, recovering, paused, startsAt, endsAt] = await redis.hmget(
+    keys.sale,
+    TOTAL_FIELD,
+    SOLD_FIELD,
+    LAST_ID_FIELD,
+    RECOVERING_FIELD,
+    'paused',
+    'starts_at',
+    'ends_at',
+  );
   if (total === null || total === undefined) return null;
-  const count = { total: Number(total), sold: Number(sold ?? 0), lastId: lastId ?? '0-0', recovering: recovering ?? undefined };
+  const now = Date.now();
+  // As purchase-3.lua decides it (with Redis' clock): paused, outside its window, or recovering.
+  const open = !recovering && paused !== '1' && !(startsAt && now < Number(startsAt)) && !(endsAt && now >= Number(endsAt));
+  const count = { total: Number(total), sold: Number(sold ?? 0), lastId: lastId ?? '0-0', recovering: recovering ?? undefined, open };
   if (!Number.isInteger(count.total) || !Number.isInteger(count.sold)) {
     throw new Error(`sale ${keys.sale} holds ${TOTAL_FIELD}=${total} ${SOLD_FIELD}=${sold}, which are not whole numbers`);
   }
@@ -99,7 +113,7 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
       .del(...keyList(keys))
       .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId)
       .exec();
-    return { total, sold: 0, lastId, recovering: undefined, created: true };
+    return { total, sold: 0, lastId, recovering: undefined, open: true, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

@@ -21,8 +21,19 @@ enum Global {
   Syncs,
   /** A worker at or below this many units asks for a top-up before it runs dry. */
   LowWater,
-  Size,
+  /** 1 while the sale sells (not paused, inside its start and end, not recovering), as of the last sync. */
+  Open,
+  /** Purchase script calls (batches) observed, then one counter per bucket of BATCH_BUCKETS. */
+  Batches,
+  Buckets,
 }
+
+/** Upper bounds (seconds) of the purchase-batch histogram's buckets; the last is +Inf. */
+export const BATCH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, Number.POSITIVE_INFINITY] as const;
+const GLOBAL_SIZE = Global.Buckets + BATCH_BUCKETS.length;
+
+/** How many answer counters each worker has (the purchase path's results, by index). */
+export const ANSWER_KINDS = 8;
 
 /** Per-worker slots; a worker only ever touches its own block. */
 enum Slot {
@@ -32,6 +43,17 @@ enum Slot {
   Sales,
   /** 1 once the worker asked the supervisor for a top-up; cleared by a refill. */
   TopUpAsked,
+  /** ANSWER_KINDS counters of this worker's answers, by kind. */
+  Answers,
+}
+const SLOT_SIZE = Slot.Answers + ANSWER_KINDS;
+
+/** The 64-bit cells after the 32-bit slots. */
+enum Wide {
+  /** The newest order id this node saw Redis make for the sale, as `ms << 20 | seq`. */
+  Seen = 0,
+  /** Microseconds spent in purchase script calls, summed. */
+  BatchMicros,
   Size,
 }
 
@@ -57,8 +79,8 @@ export interface StockSnapshot {
  */
 export class LocalStock {
   readonly #cells: Int32Array;
-  /** The newest order id this node saw Redis make for the sale, as `ms << 20 | seq` (one atomic cell). */
-  readonly #seen: BigInt64Array;
+  /** The 64-bit cells (Wide). */
+  readonly #wide: BigInt64Array;
   readonly workers: number;
 
   private constructor(buffer: SharedArrayBuffer, workers: number) {
@@ -67,18 +89,18 @@ export class LocalStock {
         `local stock buffer holds ${buffer.byteLength} bytes, expected ${LocalStock.bytesFor(workers)} for ${workers} workers`,
       );
     }
-    this.#cells = new Int32Array(buffer, 0, Global.Size + workers * Slot.Size);
-    this.#seen = new BigInt64Array(buffer, LocalStock.#int32Bytes(workers), 1);
+    this.#cells = new Int32Array(buffer, 0, GLOBAL_SIZE + workers * SLOT_SIZE);
+    this.#wide = new BigInt64Array(buffer, LocalStock.#int32Bytes(workers), Wide.Size);
     this.workers = workers;
   }
 
   /** Bytes of the 32-bit slots, rounded up to 8 so the 64-bit slot after them is aligned. */
   static #int32Bytes(workers: number): number {
-    return Math.ceil(((Global.Size + workers * Slot.Size) * Int32Array.BYTES_PER_ELEMENT) / 8) * 8;
+    return Math.ceil(((GLOBAL_SIZE + workers * SLOT_SIZE) * Int32Array.BYTES_PER_ELEMENT) / 8) * 8;
   }
 
   static bytesFor(workers: number): number {
-    return LocalStock.#int32Bytes(workers) + BigInt64Array.BYTES_PER_ELEMENT;
+    return LocalStock.#int32Bytes(workers) + Wide.Size * BigInt64Array.BYTES_PER_ELEMENT;
   }
 
   /** A new, empty buffer for `workers` workers. */
@@ -97,7 +119,7 @@ export class LocalStock {
 
   #at(worker: number, slot: Slot): number {
     if (!Number.isInteger(worker) || worker < 0 || worker >= this.workers) throw new RangeError(`no worker ${worker}`);
-    return Global.Size + worker * Slot.Size + slot;
+    return GLOBAL_SIZE + worker * SLOT_SIZE + slot;
   }
 
   /** Takes one unit of the worker's stock; false when it has none. Never goes below zero. */
@@ -197,20 +219,53 @@ export class LocalStock {
   noteSeen(id: string): void {
     const value = encodeId(id);
     for (;;) {
-      const known = Atomics.load(this.#seen, 0);
-      if (known >= value || Atomics.compareExchange(this.#seen, 0, known, value) === known) return;
+      const known = Atomics.load(this.#wide, Wide.Seen);
+      if (known >= value || Atomics.compareExchange(this.#wide, Wide.Seen, known, value) === known) return;
     }
   }
 
   /** Whether this node saw a newer order than `id` (so a Redis whose newest order is `id` lost writes). */
   sawNewerThan(id: string): boolean {
-    return Atomics.load(this.#seen, 0) > encodeId(id);
+    return Atomics.load(this.#wide, Wide.Seen) > encodeId(id);
   }
 
   /** The newest order id noted by {@link noteSeen}; `0-0` when none. */
   seen(): string {
-    const value = Atomics.load(this.#seen, 0);
+    const value = Atomics.load(this.#wide, Wide.Seen);
     return `${value >> SEQ_BITS}-${value & BigInt(SEQ_MAX)}`;
+  }
+
+  /** Counts one answer of `kind` (0 to ANSWER_KINDS - 1) by `worker`: one Atomics.add on the purchase path. */
+  countAnswer(worker: number, kind: number): void {
+    Atomics.add(this.#cells, this.#at(worker, Slot.Answers + kind), 1);
+  }
+
+  /** The worker's answer counters, by kind. */
+  answers(worker: number): number[] {
+    return Array.from({ length: ANSWER_KINDS }, (_, kind) => Atomics.load(this.#cells, this.#at(worker, Slot.Answers + kind)));
+  }
+
+  /** Records one purchase script call that took `seconds` (per batch of buyers, not per request). */
+  observeBatch(seconds: number): void {
+    const bucket = BATCH_BUCKETS.findIndex((le) => seconds <= le);
+    Atomics.add(this.#cells, Global.Buckets + bucket, 1);
+    Atomics.add(this.#cells, Global.Batches, 1);
+    Atomics.add(this.#wide, Wide.BatchMicros, BigInt(Math.round(seconds * 1e6)));
+  }
+
+  /** The batch histogram: count per bucket (not cumulative), calls, and seconds in all. */
+  batches(): { buckets: number[]; count: number; seconds: number } {
+    const buckets = BATCH_BUCKETS.map((_, i) => Atomics.load(this.#cells, Global.Buckets + i));
+    return { buckets, count: Atomics.load(this.#cells, Global.Batches), seconds: Number(Atomics.load(this.#wide, Wide.BatchMicros)) / 1e6 };
+  }
+
+  /** Publishes whether the sale sells now (the sync's reading of paused, start, end, recovering). */
+  setOpen(open: boolean): void {
+    Atomics.store(this.#cells, Global.Open, open ? 1 : 0);
+  }
+
+  isOpen(): boolean {
+    return Atomics.load(this.#cells, Global.Open) === 1;
   }
 
   snapshot(): StockSnapshot {

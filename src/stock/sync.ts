@@ -88,6 +88,7 @@ export class StockSync {
     if (count.recovering || stock.sawNewerThan(count.lastId)) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
     stock.publishGlobal(count.total, count.sold);
+    stock.setOpen(count.open);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {
       stock.markSoldOut();

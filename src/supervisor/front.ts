@@ -10,6 +10,7 @@ import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../se
 import type { Sales } from './background.ts';
 import type { RedisStep } from './redis-step.ts';
 import type { Stack } from './stack.ts';
+import { createMetrics } from './metrics.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** One worker thread per port; resolves once all listen. */
@@ -69,6 +70,7 @@ export function startAdmin(
     if (writer && !writer.isRunning) return 'the order writer is restarting';
     return undefined;
   };
+  const registry = createMetrics({ book, redis, ports: config.ports, restarts: (i) => pool.restarts(i) });
   const admin = createAdminApp({
     token: config.adminToken,
     redis,
@@ -77,6 +79,8 @@ export function startAdmin(
     kick: () => void sync.kick(),
     restarts: (i) => pool.restarts(i),
     notReady,
+    metrics: () => registry.metrics(),
+    metricsToken: config.metricsToken,
   });
   let server: ReturnType<typeof Bun.serve>;
   try {

@@ -24,7 +24,11 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
   const keys = saleKeys(id);
   const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
   const stock = LocalStock.attach(buffer, init.workers);
-  const seen = { newest: () => stock.seen(), note: (orderId: string) => stock.noteSeen(orderId) };
+  const seen = {
+    newest: () => stock.seen(),
+    note: (orderId: string) => stock.noteSeen(orderId),
+    batchTook: (s: number) => stock.observeBatch(s),
+  };
   const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability, seen });
   sales.set(id, {
     stock,

@@ -15,7 +15,8 @@
   - Otherwise Redis is as new as the database, or newer: nothing changes.
 
   Input:
-    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, last_id (the newest stream id)
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, ticket_cancelled_nums,
+            ticket_expired_nums, last_id (the newest stream id)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: gets {event=restored, order, user, state} or {event=<state>, order, user}
     KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
@@ -69,8 +70,9 @@ for i = 1, #ARGV, 6 do
         redis.call('HSET', KEYS[2], user, id)
       end
     end
-    if state == 'paid' then
-      redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
+    if not live[state] or state == 'paid' then
+      -- The count of its final state (paid, cancelled, expired) was lost with it.
+      redis.call('HINCRBY', KEYS[1], 'ticket_' .. state .. '_nums', 1)
     end
     redis.call('HSET', KEYS[1], 'last_id', redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state))
     restored = restored + 1
@@ -80,6 +82,7 @@ for i = 1, #ARGV, 6 do
       redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
     else
       redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', -1)
+      redis.call('HINCRBY', KEYS[1], 'ticket_' .. state .. '_nums', 1)
       if user ~= '' and redis.call('HGET', KEYS[2], user) == id then
         redis.call('HDEL', KEYS[2], user)
       end

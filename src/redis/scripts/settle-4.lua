@@ -16,8 +16,8 @@
   behind earlier ones: they expire late, never early.)
 
   Input:
-    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, reaped_to (the expiry cursor),
-            last_id (the newest stream id)
+    KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, ticket_cancelled_nums,
+            ticket_expired_nums, reaped_to (the expiry cursor), last_id (the newest stream id)
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: created entries {event=created, user, port, window} (payBy = the
             id's milliseconds + window; window 0: no deadline); events
@@ -94,6 +94,7 @@ end
 local function release(id, o, reason, at)
   save(id, o, reason, at)
   redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', -1)
+  redis.call('HINCRBY', KEYS[1], 'ticket_' .. reason .. '_nums', 1)
   if o.user ~= '' and redis.call('HGET', KEYS[2], o.user) == id then
     redis.call('HDEL', KEYS[2], o.user)
   end
