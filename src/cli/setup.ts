@@ -34,6 +34,7 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
         need('initdb', 'postgresql'),
         need('wrk', 'wrk'),
         need('promtool', 'prometheus'),
+        need('chromium', 'chromium'),
       ];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];

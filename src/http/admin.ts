@@ -3,6 +3,7 @@ import { log } from '../log.ts';
 import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { dashboardRoutes, type Snapshot } from './dashboard.tsx';
 import { error } from './errors.ts';
 import { readSale } from '../redis/sale.ts';
 import { PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
@@ -21,6 +22,8 @@ export interface AdminDeps {
   readonly restarts: (worker: number) => number;
   /** The Prometheus text of this node's metrics (supervisor/metrics.ts). */
   readonly metrics?: () => Promise<string>;
+  /** The dashboard's figures, sent each second (supervisor/snapshot.ts). */
+  readonly snapshot?: Snapshot;
   /** The token Prometheus sends for GET /metrics instead of the admin token (SPIKE_METRICS_TOKEN). */
   readonly metricsToken?: string;
   /** Why the supervisor is not ready (Redis, workers, order writer), or undefined when it is. */
@@ -174,6 +177,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
     if (!deps.metrics) return error(c, 404, 'not_found', 'no metrics on this admin API');
     return c.body(await deps.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
+  if (deps.snapshot) dashboardRoutes(app, deps.snapshot, requireToken(deps.token));
   app.use('*', requireToken(deps.token));
   app.get('/sales', async (c) => {
     const ids = (await deps.redis.smembers(SALES_KEY)).sort();

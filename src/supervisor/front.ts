@@ -11,6 +11,7 @@ import type { Sales } from './background.ts';
 import type { RedisStep } from './redis-step.ts';
 import type { Stack } from './stack.ts';
 import { createMetrics } from './metrics.ts';
+import { nodeSnapshot } from './snapshot.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** One worker thread per port; resolves once all listen. */
@@ -80,6 +81,7 @@ export function startAdmin(
     restarts: (i) => pool.restarts(i),
     notReady,
     metrics: () => registry.metrics(),
+    snapshot: () => nodeSnapshot({ node: config.nodeId, book, redis, ports: config.ports, restarts: (i) => pool.restarts(i) }),
     metricsToken: config.metricsToken,
   });
   let server: ReturnType<typeof Bun.serve>;

@@ -13,7 +13,7 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return sourceFiles(path);
-    return name.endsWith('.ts') ? [path] : [];
+    return /\.tsx?$/.test(name) ? [path] : [];
   });
 }
 
@@ -56,7 +56,10 @@ function functionLengths(): { name: string; lines: number }[] {
 }
 
 /** The room (top folder of src/) of a file; loose files are their own. */
-const room = (file: string) => relative(SRC, file).split('/')[0]!.replace(/\.ts$/, '');
+const room = (file: string) =>
+  relative(SRC, file)
+    .split('/')[0]!
+    .replace(/\.tsx?$/, '');
 
 /** Which rooms each room may import: from the edge (cli, supervisor, http) down to the core. */
 const MAY_IMPORT: Record<string, readonly string[]> = {
