@@ -2,9 +2,11 @@
 // against a sale whose figures the test made (bought, paid, expired, sold out), and the whole
 // answer against Prometheus' own checker (promtool, from Debian's prometheus package).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { freePort } from '../../src/services/free-port.ts';
 import { fire } from '../helpers/load.ts';
-import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(60_000);
@@ -111,5 +113,28 @@ describe('GET /metrics', () => {
     expect((await scrape('wrong-token-0123456789')).status).toBe(401);
     expect((await fetch(`${admin}/metrics`)).status).toBe(401);
     expect((await scrape(METRICS_TOKEN)).status).toBe(200);
+  });
+});
+
+describe("the README's Prometheus examples", () => {
+  // The scrape config and alert rules a reader copies must be ones Prometheus accepts.
+  test('promtool accepts the scrape config and the three alert rules, and the alerts use metrics spike serves', async () => {
+    const readme = await Bun.file(join(import.meta.dir, '..', '..', 'README.md')).text();
+    const block = (marker: string) => new RegExp(`\`\`\`yaml\\n# ${marker}\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1] ?? '';
+    const dir = tempDir('prometheus');
+    try {
+      await Bun.write(join(dir, 'prometheus.yml'), block('prometheus.yml'));
+      await Bun.write(join(dir, 'spike-alerts.yml'), block('spike-alerts.yml'));
+      const rules = Bun.spawnSync(['promtool', 'check', 'rules', join(dir, 'spike-alerts.yml')], { stdout: 'pipe', stderr: 'pipe' });
+      expect(rules.stdout.toString()).toContain('SUCCESS: 3 rules found');
+      expect(rules.exitCode).toBe(0);
+      const config = Bun.spawnSync(['promtool', 'check', 'config', join(dir, 'prometheus.yml')], { stdout: 'pipe', stderr: 'pipe' });
+      expect(`${config.stdout}${config.stderr}`).toContain('SUCCESS');
+      expect(config.exitCode).toBe(0);
+      const served = await (await scrape()).text();
+      for (const metric of block('spike-alerts.yml').matchAll(/\b(spike_[a-z_]+)/g)) expect(served).toContain(`# TYPE ${metric[1]} `);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
