@@ -1,4 +1,5 @@
 /** `bun run start [-- --reset]`: runs the supervisor until a signal stops it. */
+import { log } from '../log.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommandLine, usageError } from './args.ts';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
       onFatal: (error) => {
         // During the start the failure also rejects startSupervisor, which stops what it started.
         if (!supervisor) return;
-        console.error(`spike: ${error.message}; stopping`);
+        log.error(`spike: ${error.message}; stopping`);
         void supervisor.stop().then(() => process.exit(1));
       },
     });
@@ -54,13 +55,13 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (firstAt > 0) {
       if (Date.now() - firstAt < SAME_REQUEST_MS) return;
-      console.error(`spike: ${signal} again, exiting now`);
+      log.error(`spike: ${signal} again, exiting now`);
       process.exit(1);
     }
     firstAt = Date.now();
-    console.log(`spike: ${signal}: stopping (in-flight requests finish first)`);
+    log.info(`spike: ${signal}: stopping (in-flight requests finish first)`);
     await running.stop();
-    console.log('spike: stopped');
+    log.info('spike: stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));

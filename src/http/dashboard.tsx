@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The operator's live dashboard on the admin port: one server-rendered page (Hono JSX), one small
  * script, and Server-Sent Events with the node's figures every second. Nothing is loaded from

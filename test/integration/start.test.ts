@@ -2,6 +2,7 @@
 // configured only by environment variables, stopped by a signal.
 import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive } from '../../src/services/child.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -223,6 +224,33 @@ describe('bun run start', () => {
       expect(await new Response(proc.stderr).text()).toContain(`SPIKE_ADMIN_PORT=${adminPort}: cannot listen`);
     } finally {
       taken.stop(true);
+    }
+  });
+
+  // Bun takes a .tsx file's JSX settings from the nearest tsconfig of the working folder, not
+  // the file's: started from elsewhere the dashboard's JSX looked for React. The file says it itself.
+  test('starts from any working folder', async () => {
+    const dataDir = tempDir('elsewhere');
+    dirs.push(dataDir);
+    const proc = Bun.spawn([process.execPath, SUPERVISOR], {
+      cwd: tmpdir(),
+      env: {
+        ...process.env,
+        REDIS_URL: '',
+        SPIKE_DATA_DIR: dataDir,
+        SPIKE_LOG_DIR: join(dataDir, 'logs'),
+        SPIKE_PORTS: (await freePorts(4)).join(','),
+        SPIKE_NGINX: '0',
+        SPIKE_ADMIN_PORT: '0',
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    try {
+      expect(await readUntil(proc, 'ready:')).toContain('ready:');
+    } finally {
+      proc.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
     }
   });
 
