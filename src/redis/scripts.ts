@@ -1,6 +1,6 @@
 /** Loads the Lua scripts under ./scripts and registers them on an ioredis client. */
 import type { ClientContext, Result } from 'ioredis';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SCRIPTS_DIR = join(import.meta.dir, 'scripts');
@@ -13,6 +13,18 @@ export interface LuaScript {
   readonly lua: string;
 }
 
+/**
+ * A script's text with each `--- @include "includes/NAME"` line replaced by includes/NAME.lua
+ * (bullmq's convention): Lua shared by several scripts is written once.
+ */
+function withIncludes(dir: string, file: string): string {
+  return readFileSync(join(dir, file), 'utf8').replace(/^--- @include "([\w/-]+)"$/gm, (_, name: string) => {
+    const path = join(dir, `${name}.lua`);
+    if (!existsSync(path)) throw new Error(`Lua script ${file} includes ${name}, but ${path} does not exist`);
+    return readFileSync(path, 'utf8').trimEnd();
+  });
+}
+
 /** Every script in the folder, named `<command>-<numberOfKeys>.lua` (bullmq's convention). */
 export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
   return readdirSync(dir)
@@ -20,7 +32,7 @@ export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
     .map((file) => {
       const match = /^([a-zA-Z]+)-(\d+)\.lua$/.exec(file);
       if (!match) throw new Error(`Lua script ${file} must be named <command>-<numberOfKeys>.lua`);
-      return { name: match[1]!, numberOfKeys: Number(match[2]), lua: readFileSync(join(dir, file), 'utf8') };
+      return { name: match[1]!, numberOfKeys: Number(match[2]), lua: withIncludes(dir, file) };
     });
 }
 

@@ -52,13 +52,7 @@ if total and (sale[3] == '1' or sale[4] or sale[5]) then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   closed = sale[3] == '1' or (sale[4] and now < tonumber(sale[4])) or (sale[5] and now >= tonumber(sale[5]))
 end
--- Stream ids "<ms>-<seq>" in order: true when a is older than b.
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
+--- @include "includes/stream-ids"
 
 if total and not closed then
   if sale[7] then

@@ -10,12 +10,7 @@
   Output:
     the sale's last_id after the call
 ]]
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
+--- @include "includes/stream-ids"
 
 local last = redis.call('HGET', KEYS[1], 'last_id') or '0-0'
 if older(last, ARGV[1]) then
