@@ -37,20 +37,9 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  let supervisor: Supervisor | undefined;
-  try {
-    supervisor = await startSupervisor(config, {
-      onFatal: (error) => {
-        // During the start the failure also rejects startSupervisor, which stops what it started.
-        if (!supervisor) return;
-        log.error(`spike: ${error.message}; stopping`);
-        void supervisor.stop().then(() => process.exit(1));
-      },
-    });
-  } catch (error) {
-    exitOnStartFailure(error);
-  }
-  const running = supervisor;
+  // The handlers come first: a signal during the start waits for it, then stops what it started
+  // (without them, a SIGTERM at that moment killed the process and left its children running).
+  let starting: Promise<Supervisor> | undefined;
   let firstAt = 0;
   const shutdown = async (signal: string) => {
     if (firstAt > 0) {
@@ -60,12 +49,27 @@ async function main(): Promise<void> {
     }
     firstAt = Date.now();
     log.info(`spike: ${signal}: stopping (in-flight requests finish first)`);
-    await running.stop();
+    const running = await starting?.catch(() => undefined);
+    await running?.stop();
     log.info('spike: stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  let supervisor: Supervisor | undefined;
+  starting = startSupervisor(config, {
+    onFatal: (error) => {
+      // During the start the failure also rejects startSupervisor, which stops what it started.
+      if (!supervisor) return;
+      log.error(`spike: ${error.message}; stopping`);
+      void supervisor.stop().then(() => process.exit(1));
+    },
+  });
+  try {
+    supervisor = await starting;
+  } catch (error) {
+    if (firstAt === 0) exitOnStartFailure(error);
+  }
 }
 
 if (import.meta.main) await main();

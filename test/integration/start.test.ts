@@ -254,6 +254,26 @@ describe('bun run start', () => {
     }
   });
 
+  // A SIGTERM while it was still starting killed it outright (exit 143), before its handlers
+  // existed, leaving its redis-server behind.
+  test('a signal during the start stops it cleanly once started, leaving no child behind', async () => {
+    const dataDir = tempDir('early');
+    dirs.push(dataDir);
+    const proc = run({
+      REDIS_URL: '',
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: join(dataDir, 'logs'),
+      SPIKE_PORTS: (await freePorts(4)).join(','),
+      SPIKE_NGINX: '0',
+      SPIKE_ADMIN_PORT: '0',
+    });
+    for (let i = 0; i < 200 && !existsSync(join(dataDir, 'redis.pid')); i++) await Bun.sleep(10);
+    const redisPid = Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8'));
+    proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(isAlive(redisPid)).toBe(false);
+  });
+
   test('SPIKE_HOST that is not an address stops the start with exit 2', async () => {
     const proc = run({ SPIKE_HOST: 'notanip', REDIS_URL: '' });
     expect(await proc.exited).toBe(2);
