@@ -14,7 +14,7 @@ import { parseCommandLine, usageError } from '../src/cli/args.ts';
 
 const USAGE = `usage: bun run bench [-- --quick] [-- --json]
   --quick   every phase, small (about two minutes; what CI runs); without it, the full run
-            (about ten minutes) that writes bench/results/latest.*
+            (a few minutes) that writes bench/results/latest.*
   --json    print the whole report as JSON on stdout at the end, for machines
   --help    this text`;
 
