@@ -132,9 +132,11 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     try {
       const made = await pour(1500, 5000);
       const during = (await db.orders(keys.sale)).length;
-      // At its shaved rate alone it would have written ~250; the lag bound makes it write at
-      // full speed (which, on PostgreSQL on a busy machine, may itself trail the producer).
-      expect(during).toBeGreaterThan(made / 4);
+      // At its shaved rate alone (100 a second, batches of 100) it writes at most ~200 in these
+      // 1.5 s; the lag bound makes it write at full speed. How fast full speed is depends on the
+      // machine (PostgreSQL on a busy one trailed the producer: 1 250 of 6 300), so the test asks
+      // for three times what shaving allows, not a share of what was made.
+      expect(during).toBeGreaterThan(600);
       await caughtUp();
       expect(await db.orders(keys.sale)).toHaveLength(made);
     } finally {
