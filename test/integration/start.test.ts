@@ -267,8 +267,11 @@ describe('bun run start', () => {
       SPIKE_NGINX: '0',
       SPIKE_ADMIN_PORT: '0',
     });
-    for (let i = 0; i < 200 && !existsSync(join(dataDir, 'redis.pid')); i++) await Bun.sleep(10);
-    const redisPid = Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8'));
+    // The pid file can exist before its number is written (and pid 0 would name our own group).
+    const pidOf = () => (existsSync(join(dataDir, 'redis.pid')) ? Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8')) : 0);
+    for (let i = 0; i < 500 && !(pidOf() > 0); i++) await Bun.sleep(10);
+    const redisPid = pidOf();
+    expect(redisPid).toBeGreaterThan(0);
     proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
     expect(isAlive(redisPid)).toBe(false);
