@@ -28,38 +28,17 @@
     database's later state; named users who hold another live order than the restored one
     (the restored order stays their live order; the audit shows the other)
 ]]
-local function parse(raw)
-  local state, payBy, port, updated, user = string.match(raw, '^(%a+)|(%d+)|(%d*)|(%d+)|(.*)$')
-  return { state = state, payBy = payBy, port = port, user = user }
-end
-
--- The order as Redis holds it: its states entry, else its `created` entry (reserved).
-local function current(id)
-  local raw = redis.call('HGET', KEYS[4], id)
-  if raw then
-    return parse(raw)
-  end
-  local entry = redis.call('XRANGE', KEYS[3], id, id)[1]
-  if not entry then
-    return nil
-  end
-  for i = 1, #entry[2], 2 do
-    if entry[2][i] == 'event' and entry[2][i + 1] == 'created' then
-      return { state = 'reserved' }
-    end
-  end
-  return nil
-end
+--- @include "includes/orders"
 
 local live = { reserved = true, paid = true }
 local restored, advanced, conflicts = 0, 0, 0
 
 for i = 1, #ARGV, 6 do
   local id, state, user, port, payBy, updated = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local o = current(id)
-  local record = state .. '|' .. payBy .. '|' .. port .. '|' .. updated .. '|' .. user
+  local o = load(id)
+  local saved = state .. '|' .. payBy .. '|' .. port .. '|' .. updated .. '|' .. user
   if not o then
-    redis.call('HSET', KEYS[4], id, record)
+    redis.call('HSET', KEYS[4], id, saved)
     if live[state] then
       redis.call('HINCRBY', KEYS[1], 'ticket_sold_nums', 1)
       if user ~= '' then
@@ -77,7 +56,7 @@ for i = 1, #ARGV, 6 do
     redis.call('HSET', KEYS[1], 'last_id', redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state))
     restored = restored + 1
   elseif o.state == 'reserved' and state ~= 'reserved' then
-    redis.call('HSET', KEYS[4], id, record)
+    redis.call('HSET', KEYS[4], id, saved)
     if state == 'paid' then
       redis.call('HINCRBY', KEYS[1], 'ticket_paid_nums', 1)
     else
