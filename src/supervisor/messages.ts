@@ -8,29 +8,33 @@ export interface SaleBuffer {
   readonly buffer: SharedArrayBuffer;
 }
 
+/** What every worker of a node starts with (the pool adds each one's index, port and the sales). */
+export interface WorkerSettings {
+  readonly host: string;
+  readonly defaultSale: string;
+  readonly redis: RedisTarget;
+  readonly redisTimeoutMs: number;
+  readonly refillWaitMs: number;
+  readonly payWindowMs: number;
+  /** Replicas that must confirm a sale before the buyer is told (0: none), and for how long to wait. */
+  readonly waitReplicas: number;
+  readonly waitMs: number;
+  readonly jwtSecret: string | undefined;
+  /** The key of anonymous orders' secrets (orders/secret.ts), the same on every node. */
+  readonly orderKey: string;
+  readonly logDir: string;
+  /** See StatLog's Rotation. */
+  readonly statLog: Rotation;
+}
+
 export type ToWorker =
-  | {
+  | ({
       readonly type: 'init';
       readonly worker: number;
       readonly workers: number;
       readonly port: number;
-      readonly host: string;
       readonly sales: readonly SaleBuffer[];
-      readonly defaultSale: string;
-      readonly redis: RedisTarget;
-      readonly redisTimeoutMs: number;
-      readonly refillWaitMs: number;
-      readonly payWindowMs: number;
-      /** Replicas that must confirm a sale before the buyer is told (0: none), and for how long to wait. */
-      readonly waitReplicas: number;
-      readonly waitMs: number;
-      readonly jwtSecret: string | undefined;
-      /** The key of anonymous orders' secrets (orders/secret.ts), the same on every node. */
-      readonly orderKey: string;
-      readonly logDir: string;
-      /** See StatLog's Rotation. */
-      readonly statLog: Rotation;
-    }
+    } & WorkerSettings)
   /** A sale was added after the worker started. */
   | ({ readonly type: 'sale' } & SaleBuffer)
   /** Stop accepting, finish in-flight requests, flush the log, close Redis, then answer `stopped`. */

@@ -1,29 +1,12 @@
 /** Runs one worker thread per port, restarts the ones that die, and stops them gracefully. */
 import { log } from '../log.ts';
 import { ConfigError } from '../config.ts';
-import type { Rotation } from '../http/stat-log.ts';
-import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
-import type { RedisTarget } from '../redis/client.ts';
+import type { FromWorker, SaleBuffer, ToWorker, WorkerSettings } from './messages.ts';
 
-export interface WorkerPoolOptions {
+export interface WorkerPoolOptions extends WorkerSettings {
   readonly ports: readonly number[];
-  readonly host: string;
   /** The sales' buffers as they stand now (a restarted worker gets them all). */
   readonly sales: () => readonly SaleBuffer[];
-  readonly defaultSale: string;
-  readonly redis: RedisTarget;
-  readonly redisTimeoutMs: number;
-  /** See AppDeps.refillWaitMs. */
-  readonly refillWaitMs: number;
-  /** Time to pay a reserved order, in ms; 0: no deadline. */
-  readonly payWindowMs: number;
-  readonly waitReplicas: number;
-  readonly waitMs: number;
-  /** Purchases and order calls need a JWT signed with this, when set. */
-  readonly jwtSecret: string | undefined;
-  readonly orderKey: string;
-  readonly logDir: string;
-  readonly statLog: Rotation;
   readonly onTopUp: (worker: number, sale: string) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
@@ -146,25 +129,8 @@ export class WorkerPool {
         if (!this.#stopping) this.#spawn(i);
       }, delay);
     });
-    const init: ToWorker = {
-      type: 'init',
-      worker: i,
-      workers: this.#options.ports.length,
-      port,
-      host: this.#options.host,
-      sales: this.#options.sales(),
-      defaultSale: this.#options.defaultSale,
-      redis: this.#options.redis,
-      redisTimeoutMs: this.#options.redisTimeoutMs,
-      refillWaitMs: this.#options.refillWaitMs,
-      payWindowMs: this.#options.payWindowMs,
-      waitReplicas: this.#options.waitReplicas,
-      waitMs: this.#options.waitMs,
-      jwtSecret: this.#options.jwtSecret,
-      orderKey: this.#options.orderKey,
-      logDir: this.#options.logDir,
-      statLog: this.#options.statLog,
-    };
+    const { ports, sales, onTopUp: _topUp, say: _say, onFatal: _fatal, ...settings } = this.#options;
+    const init: ToWorker = { type: 'init', worker: i, workers: ports.length, port, sales: sales(), ...settings };
     thread.postMessage(init);
   }
 
