@@ -34,6 +34,11 @@ export interface Config {
   readonly nginx: NginxMode;
   /** nginx `listen` value for the runtime copy of nginx.conf. */
   readonly nginxListen: string;
+  /** nginx's per-address limits (SPIKE_NGINX_RATE, _BURST, _CONN, _EXEMPT). */
+  readonly nginxLimits: EdgeLimits;
+  /** The app's own cap: attempts per user per sale in each window (0: none), and the window. */
+  readonly userAttempts: number;
+  readonly userWindowMs: number;
   readonly logDir: string;
   /** Size at which a worker's stat log is rotated, and how many rotated files are kept. */
   readonly statLogMaxBytes: number;
@@ -75,6 +80,38 @@ export interface Config {
 }
 
 export type LogFormat = 'text' | 'json';
+
+/** Per-client-address limits at the edge (nginx.conf's limit_req / limit_conn). */
+export interface EdgeLimits {
+  /** Requests per second per address to /buy/ticket and /queue/join; 0: no limit. */
+  readonly rate: number;
+  /** Requests over the rate let through at once before the 429s start. */
+  readonly burst: number;
+  /** Connections at once per address; 0: no limit. */
+  readonly conn: number;
+  /** Addresses and CIDR blocks never limited. */
+  readonly exempt: readonly string[];
+}
+
+/** SPIKE_NGINX_RATE, _BURST, _CONN and _EXEMPT: also read by `bun run nginx-conf`. */
+export function nginxLimits(env: Env): EdgeLimits {
+  const raw = (env.SPIKE_NGINX_EXEMPT ?? '').trim();
+  const exempt = raw === '' ? ['127.0.0.0/8', '::1'] : raw === 'none' ? [] : raw.split(',').map((net) => net.trim());
+  for (const net of exempt) {
+    const [address, bits, extra] = net.split('/');
+    const max = isIP(address ?? '') === 6 ? 128 : 32;
+    if (isIP(address ?? '') === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max)))
+      throw new ConfigError(
+        `SPIKE_NGINX_EXEMPT=${raw} is not accepted; accepted: addresses or CIDR blocks, comma-separated (default 127.0.0.0/8,::1), or none`,
+      );
+  }
+  return Object.freeze({
+    rate: integer(env, 'SPIKE_NGINX_RATE', 10, 0, 1_000_000),
+    burst: integer(env, 'SPIKE_NGINX_BURST', 20, 0, 1_000_000),
+    conn: integer(env, 'SPIKE_NGINX_CONN', 50, 0, 1_000_000),
+    exempt: Object.freeze(exempt),
+  });
+}
 
 /** SPIKE_LOG_FORMAT: how operational lines are written (src/log.ts). */
 export function logFormat(env: Env): LogFormat {
@@ -243,6 +280,9 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     localStock,
     nginx: nginxMode(env),
     nginxListen,
+    nginxLimits: nginxLimits(env),
+    userAttempts: integer(env, 'SPIKE_USER_ATTEMPTS', 30, 0, 1_000_000),
+    userWindowMs: integer(env, 'SPIKE_USER_WINDOW', 10, 1, 3600) * 1000,
     logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
     statLogMaxBytes: integer(env, 'SPIKE_STAT_LOG_MAX_MB', 64, 1, 1_000_000) * 1024 * 1024,
     statLogKeep: integer(env, 'SPIKE_STAT_LOG_KEEP', 4, 0, 1000),

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { makeRuntimeDirs, NGINX_TEMPLATE, renderNginxConf, type Upstream } from '../services/nginx.ts';
+import { nginxLimits } from '../config.ts';
 import { parseCommandLine, usageError } from './args.ts';
 
 /** Parses `host:port:weight,...` (weight optional, default 1); throws with the bad part named. */
@@ -27,6 +28,7 @@ const USAGE = `usage: bun run nginx-conf -- --upstream host:port[:weight],... [-
   --runtime-dir DIR   where this nginx keeps its pid file, error log and temp files (default /var/lib/spike-nginx)
   --out FILE          write the config there (default: standard output)
   --help              this text
+The per-address limits come from SPIKE_NGINX_RATE, _BURST, _CONN and _EXEMPT, as for bun run start.
 Then run it with: nginx -p DIR -c FILE (nginx -t -p DIR -c FILE checks it first)`;
 
 /**
@@ -62,7 +64,12 @@ function main(argv: string[]): number {
   try {
     const upstreams = parseUpstreams(values.upstream);
     conf = standaloneConf(
-      renderNginxConf(readFileSync(NGINX_TEMPLATE, 'utf8'), { listen: values.listen ?? '80', upstreams, runtimeDir }),
+      renderNginxConf(readFileSync(NGINX_TEMPLATE, 'utf8'), {
+        listen: values.listen ?? '80',
+        upstreams,
+        runtimeDir,
+        limits: nginxLimits(Bun.env),
+      }),
       upstreams,
       runtimeDir,
     );

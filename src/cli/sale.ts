@@ -5,7 +5,7 @@ import { parseCommandLine, usageError } from './args.ts';
 const USAGE = `usage: bun run sale -- <command> [--json]
   list                                   every sale: total, sold, remaining, open or not
   status ID                              one sale, with this node's workers
-  create ID --total N [--starts-at ISO] [--ends-at ISO]
+  create ID --total N [--name TEXT] [--starts-at ISO] [--ends-at ISO]
                                          a new sale of N tickets (times like 2026-12-01T10:00:00Z)
   add ID N                               N more tickets for sale ID
   pause ID | resume ID                   stop and restart a sale's sales
@@ -59,7 +59,7 @@ function request(command: string, args: string[], values: Record<string, string 
       need(1);
       const total = Number(values.total);
       if (!values.total || !Number.isInteger(total)) usageError('create needs --total N, a whole number', USAGE);
-      return ['POST', '/sales', { id, total, startsAt: values['starts-at'], endsAt: values['ends-at'] }];
+      return ['POST', '/sales', { id, total, name: values.name, startsAt: values['starts-at'], endsAt: values['ends-at'] }];
     }
     case 'add':
       need(2);
@@ -77,7 +77,13 @@ function request(command: string, args: string[], values: Record<string, string 
 async function main(): Promise<number> {
   const { values, positionals } = parseCommandLine(
     Bun.argv.slice(2),
-    { json: { type: 'boolean' }, total: { type: 'string' }, 'starts-at': { type: 'string' }, 'ends-at': { type: 'string' } },
+    {
+      json: { type: 'boolean' },
+      total: { type: 'string' },
+      name: { type: 'string' },
+      'starts-at': { type: 'string' },
+      'ends-at': { type: 'string' },
+    },
     USAGE,
   );
   const [command = '', ...args] = positionals;

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { dashboardRoutes, type Snapshot } from './dashboard.tsx';
 import { error } from './errors.ts';
 import { readSale } from '../redis/sale.ts';
-import { PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
+import { NAME_FIELD, PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
@@ -47,7 +47,7 @@ function time(value: unknown, name: string): number | undefined | string {
 async function saleState(deps: AdminDeps, id: string) {
   const keys = saleKeys(id);
   const [fields, count] = await Promise.all([
-    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at'),
+    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at', NAME_FIELD),
     readSale(deps.redis, keys),
   ]);
   if (!count) return null;
@@ -55,6 +55,7 @@ async function saleState(deps: AdminDeps, id: string) {
   const local = deps.book.get(id)?.stock.snapshot();
   return {
     id,
+    name: fields[4] ?? null,
     total: count.total,
     sold: count.sold,
     paid,
@@ -82,10 +83,14 @@ async function jsonObject(c: Context): Promise<Record<string, unknown> | undefin
 }
 
 /** A new sale's settings from `POST /sales`, or the message of a 400. */
-function newSale(input: Record<string, unknown> | undefined): { id: string; total: number; startsAt?: number; endsAt?: number } | string {
-  if (!input) return 'send a JSON object: {"id":"concert","total":500,"startsAt":"…","endsAt":"…"}';
-  const { id, total } = input;
+function newSale(
+  input: Record<string, unknown> | undefined,
+): { id: string; total: number; name?: string; startsAt?: number; endsAt?: number } | string {
+  if (!input) return 'send a JSON object: {"id":"concert","total":500,"name":"…","startsAt":"…","endsAt":"…"}';
+  const { id, total, name } = input;
   if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -';
+  if (name !== undefined && (typeof name !== 'string' || !/^[^\p{Cc}]{1,80}$/u.test(name) || !name.trim()))
+    return 'name must be 1 to 80 characters, no control characters';
   if (!Number.isInteger(total) || (total as number) < 1 || (total as number) > 1_000_000_000)
     return 'total must be a whole number from 1 to 1000000000';
   const startsAt = time(input.startsAt, 'startsAt');
@@ -93,7 +98,7 @@ function newSale(input: Record<string, unknown> | undefined): { id: string; tota
   if (typeof startsAt === 'string') return startsAt;
   if (typeof endsAt === 'string') return endsAt;
   if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return 'endsAt must be after startsAt';
-  return { id, total: total as number, startsAt, endsAt };
+  return { id, total: total as number, name: name as string | undefined, startsAt, endsAt };
 }
 
 /** Every call must carry the token; without one configured, the admin API refuses everything. */
@@ -116,6 +121,7 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0)
       return error(c, 409, 'exists', `sale ${sale.id} exists; add stock with POST /sales/${sale.id}/stock`);
     const settings: (string | number)[] = [SOLD_FIELD, 0];
+    if (sale.name !== undefined) settings.push(NAME_FIELD, sale.name.trim());
     if (sale.startsAt !== undefined) settings.push('starts_at', sale.startsAt);
     if (sale.endsAt !== undefined) settings.push('ends_at', sale.endsAt);
     await deps.redis.hset(keys.sale, ...settings);

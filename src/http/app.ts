@@ -7,6 +7,8 @@ import { jwt } from 'hono/jwt';
 import { isOrderSecret } from '../orders/secret.ts';
 import { error, RETRY_AFTER } from './errors.ts';
 import { caller, queryUser, USER_PATTERN, USER_RULE, type Who } from './identity.ts';
+import { Attempts, type AttemptLimit } from './attempts.ts';
+import { buyerPageRoutes } from './buyer-page.tsx';
 import { allowedMethods } from './methods.ts';
 import { orderRoutes } from './order-routes.ts';
 import { ownOrderKey, purchasePath, type SaleContext, type Sell } from './purchase.ts';
@@ -39,6 +41,8 @@ export interface AppDeps {
   readonly jwtSecret?: string;
   /** The key of anonymous orders' secrets, shared by every worker (orders/secret.ts); default: one of this app's own. */
   readonly orderKey?: string;
+  /** The node's per-user attempt counts in shared memory (attempts.ts); none: no limit. */
+  readonly attempts?: AttemptLimit;
 }
 
 /** GET and POST /buy/ticket. The GET of a plain (unsigned) buyer is the hot path: no promise until Redis. */
@@ -127,9 +131,19 @@ export function createApp(deps: AppDeps): Hono {
     for (const path of ['/buy/ticket', '/orders', '/orders/*']) app.use(path, verify);
   }
   const who = caller(signed);
-  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey });
+  const attempts = deps.attempts && new Attempts(deps.attempts);
+  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey, attempts });
   buyRoutes(app, sell, who, signed, maxBody);
   infoRoutes(app, deps);
+  buyerPageRoutes(
+    app,
+    deps.defaultSale,
+    async (id) => {
+      const sale = deps.sale(id);
+      return sale && { id, stock: sale.stock, name: await sale.name?.().catch(() => null) };
+    },
+    (c, id) => error(c, 404, 'no_sale', `no sale ${id}`),
+  );
   app.route(
     '/orders',
     orderRoutes({

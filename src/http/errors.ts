@@ -14,6 +14,12 @@ export function error(c: Context, status: ErrorStatus, code: string, msg: string
   return c.json({ error: code, msg }, status, headers);
 }
 
+/** 429: the caller tried too often; `waitMs` until it may try again (Retry-After in whole seconds). */
+export function tooMany(c: Context, code: string, msg: string, waitMs: number) {
+  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+  return error(c, 429, code, `${msg}; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
+}
+
 /** 503 for a dependency failure: Redis did not answer. */
 export function unavailable(c: Context) {
   return error(c, 503, 'unavailable', 'the ticket store did not answer; try again', { 'Retry-After': RETRY_AFTER });

@@ -10,7 +10,8 @@ import type { OrderStore } from '../orders/store.ts';
 import { SALE_PATTERN } from '../redis/keys.ts';
 import { PurchaseCode, type Purchase } from '../redis/sale.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
-import { error, JSON_HEADERS, unavailable } from './errors.ts';
+import type { Attempts } from './attempts.ts';
+import { error, JSON_HEADERS, tooMany, unavailable } from './errors.ts';
 import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
 
 /** What a worker holds for one sale. */
@@ -19,6 +20,8 @@ export interface SaleContext {
   /** Runs the global purchase in Redis for `user` (`''` = anonymous). Throws when Redis fails. */
   readonly buy: (user: string) => Promise<Purchase>;
   readonly orders?: OrderStore;
+  /** The sale's display name (the buyer's page), when it has one; may call Redis. */
+  readonly name?: () => Promise<string | null>;
 }
 
 export interface PurchaseDeps {
@@ -35,6 +38,8 @@ export interface PurchaseDeps {
   readonly refillWaitMs: number;
   /** The key of anonymous orders' secrets. */
   readonly orderKey: string;
+  /** The node's per-user attempt counts (attempts.ts); none: no limit. */
+  readonly attempts?: Attempts;
 }
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
@@ -95,12 +100,24 @@ function answers(deps: PurchaseDeps) {
   };
 }
 
+/** The user's attempts beyond the cap answer 429 before they touch stock or Redis. */
+function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
+  return (c: Context, stock: LocalStock, sale: string, user: string): Response | undefined => {
+    const waitMs = user && attempts ? attempts.hit(sale, user) : 0;
+    if (waitMs === 0) return undefined;
+    stock.countAnswer(worker, ANSWER_INDEX.limited);
+    log?.({ port, result: 'limited', code: 429, localSales: stock.sales(worker), user });
+    return tooMany(c, 'too_many_attempts', `${user} tried to buy too often`, waitMs);
+  };
+}
+
 /** Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not. */
 export type Sell = (c: Context, saleId: string | undefined, user: string) => Response | Promise<Response>;
 
 export function purchasePath(deps: PurchaseDeps): Sell {
   const { port, worker, log, onTopUp, refillWaitMs } = deps;
   const reply = answers(deps);
+  const limited = attemptCap(deps);
 
   /** One unit of local stock once this worker ran dry, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
   const waitAndTake = async (stock: LocalStock, sale: string): Promise<boolean> => {
@@ -150,12 +167,14 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     return reply(c, stock, sale, user, answer);
   };
 
-  // Synchronous while the sale is sold out: most requests of a spike end here, and a promise per answer costs.
+  // Synchronous while the sale is sold out: most requests of a spike end here, and a promise per
+  // answer costs. A sold-out answer costs nothing to give, so the attempt cap guards only the rest.
   return (c, saleId, user) => {
     const id = saleId ?? deps.defaultSale;
     const sale = deps.sale(id);
     if (!sale)
       return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
-    return sale.stock.isSoldOut() ? reply(c, sale.stock, id, user, SOLD_OUT) : buyTicket(c, sale, id, user);
+    if (sale.stock.isSoldOut()) return reply(c, sale.stock, id, user, SOLD_OUT);
+    return limited(c, sale.stock, id, user) ?? buyTicket(c, sale, id, user);
   };
 }

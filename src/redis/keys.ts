@@ -31,6 +31,8 @@ export function saleKeys(id: string): SaleKeys {
 }
 
 export const PAID_FIELD = 'ticket_paid_nums';
+/** The sale's display name for buyers (optional). */
+export const NAME_FIELD = 'name';
 /** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
 export const REAPED_FIELD = 'reaped_to';
 /** The newest id on the sale's stream, kept across a reset: a node that saw a newer one knows Redis lost writes. */

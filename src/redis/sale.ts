@@ -74,6 +74,9 @@ export interface SaleCount {
   readonly recovering: string | undefined;
   /** Whether it sells now: not paused, inside its start and end, not recovering. */
   readonly open: boolean;
+  /** Its start and end, ms since the epoch; 0 when it has none. */
+  readonly startsAt: number;
+  readonly endsAt: number;
 }
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
@@ -92,7 +95,15 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
   const now = Date.now();
   // As purchase-3.lua decides it (with Redis' clock): paused, outside its window, or recovering.
   const open = !recovering && paused !== '1' && !(startsAt && now < Number(startsAt)) && !(endsAt && now >= Number(endsAt));
-  const count = { total: Number(total), sold: Number(sold ?? 0), lastId: lastId ?? '0-0', recovering: recovering ?? undefined, open };
+  const count = {
+    total: Number(total),
+    sold: Number(sold ?? 0),
+    lastId: lastId ?? '0-0',
+    recovering: recovering ?? undefined,
+    open,
+    startsAt: Number(startsAt ?? 0) || 0,
+    endsAt: Number(endsAt ?? 0) || 0,
+  };
   if (!Number.isInteger(count.total) || !Number.isInteger(count.sold)) {
     throw new Error(`sale ${keys.sale} holds ${TOTAL_FIELD}=${total} ${SOLD_FIELD}=${sold}, which are not whole numbers`);
   }
@@ -113,7 +124,7 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
       .del(...keyList(keys))
       .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId)
       .exec();
-    return { total, sold: 0, lastId, recovering: undefined, open: true, created: true };
+    return { total, sold: 0, lastId, recovering: undefined, open: true, startsAt: 0, endsAt: 0, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

@@ -2,7 +2,10 @@
 import type { Subprocess } from 'bun';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { EdgeLimits } from '../config.ts';
 import { isAlive, ownSession, requireBinary, stopChild } from './child.ts';
+
+export type { EdgeLimits } from '../config.ts';
 
 export const NGINX_TEMPLATE = join(import.meta.dir, '..', '..', 'nginx.conf');
 
@@ -18,6 +21,8 @@ export interface RenderOptions {
   readonly upstreams: readonly Upstream[];
   /** Folder for the pid file, error log and temp files of this nginx. */
   readonly runtimeDir: string;
+  /** The template's own limits when undefined. */
+  readonly limits?: EdgeLimits;
 }
 
 /** The original's weights, 1:2:3:4, for workers in port order (and 5, 6, … for more). */
@@ -29,7 +34,7 @@ export function weightedUpstreams(host: string, ports: readonly number[]): Upstr
  * The template with its `upstream load_rule` servers replaced (keeping their failover settings),
  * its `listen` replaced, and private temp paths added, so nothing is written outside `runtimeDir`.
  */
-export function renderNginxConf(template: string, { listen, upstreams, runtimeDir }: RenderOptions): string {
+export function renderNginxConf(template: string, { listen, upstreams, runtimeDir, limits }: RenderOptions): string {
   if (upstreams.length === 0) throw new Error('nginx needs at least one upstream');
   const serverLine = /^(\s*)server\s+[^\s;]+\s+weight=\d+([^;]*);\s*$/m;
   const first = serverLine.exec(template);
@@ -43,10 +48,28 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   let conf = kept.join('\n');
   if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
+  if (limits) conf = renderLimits(conf, limits);
   const dir = resolve(runtimeDir);
   const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);
   return conf;
+}
+
+/** One rewrite of the template; throws when its line is gone, so a template edit cannot silently drop a limit. */
+function swap(conf: string, pattern: RegExp, by: string | ((...match: string[]) => string)): string {
+  if (!pattern.test(conf)) throw new Error(`nginx.conf has no line matching ${pattern}; cannot apply the rate limits`);
+  return conf.replace(pattern, by as string);
+}
+
+/** The template's limit lines with `limits`' values; a 0 drops the limit, an empty list exempts no one. */
+function renderLimits(template: string, { rate, burst, conn, exempt }: EdgeLimits): string {
+  let conf = swap(template, /rate=\d+r\/s;/g, `rate=${Math.max(rate, 1)}r/s;`);
+  conf = swap(conf, /burst=\d+/g, `burst=${burst}`);
+  if (rate === 0) conf = swap(conf, /^\s*limit_req zone=.*\n/gm, '');
+  conf = swap(conf, /^(\s*limit_conn spike_conn )\d+;\n/m, (_, head) => (conn === 0 ? '' : `${head}${conn};\n`));
+  return swap(conf, /^(\s*)geo \$spike_exempt \{\n\s*default 0;\n(?:\s*[0-9a-fA-F.:/]+ 1;\n)*/m, (_, indent) =>
+    [`${indent}geo $spike_exempt {`, `${indent}    default 0;`, ...exempt.map((net) => `${indent}    ${net} 1;`), ''].join('\n'),
+  );
 }
 
 export interface Nginx {

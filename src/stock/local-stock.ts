@@ -54,8 +54,13 @@ enum Wide {
   Seen = 0,
   /** Microseconds spent in purchase script calls, summed. */
   BatchMicros,
+  /** The sale's start and end (ms since the epoch; 0 when it has none), as of the last sync. */
+  StartsAt,
+  EndsAt,
   Size,
 }
+
+const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
 export interface WorkerStock {
   readonly stock: number;
@@ -69,6 +74,11 @@ export interface StockSnapshot {
   readonly remaining: number;
   /** How many times the supervisor has synced with Redis; 0 means nothing is published yet. */
   readonly syncs: number;
+  /** Whether it sells now (not paused, inside its start and end, not recovering), as of the last sync. */
+  readonly open: boolean;
+  /** Its start and end as ISO times, or null when it has none. */
+  readonly startsAt: string | null;
+  readonly endsAt: string | null;
   readonly workers: readonly WorkerStock[];
 }
 
@@ -268,6 +278,21 @@ export class LocalStock {
     return Atomics.load(this.#cells, Global.Open) === 1;
   }
 
+  /** Publishes the sale's start and end (ms since the epoch; 0: none), for pages and the waiting room. */
+  setWindow(startsAt: number, endsAt: number): void {
+    Atomics.store(this.#wide, Wide.StartsAt, BigInt(startsAt));
+    Atomics.store(this.#wide, Wide.EndsAt, BigInt(endsAt));
+  }
+
+  /** The sale's start and end in ms since the epoch; 0 when it has none. */
+  startsAt(): number {
+    return Number(Atomics.load(this.#wide, Wide.StartsAt));
+  }
+
+  endsAt(): number {
+    return Number(Atomics.load(this.#wide, Wide.EndsAt));
+  }
+
   snapshot(): StockSnapshot {
     const total = Atomics.load(this.#cells, Global.Total);
     const sold = Atomics.load(this.#cells, Global.Sold);
@@ -281,6 +306,9 @@ export class LocalStock {
       sold,
       remaining: Math.max(0, total - sold),
       syncs: Atomics.load(this.#cells, Global.Syncs),
+      open: this.isOpen(),
+      startsAt: iso(this.startsAt()),
+      endsAt: iso(this.endsAt()),
       workers,
     };
   }

@@ -89,6 +89,7 @@ export class StockSync {
     else stock.noteSeen(count.lastId);
     stock.publishGlobal(count.total, count.sold);
     stock.setOpen(count.open);
+    stock.setWindow(count.startsAt, count.endsAt);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {
       stock.markSoldOut();

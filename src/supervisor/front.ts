@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { createAdminApp } from '../http/admin.ts';
+import { Attempts } from '../http/attempts.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
 import type { RedisClient } from '../redis/client.ts';
@@ -39,6 +40,7 @@ export async function startWorkers(
     orderKey: await orderKey(redis),
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
+    attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
     onTopUp: () => void sync.kick(),
     say,
     onFatal: (message) => onFatal(new Error(message)),
@@ -109,6 +111,7 @@ export async function startFrontNginx(config: Config, stack: Stack, say: (line: 
   try {
     const nginx = await startNginx({
       listen: config.nginxListen,
+      limits: config.nginxLimits,
       upstreams: weightedUpstreams(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.ports),
       runtimeDir: `${config.dataDir}/nginx`,
     });

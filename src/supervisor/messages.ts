@@ -1,6 +1,7 @@
 /** Every message between the supervisor and a worker thread. */
 import type { RedisTarget } from '../redis/client.ts';
 import type { Rotation } from '../http/stat-log.ts';
+import type { AttemptLimit } from '../http/attempts.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {
@@ -25,6 +26,8 @@ export interface WorkerSettings {
   readonly logDir: string;
   /** See StatLog's Rotation. */
   readonly statLog: Rotation;
+  /** The node's per-user attempt counts, shared by its workers. */
+  readonly attempts: AttemptLimit;
 }
 
 export type ToWorker =

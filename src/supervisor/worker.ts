@@ -6,7 +6,7 @@ import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { redisOrderStore } from '../orders/store.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
-import { saleKeys } from '../redis/keys.ts';
+import { NAME_FIELD, saleKeys } from '../redis/keys.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 
@@ -34,7 +34,24 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
     stock,
     buy: (user) => batcher.buy(user),
     orders: redisOrderStore(client, keys),
+    name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
   });
+}
+
+/** `read`'s last answer for up to `ms`: a page per buyer must not be a Redis call per buyer. */
+function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  let at = 0;
+  return () => {
+    if (!value || performance.now() - at > ms) {
+      at = performance.now();
+      value = read().catch((cause) => {
+        value = undefined;
+        throw cause;
+      });
+    }
+    return value;
+  };
 }
 
 let addLater: ((sale: SaleBuffer) => void) | undefined;
@@ -58,6 +75,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     refillWaitMs: init.refillWaitMs,
     jwtSecret: init.jwtSecret,
     orderKey: init.orderKey,
+    attempts: init.attempts,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.

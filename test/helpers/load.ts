@@ -6,6 +6,9 @@ export interface Answer {
   /** HTTP status, or 0 when the connection failed. */
   readonly status: number;
   readonly body: Record<string, unknown>;
+  readonly url: string;
+  /** The answer's headers (empty when the connection failed). */
+  readonly headers: Headers;
 }
 
 /** Sends every URL once, `concurrency` at a time, and returns the answers in the same order. */
@@ -28,9 +31,9 @@ export async function fire(urls: readonly string[], concurrency = 100, init?: Re
         } catch {
           body = { raw: text };
         }
-        answers[i] = { status: res.status, body };
+        answers[i] = { status: res.status, body, url: urls[i]!, headers: res.headers };
       } catch (error) {
-        answers[i] = { status: 0, body: { error: String(error) } };
+        answers[i] = { status: 0, body: { error: String(error) }, url: urls[i]!, headers: new Headers() };
       }
     }
   };

@@ -16,6 +16,8 @@ export interface TestNet {
   /** `namespaces`, or `loopback` where namespaces are not permitted. */
   readonly kind: 'namespaces' | 'loopback';
   readonly hosts: ReadonlyMap<string, TestHost>;
+  /** An address of the test's own (root) namespace that every host reaches directly. */
+  readonly gateway: string;
   /** The address `host` should use to reach `target`'s `port` (a cuttable proxy on loopback). */
   address(host: string, target: string, port: number): Promise<string>;
   /** Starts `cmd` inside `host`'s namespace. */
@@ -86,6 +88,7 @@ function namespaceNet(names: readonly string[]): TestNet {
   return {
     kind: 'namespaces',
     hosts,
+    gateway: `${subnet}.254`,
     address: async (_, target, port) => `${host(target).ip}:${port}`,
     spawn: (name, cmd, env) =>
       Bun.spawn(['ip', 'netns', 'exec', host(name).ns, ...cmd], {
@@ -112,6 +115,7 @@ function loopbackNet(names: readonly string[]): TestNet {
   return {
     kind: 'loopback',
     hosts,
+    gateway: '127.0.0.1',
     address: async (host, target, port) => {
       const targetIp = hosts.get(target)!.ip;
       const state = { cut: false, sockets: new Set<{ end(): void }>(), stop: () => {} };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createRedis, waitReady, type RedisClient } from '../../src/redis/client.ts';
-import { startNginx, weightedUpstreams, type Nginx } from '../../src/services/nginx.ts';
+import { startNginx, weightedUpstreams, type EdgeLimits, type Nginx } from '../../src/services/nginx.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { freePort } from '../../src/services/free-port.ts';
 
@@ -53,13 +53,22 @@ export async function startTestRedis(): Promise<TestRedis> {
 }
 
 /** nginx with the runtime copy of nginx.conf on a free loopback port, in front of `ports`. */
-export async function startTestNginx(ports: readonly number[]): Promise<Nginx & { url: string; close(): Promise<void> }> {
+export async function startTestNginx(
+  ports: readonly number[],
+  options: { host?: string; limits?: EdgeLimits } = {},
+): Promise<Nginx & { url: string; close(): Promise<void> }> {
   const dir = tempDir('nginx');
   const port = await freePort();
-  const nginx = await startNginx({ listen: `127.0.0.1:${port}`, upstreams: weightedUpstreams('127.0.0.1', ports), runtimeDir: dir });
+  const host = options.host ?? '127.0.0.1';
+  const nginx = await startNginx({
+    listen: `${host}:${port}`,
+    upstreams: weightedUpstreams('127.0.0.1', ports),
+    runtimeDir: dir,
+    limits: options.limits,
+  });
   return {
     ...nginx,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     close: async () => {
       await nginx.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -62,21 +62,42 @@ describe('buyers racing over four workers', () => {
     expect(ports.reduce((n, p) => n + p.requests, 0)).toBe(20_000);
   });
 
-  test('sells one user one ticket when they try 50 times at once across the workers', async () => {
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1' });
+  test('sells one user one ticket when they try 50 times at once across the workers; past the cap they get 429', async () => {
+    // The node counts the user's attempts in shared memory whichever worker takes them: 30 try
+    // (one buys, 29 are told they hold it), the other 20 are refused before Redis.
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1', SPIKE_USER_ATTEMPTS: '30' });
     const answers = await fire(
       Array.from({ length: 50 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=greedy`),
       50,
     );
     await spike.close();
     spike = undefined;
-    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
-    const codes = countBy(answers, (a) => Number(a.body.code));
+    const tried = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status === 429);
+    expect(tried).toHaveLength(30);
+    expect(refused).toHaveLength(20);
+    expect(refused[0]!.body).toMatchObject({ error: 'too_many_attempts' });
+    expect(Number(refused[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const codes = countBy(tried, (a) => Number(a.body.code));
     expect(codes.get(1)).toBe(1);
-    expect(codes.get(2)).toBe(49);
-    expect(new Set(answers.map((a) => a.body.orderId)).size).toBe(1);
+    expect(codes.get(2)).toBe(29);
+    expect(new Set(tried.map((a) => a.body.orderId)).size).toBe(1);
     expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(1);
     expect(await redis.client.xlen(keys.orders)).toBe(1);
+  });
+
+  test('the attempt cap holds one user back and no other: 20 people with 3 tries each all get theirs', async () => {
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100', SPIKE_RESET: '1', SPIKE_USER_ATTEMPTS: '3' });
+    const urls = Array.from({ length: 100 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=${i < 40 ? 'bot' : `p${i % 20}`}`);
+    const answers = await fire(urls, 20);
+    await spike.close();
+    spike = undefined;
+    const of = (user: (u: string) => boolean) => answers.filter((a) => user(new URL(a.url).searchParams.get('user')!));
+    expect(of((u) => u === 'bot').filter((a) => a.status === 200)).toHaveLength(3);
+    const people = of((u) => u !== 'bot');
+    expect(people.filter((a) => a.status === 200)).toHaveLength(60);
+    expect(people.filter((a) => a.body.code === 1)).toHaveLength(20);
+    expect(Number(await redis.client.hget(keys.sale, SOLD_FIELD))).toBe(21);
   });
 
   test('sells every ticket when one worker gets no traffic, with at most about total + buffer buyers sent to Redis', async () => {

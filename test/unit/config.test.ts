@@ -43,6 +43,24 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value }, [])).toThrow(message);
   });
 
+  test('edge limits: defaults exempt loopback; a bad address, block or number is refused by name', () => {
+    const config = loadConfig({}, []);
+    expect(config.nginxLimits).toEqual({ rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'] });
+    expect(config.userAttempts).toBe(30);
+    expect(config.userWindowMs).toBe(10_000);
+    expect(loadConfig({ SPIKE_NGINX_EXEMPT: 'none' }, []).nginxLimits.exempt).toEqual([]);
+    expect(loadConfig({ SPIKE_NGINX_EXEMPT: '10.1.0.0/16, 192.0.2.7,fd00::/8' }, []).nginxLimits.exempt).toEqual([
+      '10.1.0.0/16',
+      '192.0.2.7',
+      'fd00::/8',
+    ]);
+    for (const bad of ['10.1.0.0/33', 'example.com', '10.0.0.0/8/1', '::1/129'])
+      expect(() => loadConfig({ SPIKE_NGINX_EXEMPT: bad }, [])).toThrow(/SPIKE_NGINX_EXEMPT/);
+    expect(() => loadConfig({ SPIKE_NGINX_RATE: '-1' }, [])).toThrow(/SPIKE_NGINX_RATE/);
+    expect(() => loadConfig({ SPIKE_USER_ATTEMPTS: 'lots' }, [])).toThrow(/SPIKE_USER_ATTEMPTS/);
+    expect(() => loadConfig({ SPIKE_USER_WINDOW: '0' }, [])).toThrow(/SPIKE_USER_WINDOW/);
+  });
+
   test('--reset is the only flag; anything else is refused', () => {
     expect(loadConfig({}, ['--reset']).reset).toBe(true);
     expect(() => loadConfig({}, ['--fast'])).toThrow(/unknown argument --fast/);

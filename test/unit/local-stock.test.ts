@@ -25,18 +25,23 @@ describe('local stock', () => {
     expect(stock.askTopUp(0)).toBe(true);
   });
 
-  test('snapshot shows the published global count, the flag and each worker', () => {
+  test("snapshot shows the published global count, the flags, the sale's window and each worker", () => {
     const stock = LocalStock.create(2);
     stock.refill(1, 4);
     stock.recordSale(1);
     stock.publishGlobal(10, 7);
     stock.markSoldOut();
+    stock.setOpen(true);
+    stock.setWindow(Date.UTC(2026, 11, 1, 10), 0);
     expect(stock.snapshot()).toEqual({
       soldOut: true,
       total: 10,
       sold: 7,
       remaining: 3,
       syncs: 1,
+      open: true,
+      startsAt: '2026-12-01T10:00:00.000Z',
+      endsAt: null,
       workers: [
         { stock: 0, sales: 0 },
         { stock: 4, sales: 1 },

@@ -39,6 +39,21 @@ describe('nginx.conf', () => {
     expect(conf).toMatch(/keepalive \d+;/);
   });
 
+  test('the runtime copy carries the configured per-address limits; a 0 drops a limit and loopback is exempt by default', () => {
+    const base = { listen: '80', upstreams: weightedUpstreams('127.0.0.1', [3001]), runtimeDir: '/tmp/x' };
+    expect(template).toMatch(/^\s*127\.0\.0\.0\/8 1;$/m);
+    const conf = renderNginxConf(template, { ...base, limits: { rate: 7, burst: 3, conn: 12, exempt: ['10.0.0.0/8', '::1'] } });
+    expect(conf.match(/rate=7r\/s;/g)).toHaveLength(2);
+    expect(conf.match(/limit_req zone=spike_\w+ burst=3 nodelay;/g)).toHaveLength(2);
+    expect(conf).toMatch(/^\s*limit_conn spike_conn 12;$/m);
+    expect(conf).toMatch(/geo \$spike_exempt \{\n\s*default 0;\n\s*10\.0\.0\.0\/8 1;\n\s*::1 1;\n\s*\}/);
+    expect(conf).not.toContain('127.0.0.0/8');
+    const off = renderNginxConf(template, { ...base, limits: { rate: 0, burst: 3, conn: 0, exempt: [] } });
+    expect(off).not.toMatch(/^\s*limit_req zone=/m);
+    expect(off).not.toMatch(/^\s*limit_conn spike_conn/m);
+    expect(off).toMatch(/geo \$spike_exempt \{\n\s*default 0;\n\s*\}/);
+  });
+
   test('refuses to render without upstreams', () => {
     expect(() => renderNginxConf(template, { listen: '80', upstreams: [], runtimeDir: '/tmp/x' })).toThrow(/at least one upstream/);
   });

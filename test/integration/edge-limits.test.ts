@@ -1,0 +1,85 @@
+// nginx's per-address limits, seen from several client addresses (test hosts in network
+// namespaces, or loopback addresses of their own where namespaces are not permitted): a greedy
+// address is answered 429 in JSON with Retry-After while a well-behaved one, at the same time, is
+// not throttled at all; loopback, where ab and the bench run, is exempt by default.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { join } from 'node:path';
+import { fire } from '../helpers/load.ts';
+import { startTestNet, type TestNet } from '../helpers/netns.ts';
+import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
+import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+
+setDefaultTimeout(60_000);
+
+const CLIENT = join(import.meta.dir, '..', 'helpers', 'http-burst.ts');
+let redis: TestRedis;
+let spike: TestSpike;
+let net: TestNet;
+
+interface Burst {
+  statuses: Record<string, number>;
+  limited?: { body: string; retryAfter?: string };
+}
+
+/** Runs the burst client on `host`: `count` requests to `url`, `lanes` at once, `gapMs` apart in each lane. */
+async function burst(host: string, url: string, count: number, lanes: number, gapMs: number): Promise<Burst> {
+  // On loopback the client binds its host's own address, so nginx sees one address per host.
+  const from = net.kind === 'loopback' ? [net.hosts.get(host)!.ip] : [];
+  const child = net.spawn(host, [process.execPath, CLIENT, url, String(count), String(lanes), String(gapMs), ...from]);
+  const [out, err] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  if (child.exitCode !== 0) throw new Error(`client on ${host} failed: ${err}`);
+  return JSON.parse(out) as Burst;
+}
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: '1' });
+  net = startTestNet(['greedy', 'polite']);
+});
+afterAll(async () => {
+  net?.close();
+  await spike?.close();
+  await redis?.close();
+});
+
+describe('per-address limits at the edge', () => {
+  test('a greedy address gets 429 JSON with Retry-After while a polite one and loopback are not throttled', async () => {
+    // On loopback every host is in 127.0.0.0/8: exempt only 127.0.0.1 there, so the hosts are limited.
+    const exempt = net.kind === 'loopback' ? ['127.0.0.1'] : ['127.0.0.0/8', '::1'];
+    const nginx = await startTestNginx(spike.ports, { host: net.gateway, limits: { rate: 5, burst: 5, conn: 50, exempt } });
+    try {
+      const url = `${nginx.url}/buy/ticket`;
+      const [greedy, polite] = await Promise.all([burst('greedy', url, 300, 10, 0), burst('polite', url, 8, 1, 250)]);
+      expect(polite.statuses).toEqual({ '200': 8 });
+      // 5/s with a burst of 5: a few dozen get through in the seconds the 300 take, the rest are refused.
+      expect(greedy.statuses['429']).toBeGreaterThanOrEqual(200);
+      expect(greedy.statuses['200']).toBeGreaterThanOrEqual(5);
+      expect((greedy.statuses['200'] ?? 0) + (greedy.statuses['429'] ?? 0)).toBe(300);
+      expect(JSON.parse(greedy.limited!.body)).toMatchObject({ error: 'rate_limited' });
+      expect(greedy.limited!.retryAfter).toBe('1');
+      // ab and the bench run from 127.0.0.1: never limited.
+      if (net.gateway === '127.0.0.1') {
+        const local = await fire(
+          Array.from({ length: 300 }, () => url),
+          20,
+        );
+        expect(local.filter((a) => a.status !== 200)).toEqual([]);
+      }
+    } finally {
+      await nginx.close();
+    }
+  });
+
+  test('loopback is exempt with the default limits: the original ab run (-c 100) is never throttled', async () => {
+    const nginx = await startTestNginx(spike.ports, { limits: { rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'] } });
+    try {
+      const answers = await fire(
+        Array.from({ length: 1000 }, () => `${nginx.url}/buy/ticket`),
+        100,
+      );
+      expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    } finally {
+      await nginx.close();
+    }
+  });
+});
