@@ -77,6 +77,12 @@ export interface Config {
   readonly jwtSecret: string | undefined;
   /** Operational log lines as text or JSON (src/log.ts). */
   readonly logFormat: LogFormat;
+  /** Put the default sale behind a waiting room (src/queue/), with these settings. */
+  readonly queue: boolean;
+  readonly queueAdmissionMs: number;
+  readonly queueRate: number;
+  /** The secret of waiting-room tickets; undefined: one generated into `dataDir` (fine for one node). */
+  readonly queueSecret: string | undefined;
 }
 
 export type LogFormat = 'text' | 'json';
@@ -304,5 +310,9 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
     metricsToken: secret(env, 'SPIKE_METRICS_TOKEN'),
     logFormat: logFormat(env),
+    queue: flag(env, 'SPIKE_QUEUE'),
+    queueAdmissionMs: integer(env, 'SPIKE_QUEUE_ADMISSION', 120, 1, 86_400) * 1000,
+    queueRate: integer(env, 'SPIKE_QUEUE_RATE', 500, 1, 1_000_000),
+    queueSecret: secret(env, 'SPIKE_QUEUE_SECRET'),
   });
 }

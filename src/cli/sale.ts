@@ -6,7 +6,9 @@ const USAGE = `usage: bun run sale -- <command> [--json]
   list                                   every sale: total, sold, remaining, open or not
   status ID                              one sale, with this node's workers
   create ID --total N [--name TEXT] [--starts-at ISO] [--ends-at ISO]
-                                         a new sale of N tickets (times like 2026-12-01T10:00:00Z)
+         [--queue [--admission-seconds S] [--admit-per-second R]]
+                                         a new sale of N tickets (times like 2026-12-01T10:00:00Z),
+                                         with a waiting room when --queue is given
   add ID N                               N more tickets for sale ID
   pause ID | resume ID                   stop and restart a sale's sales
   --json                                 the admin API's answer as JSON, for scripts
@@ -23,6 +25,7 @@ interface SaleView {
   recovering: string | null;
   startsAt: string | null;
   endsAt: string | null;
+  queue?: { admissionSeconds: number; admitPerSecond: number; joined: number; admitted: number } | null;
   node?: { soldOut: boolean; workers: { port: number; stock: number; sales: number; restarts: number }[] } | null;
 }
 
@@ -30,7 +33,8 @@ interface SaleView {
 function describe(sale: SaleView): string {
   const state = sale.recovering ? 'recovering' : sale.paused ? 'paused' : 'open';
   const window = sale.startsAt || sale.endsAt ? ` (${sale.startsAt ?? '…'} to ${sale.endsAt ?? '…'})` : '';
-  return `${sale.id}: ${sale.sold} of ${sale.total} sold (${sale.paid} paid), ${sale.remaining} left, ${state}${window}`;
+  const queue = sale.queue ? `; waiting room: ${sale.queue.joined} joined, ${sale.queue.admitted} admitted` : '';
+  return `${sale.id}: ${sale.sold} of ${sale.total} sold (${sale.paid} paid), ${sale.remaining} left, ${state}${window}${queue}`;
 }
 
 function describeFull(sale: SaleView): string {
@@ -38,6 +42,18 @@ function describeFull(sale: SaleView): string {
     (w) => `  worker :${w.port}: local stock ${w.stock}, sold ${w.sales}, restarts ${w.restarts}`,
   );
   return [describe(sale), ...workers].join('\n');
+}
+
+/** `--queue` and its settings as the admin API takes them (it checks the numbers). */
+function queueOption(values: Record<string, string | boolean | undefined>): unknown {
+  const admission = values['admission-seconds'];
+  const rate = values['admit-per-second'];
+  if (!values.queue) {
+    if (admission !== undefined || rate !== undefined) usageError('--admission-seconds and --admit-per-second need --queue', USAGE);
+    return undefined;
+  }
+  const number = (v: string | boolean | undefined) => (v === undefined ? undefined : /^\d+$/.test(String(v)) ? Number(v) : String(v));
+  return { admissionSeconds: number(admission), admitPerSecond: number(rate) };
 }
 
 /** The request a command makes: method, path and body. */
@@ -59,7 +75,11 @@ function request(command: string, args: string[], values: Record<string, string 
       need(1);
       const total = Number(values.total);
       if (!values.total || !Number.isInteger(total)) usageError('create needs --total N, a whole number', USAGE);
-      return ['POST', '/sales', { id, total, name: values.name, startsAt: values['starts-at'], endsAt: values['ends-at'] }];
+      return [
+        'POST',
+        '/sales',
+        { id, total, name: values.name, startsAt: values['starts-at'], endsAt: values['ends-at'], queue: queueOption(values) },
+      ];
     }
     case 'add':
       need(2);
@@ -81,6 +101,9 @@ async function main(): Promise<number> {
       json: { type: 'boolean' },
       total: { type: 'string' },
       name: { type: 'string' },
+      queue: { type: 'boolean' },
+      'admission-seconds': { type: 'string' },
+      'admit-per-second': { type: 'string' },
       'starts-at': { type: 'string' },
       'ends-at': { type: 'string' },
     },

@@ -6,7 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { dashboardRoutes, type Snapshot } from './dashboard.tsx';
 import { error } from './errors.ts';
 import { readSale } from '../redis/sale.ts';
-import { NAME_FIELD, PAID_FIELD, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
+import { NAME_FIELD, PAID_FIELD, queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
+import { setQueue, type QueueSettings } from '../redis/queue.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
@@ -28,6 +29,8 @@ export interface AdminDeps {
   readonly metricsToken?: string;
   /** Why the supervisor is not ready (Redis, workers, order writer), or undefined when it is. */
   readonly notReady?: () => Promise<string | undefined>;
+  /** A new sale's waiting-room settings where `queue` leaves them out (SPIKE_QUEUE_ADMISSION, SPIKE_QUEUE_RATE). */
+  readonly queueDefaults?: QueueSettings;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -46,9 +49,10 @@ function time(value: unknown, name: string): number | undefined | string {
 /** A sale's state as the admin API shows it: Redis' counts and settings, and this node's workers. */
 async function saleState(deps: AdminDeps, id: string) {
   const keys = saleKeys(id);
-  const [fields, count] = await Promise.all([
-    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at', NAME_FIELD),
+  const [fields, count, pre] = await Promise.all([
+    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at', NAME_FIELD, 'queue_joined', 'queue_serving'),
     readSale(deps.redis, keys),
+    deps.redis.zcard(queueKeys(id).prequeue),
   ]);
   if (!count) return null;
   const paid = Number(fields[0] ?? 0);
@@ -65,6 +69,14 @@ async function saleState(deps: AdminDeps, id: string) {
     recovering: count.recovering ?? null,
     startsAt: fields[2] ? new Date(Number(fields[2])).toISOString() : null,
     endsAt: fields[3] ? new Date(Number(fields[3])).toISOString() : null,
+    queue: count.queue
+      ? {
+          admissionSeconds: count.queue.admissionMs / 1000,
+          admitPerSecond: count.queue.rate,
+          joined: pre + Number(fields[5] ?? 0),
+          admitted: Number(fields[6] ?? 0),
+        }
+      : null,
     node: local && {
       soldOut: local.soldOut,
       workers: local.workers.map((w, i) => ({ port: deps.ports[i], stock: w.stock, sales: w.sales, restarts: deps.restarts(i) })),
@@ -83,9 +95,27 @@ async function jsonObject(c: Context): Promise<Record<string, unknown> | undefin
 }
 
 /** A new sale's settings from `POST /sales`, or the message of a 400. */
+/** The `queue` object of `POST /sales`: undefined (no waiting room), the settings, or the message of a 400. */
+function queueSettings(value: unknown, defaults: QueueSettings): QueueSettings | undefined | string {
+  if (value === undefined || value === null || value === false) return undefined;
+  if (value === true) return defaults;
+  if (typeof value !== 'object' || Array.isArray(value))
+    return 'queue must be an object such as {"admissionSeconds":120,"admitPerSecond":500}';
+  const { admissionSeconds, admitPerSecond, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return `queue takes admissionSeconds and admitPerSecond, not ${Object.keys(rest).join(', ')}`;
+  const whole = (v: unknown, max: number) => v === undefined || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= max);
+  if (!whole(admissionSeconds, 86_400)) return 'queue.admissionSeconds must be a whole number from 1 to 86400';
+  if (!whole(admitPerSecond, 1_000_000)) return 'queue.admitPerSecond must be a whole number from 1 to 1000000';
+  return {
+    admissionMs: admissionSeconds === undefined ? defaults.admissionMs : (admissionSeconds as number) * 1000,
+    admitPerSecond: (admitPerSecond as number | undefined) ?? defaults.admitPerSecond,
+  };
+}
+
 function newSale(
   input: Record<string, unknown> | undefined,
-): { id: string; total: number; name?: string; startsAt?: number; endsAt?: number } | string {
+  queueDefaults: QueueSettings,
+): { id: string; total: number; name?: string; startsAt?: number; endsAt?: number; queue?: QueueSettings } | string {
   if (!input) return 'send a JSON object: {"id":"concert","total":500,"name":"…","startsAt":"…","endsAt":"…"}';
   const { id, total, name } = input;
   if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -';
@@ -98,7 +128,9 @@ function newSale(
   if (typeof startsAt === 'string') return startsAt;
   if (typeof endsAt === 'string') return endsAt;
   if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return 'endsAt must be after startsAt';
-  return { id, total: total as number, name: name as string | undefined, startsAt, endsAt };
+  const queue = queueSettings(input.queue, queueDefaults);
+  if (typeof queue === 'string') return queue;
+  return { id, total: total as number, name: name as string | undefined, startsAt, endsAt, queue };
 }
 
 /** Every call must carry the token; without one configured, the admin API refuses everything. */
@@ -115,7 +147,7 @@ function requireToken(token: string | undefined) {
 /** POST /sales: HSETNX on the total is the gate, so of two admins creating the same sale one gets 409. */
 function createRoute(app: Hono, deps: AdminDeps): void {
   app.post('/sales', async (c) => {
-    const sale = newSale(await jsonObject(c));
+    const sale = newSale(await jsonObject(c), deps.queueDefaults ?? { admissionMs: 120_000, admitPerSecond: 500 });
     if (typeof sale === 'string') return error(c, 400, 'bad_request', sale);
     const keys = saleKeys(sale.id);
     if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0)
@@ -125,6 +157,7 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     if (sale.startsAt !== undefined) settings.push('starts_at', sale.startsAt);
     if (sale.endsAt !== undefined) settings.push('ends_at', sale.endsAt);
     await deps.redis.hset(keys.sale, ...settings);
+    if (sale.queue) await setQueue(deps.redis, queueKeys(sale.id), sale.queue);
     await deps.redis.sadd(SALES_KEY, sale.id);
     deps.book.add(sale.id);
     deps.kick();

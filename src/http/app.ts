@@ -11,6 +11,7 @@ import { Attempts, type AttemptLimit } from './attempts.ts';
 import { buyerPageRoutes } from './buyer-page.tsx';
 import { allowedMethods } from './methods.ts';
 import { orderRoutes } from './order-routes.ts';
+import { admissionGate, queueRoutes } from './queue-routes.ts';
 import { ownOrderKey, purchasePath, type SaleContext, type Sell } from './purchase.ts';
 import type { StatEntry } from './stat-log.ts';
 
@@ -43,6 +44,8 @@ export interface AppDeps {
   readonly orderKey?: string;
   /** The node's per-user attempt counts in shared memory (attempts.ts); none: no limit. */
   readonly attempts?: AttemptLimit;
+  /** The secret of waiting-room tickets, shared by every node (queue/ticket.ts); default: one of this app's own. */
+  readonly queueKey?: string;
 }
 
 /** GET and POST /buy/ticket. The GET of a plain (unsigned) buyer is the hot path: no promise until Redis. */
@@ -128,19 +131,22 @@ export function createApp(deps: AppDeps): Hono {
   const signed = Boolean(deps.jwtSecret);
   if (deps.jwtSecret) {
     const verify = jwt({ secret: deps.jwtSecret, alg: 'HS256' });
-    for (const path of ['/buy/ticket', '/orders', '/orders/*']) app.use(path, verify);
+    for (const path of ['/buy/ticket', '/orders', '/orders/*', '/queue/join']) app.use(path, verify);
   }
   const who = caller(signed);
   const attempts = deps.attempts && new Attempts(deps.attempts);
-  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey, attempts });
+  const queueKey = deps.queueKey ?? ownOrderKey();
+  const gate = admissionGate(queueKey);
+  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey, attempts, gate });
   buyRoutes(app, sell, who, signed, maxBody);
+  queueRoutes(app, { sale: deps.sale, defaultSale: deps.defaultSale, who, key: queueKey, maxBodyBytes: maxBody, attempts });
   infoRoutes(app, deps);
   buyerPageRoutes(
     app,
     deps.defaultSale,
     async (id) => {
       const sale = deps.sale(id);
-      return sale && { id, stock: sale.stock, name: await sale.name?.().catch(() => null) };
+      return sale && { id, stock: sale.stock, name: await sale.name?.().catch(() => null), queued: sale.queue?.board.isQueued() };
     },
     (c, id) => error(c, 404, 'no_sale', `no sale ${id}`),
   );

@@ -116,8 +116,8 @@
     }
     $('state').textContent = text;
     $('buy').disabled = !buyable || Boolean(order);
-    $('join').hidden = !queued || admitted || Boolean(order);
-    $('join').disabled = soldOut || Boolean(endsAt && t >= endsAt) || pollTimer !== 0;
+    $('join').hidden = !queued || Boolean(ticket) || Boolean(order);
+    $('join').disabled = soldOut || Boolean(endsAt && t >= endsAt);
   }
 
   async function refreshStock() {

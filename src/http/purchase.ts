@@ -10,6 +10,7 @@ import type { OrderStore } from '../orders/store.ts';
 import { SALE_PATTERN } from '../redis/keys.ts';
 import { PurchaseCode, type Purchase } from '../redis/sale.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
+import type { QueueBoard } from '../queue/board.ts';
 import type { Attempts } from './attempts.ts';
 import { error, JSON_HEADERS, tooMany, unavailable } from './errors.ts';
 import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
@@ -22,6 +23,12 @@ export interface SaleContext {
   readonly orders?: OrderStore;
   /** The sale's display name (the buyer's page), when it has one; may call Redis. */
   readonly name?: () => Promise<string | null>;
+  /** Its waiting room: the board in shared memory, and the two Redis calls a waiter may cause. */
+  readonly queue?: {
+    readonly board: QueueBoard;
+    join(user: string): Promise<number>;
+    placeOf(user: string): Promise<number | null>;
+  };
 }
 
 export interface PurchaseDeps {
@@ -40,6 +47,8 @@ export interface PurchaseDeps {
   readonly orderKey: string;
   /** The node's per-user attempt counts (attempts.ts); none: no limit. */
   readonly attempts?: Attempts;
+  /** The admission check of a sale with a waiting room (queue-routes.ts). */
+  readonly gate?: Gate;
 }
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
@@ -111,6 +120,25 @@ function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
   };
 }
 
+/**
+ * The admission check of a purchase: undefined (go on) for a sale without a waiting room or a
+ * holder of a valid, admitted ticket of this sale and user; else the 403 to answer.
+ */
+export type Gate = (c: Context, id: string, sale: SaleContext, user: string) => Response | undefined;
+
+/** `gate`, with each refusal counted and logged like any other answer. */
+function counted(gate: Gate | undefined, { worker, port, log }: PurchaseDeps): Gate {
+  if (!gate) return () => undefined;
+  return (c, id, sale, user) => {
+    const refused = gate(c, id, sale, user);
+    if (refused) {
+      sale.stock.countAnswer(worker, ANSWER_INDEX.unadmitted);
+      log?.({ port, result: 'unadmitted', code: 403, localSales: sale.stock.sales(worker), user });
+    }
+    return refused;
+  };
+}
+
 /** Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not. */
 export type Sell = (c: Context, saleId: string | undefined, user: string) => Response | Promise<Response>;
 
@@ -118,6 +146,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
   const { port, worker, log, onTopUp, refillWaitMs } = deps;
   const reply = answers(deps);
   const limited = attemptCap(deps);
+  const admitted = counted(deps.gate, deps);
 
   /** One unit of local stock once this worker ran dry, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
   const waitAndTake = async (stock: LocalStock, sale: string): Promise<boolean> => {
@@ -175,6 +204,6 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     if (!sale)
       return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
     if (sale.stock.isSoldOut()) return reply(c, sale.stock, id, user, SOLD_OUT);
-    return limited(c, sale.stock, id, user) ?? buyTicket(c, sale, id, user);
+    return limited(c, sale.stock, id, user) ?? admitted(c, id, sale, user) ?? buyTicket(c, sale, id, user);
   };
 }

@@ -3,7 +3,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 
 /** What a purchase request ended as; one word per outcome so the log can be tallied. */
-export const STAT_RESULTS = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed', 'limited'] as const;
+export const STAT_RESULTS = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed', 'limited', 'unadmitted'] as const;
 export type StatResult = (typeof STAT_RESULTS)[number];
 
 /** Each result's counter in a worker's shared-memory answers (LocalStock.countAnswer), for the metrics. */

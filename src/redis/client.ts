@@ -17,10 +17,10 @@ export interface ClientOptions {
 }
 
 /**
- * Commands that arrive already batched (PurchaseBatcher gathers a turn's buyers): auto-pipelining
+ * Commands that arrive already batched (PurchaseBatcher gathers a turn's buyers, JoinBatcher its joiners): auto-pipelining
  * would hold each for one more event-loop turn, and every buyer in it would wait that turn too.
  */
-const BATCHED = ['purchase'];
+const BATCHED = ['purchase', 'join'];
 
 /**
  * A client for the purchase path. While Redis is unreachable every command is rejected at once

@@ -31,6 +31,27 @@ export function saleKeys(id: string): SaleKeys {
 }
 
 export const PAID_FIELD = 'ticket_paid_nums';
+
+/** The waiting room of sale `id` (src/queue/): who joined where, the pre-queue, the admission steps. */
+export interface QueueKeys {
+  /** The sale hash: `queue` (1: buyers need an admission), its settings and counters (the QUEUE_* fields). */
+  readonly sale: string;
+  /** Hash user id → position, or `pre` while in the pre-queue before the draw. */
+  readonly places: string;
+  /** Sorted set of the users who joined before the opening, scored by a random number. */
+  readonly prequeue: string;
+  /** List of admission steps `<ms>:<serving>`, oldest first: those of the last admission window. */
+  readonly steps: string;
+}
+
+export function queueKeys(id: string): QueueKeys {
+  return { sale: id, places: `{${id}}:queue`, prequeue: `{${id}}:prequeue`, steps: `{${id}}:queue-steps` };
+}
+
+/** Sale hash fields of the waiting room (set by the admin API or SPIKE_QUEUE; counters by the scripts). */
+export const QUEUE_FIELD = 'queue';
+export const QUEUE_ADMISSION_FIELD = 'queue_admission_ms';
+export const QUEUE_RATE_FIELD = 'queue_rate';
 /** The sale's display name for buyers (optional). */
 export const NAME_FIELD = 'name';
 /** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */

@@ -1,6 +1,17 @@
 /** The operations on a sale in Redis: create, reset, read, purchase. */
 import type { RedisClient as Redis } from './client.ts';
-import { keyList, LAST_ID_FIELD, RECOVERING_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from './keys.ts';
+import {
+  keyList,
+  LAST_ID_FIELD,
+  QUEUE_ADMISSION_FIELD,
+  QUEUE_FIELD,
+  QUEUE_RATE_FIELD,
+  queueKeys,
+  RECOVERING_FIELD,
+  SOLD_FIELD,
+  TOTAL_FIELD,
+  type SaleKeys,
+} from './keys.ts';
 
 /** The purchase script's return codes (purchase-3.lua). */
 export enum PurchaseCode {
@@ -77,11 +88,13 @@ export interface SaleCount {
   /** Its start and end, ms since the epoch; 0 when it has none. */
   readonly startsAt: number;
   readonly endsAt: number;
+  /** Its waiting room's settings, when buyers need an admission (src/queue/). */
+  readonly queue: { readonly admissionMs: number; readonly rate: number } | undefined;
 }
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold, lastId, recovering, paused, startsAt, endsAt] = await redis.hmget(
+  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate] = await redis.hmget(
     keys.sale,
     TOTAL_FIELD,
     SOLD_FIELD,
@@ -90,6 +103,9 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     'paused',
     'starts_at',
     'ends_at',
+    QUEUE_FIELD,
+    QUEUE_ADMISSION_FIELD,
+    QUEUE_RATE_FIELD,
   );
   if (total === null || total === undefined) return null;
   const now = Date.now();
@@ -103,11 +119,18 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     open,
     startsAt: Number(startsAt ?? 0) || 0,
     endsAt: Number(endsAt ?? 0) || 0,
+    queue: queue === '1' ? { admissionMs: Number(admissionMs) || 0, rate: Number(rate) || 0 } : undefined,
   };
   if (!Number.isInteger(count.total) || !Number.isInteger(count.sold)) {
     throw new Error(`sale ${keys.sale} holds ${TOTAL_FIELD}=${total} ${SOLD_FIELD}=${sold}, which are not whole numbers`);
   }
   return count;
+}
+
+/** The waiting room's own keys of sale `id` (its settings live in the sale hash). */
+function waitingRoomKeys(id: string): string[] {
+  const { places, prequeue, steps } = queueKeys(id);
+  return [places, prequeue, steps];
 }
 
 /**
@@ -121,10 +144,10 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
     const lastId = (await redis.hget(keys.sale, LAST_ID_FIELD)) ?? '0-0';
     await redis
       .multi()
-      .del(...keyList(keys))
+      .del(...keyList(keys), ...waitingRoomKeys(keys.sale))
       .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId)
       .exec();
-    return { total, sold: 0, lastId, recovering: undefined, open: true, startsAt: 0, endsAt: 0, created: true };
+    return { total, sold: 0, lastId, recovering: undefined, open: true, startsAt: 0, endsAt: 0, queue: undefined, created: true };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

@@ -60,5 +60,11 @@ declare module 'ioredis' {
     restore(...keysAndOrders: string[]): Result<number[], Context>;
     /** See resume-1.lua: the sale hash, then the newest id known. */
     resume(sale: string, newest: string): Result<string, Context>;
+    /** See join-3.lua: the sale hash, places hash and pre-queue, then a user and a random score per joiner. */
+    join(...keysAndJoiners: string[]): Result<number[], Context>;
+    /** See draw-3.lua: the sale hash, places hash and pre-queue. */
+    draw(sale: string, places: string, prequeue: string): Result<number, Context>;
+    /** See admit-3.lua: the sale hash, pre-queue and steps list, then the factor and the shortest step (ms). */
+    admit(sale: string, prequeue: string, steps: string, factor: string, minStepMs: string): Result<number | (string | number)[], Context>;
   }
 }

@@ -1,12 +1,15 @@
 /** The sales this node serves, each with its keys and its own local stock buffer. */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { SALE_PATTERN, SALES_KEY, saleKeys, type SaleKeys } from '../redis/keys.ts';
+import { QueueBoard } from '../queue/board.ts';
 import { LocalStock } from './local-stock.ts';
 
 export interface SaleEntry {
   readonly id: string;
   readonly keys: SaleKeys;
   readonly stock: LocalStock;
+  /** Its waiting room as the workers read it (queue/board.ts). */
+  readonly queue: QueueBoard;
 }
 
 export interface SaleBookOptions {
@@ -31,7 +34,7 @@ export class SaleBook {
     const known = this.#sales.get(id);
     if (known) return known;
     const stock = LocalStock.create(this.#options.workers);
-    const entry = { id, keys: saleKeys(id), stock };
+    const entry = { id, keys: saleKeys(id), stock, queue: QueueBoard.create() };
     this.#sales.set(id, entry);
     this.#options.onAdded?.(entry);
     return entry;

@@ -75,7 +75,7 @@ export class StockSync {
     }
   }
 
-  async #syncSale({ id, keys, stock }: SaleEntry): Promise<void> {
+  async #syncSale({ id, keys, stock, queue }: SaleEntry): Promise<void> {
     const count = await readSale(this.#redis, keys);
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
@@ -87,6 +87,8 @@ export class StockSync {
     this.#missing.delete(id);
     if (count.recovering || stock.sawNewerThan(count.lastId)) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
+    // Before any refill: a sale that needs an admission must never sell without one.
+    queue.setSettings(count.queue);
     stock.publishGlobal(count.total, count.sold);
     stock.setOpen(count.open);
     stock.setWindow(count.startsAt, count.endsAt);

@@ -5,6 +5,7 @@ import type { OrderDb } from '../orders/db.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
+import { Admission } from '../queue/admission.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import type { RefillPolicy } from '../stock/refill.ts';
@@ -20,6 +21,8 @@ export interface Sales {
   readonly book: SaleBook;
   readonly sync: StockSync;
   readonly reconciler: Reconciler;
+  /** The waiting rooms' admissions (queue/admission.ts). */
+  readonly admission: Admission;
 }
 
 /** The refill policy `config` asks for. */
@@ -66,7 +69,11 @@ export async function startSales(
   await sync.syncOnce();
   sync.start();
   stack.defer(() => sync.stop());
-  return { book, sync, reconciler };
+  const admission = new Admission(redis, () => book.all().map((entry) => ({ id: entry.id, board: entry.queue })), config.syncMs);
+  await admission.tick();
+  admission.start();
+  stack.defer(() => admission.stop());
+  return { book, sync, reconciler, admission };
 }
 
 /** The order writer on its own thread (stream → database); undefined when SPIKE_WRITER=0. */

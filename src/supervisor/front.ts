@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { createAdminApp } from '../http/admin.ts';
 import { Attempts } from '../http/attempts.ts';
+import { localQueueSecret } from '../queue/ticket.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
 import type { RedisClient } from '../redis/client.ts';
@@ -27,7 +28,7 @@ export async function startWorkers(
   const pool = new WorkerPool({
     ports: config.ports,
     host: config.host,
-    sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer })),
+    sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer })),
     defaultSale: DEFAULT_SALE,
     redis: target,
     redisTimeoutMs: config.redisTimeoutMs,
@@ -41,6 +42,7 @@ export async function startWorkers(
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
+    queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     onTopUp: () => void sync.kick(),
     say,
     onFatal: (message) => onFatal(new Error(message)),
@@ -54,7 +56,7 @@ export async function startWorkers(
 export function startAdmin(
   config: Config,
   redis: RedisClient,
-  { book, sync }: Sales,
+  { book, sync, admission }: Sales,
   pool: WorkerPool,
   writer: BackgroundWriter | undefined,
   stack: Stack,
@@ -79,12 +81,16 @@ export function startAdmin(
     redis,
     book,
     ports: config.ports,
-    kick: () => void sync.kick(),
+    kick: () => {
+      // A new or changed sale: its stock and waiting room now, not at the next period.
+      void sync.kick().then(() => admission.tick());
+    },
     restarts: (i) => pool.restarts(i),
     notReady,
     metrics: () => registry.metrics(),
     snapshot: () => nodeSnapshot({ node: config.nodeId, book, redis, ports: config.ports, restarts: (i) => pool.restarts(i) }),
     metricsToken: config.metricsToken,
+    queueDefaults: { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate },
   });
   let server: ReturnType<typeof Bun.serve>;
   try {

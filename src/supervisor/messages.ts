@@ -7,6 +7,8 @@ import type { AttemptLimit } from '../http/attempts.ts';
 export interface SaleBuffer {
   readonly id: string;
   readonly buffer: SharedArrayBuffer;
+  /** Its waiting room's board (queue/board.ts). */
+  readonly queue: SharedArrayBuffer;
 }
 
 /** What every worker of a node starts with (the pool adds each one's index, port and the sales). */
@@ -28,6 +30,8 @@ export interface WorkerSettings {
   readonly statLog: Rotation;
   /** The node's per-user attempt counts, shared by its workers. */
   readonly attempts: AttemptLimit;
+  /** The secret of waiting-room tickets, the same on every node (SPIKE_QUEUE_SECRET). */
+  readonly queueKey: string;
 }
 
 export type ToWorker =

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { createRedis, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
-import { DEFAULT_SALE, SALES_KEY, saleKeys } from '../redis/keys.ts';
+import { DEFAULT_SALE, queueKeys, SALES_KEY, saleKeys } from '../redis/keys.ts';
+import { setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
 import { ensureSale, type SaleCount } from '../redis/sale.ts';
 import { startRedisServer } from '../services/redis-server.ts';
@@ -42,6 +43,15 @@ export async function startDefaultSale(config: Config, redis: RedisClient, say: 
   const keys = saleKeys(DEFAULT_SALE);
   const sale = await ensureSale(redis, keys, config.total, config.reset);
   say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
+  if (config.queue) {
+    await setQueue(redis, queueKeys(DEFAULT_SALE), { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate });
+    say(`sale ${keys.sale}: waiting room on (admissions last ${config.queueAdmissionMs / 1000} s, at most ${config.queueRate} a second)`);
+    // Tickets signed on one node must verify on every other: a generated secret is this node's own.
+    if (!config.queueSecret && (config.redisUrl || config.redisCluster))
+      say(
+        `warning: SPIKE_QUEUE_SECRET is unset: tickets are signed with ${config.dataDir}/queue-secret, which only this node has; give every node the same SPIKE_QUEUE_SECRET`,
+      );
+  }
   await redis.sadd(SALES_KEY, DEFAULT_SALE);
   return sale;
 }

@@ -3,6 +3,7 @@ import { log } from '../log.ts';
 import type { Config } from '../config.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import type { Reaper } from '../orders/reaper.ts';
+import type { Admission } from '../queue/admission.ts';
 import type { Reconciler } from '../orders/reconciler.ts';
 import type { RedisTarget } from '../redis/client.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
@@ -27,6 +28,7 @@ export interface Supervisor {
   readonly pool: WorkerPool;
   readonly sync: StockSync;
   readonly reconciler: Reconciler;
+  readonly admission: Admission;
   readonly reaper: Reaper;
   /** The order writer's thread; undefined when SPIKE_WRITER=0. */
   readonly writer: BackgroundWriter | undefined;
@@ -56,7 +58,7 @@ export async function startSupervisor(
     let writer: BackgroundWriter | undefined;
     const sales = await startSales(config, redis, db, stack, say, (entry) => {
       // A sale added later (admin API, another node) reaches the running workers at once.
-      pool?.addSale({ id: entry.id, buffer: entry.stock.buffer });
+      pool?.addSale({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer });
       writer?.setSales(sales.book.all().map((e) => e.id));
     });
     pool = await startWorkers(config, redisStep, sales, stack, say, onFatal);

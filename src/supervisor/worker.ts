@@ -6,7 +6,9 @@ import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { redisOrderStore } from '../orders/store.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
-import { NAME_FIELD, saleKeys } from '../redis/keys.ts';
+import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
+import { JoinBatcher, placeOf } from '../redis/queue.ts';
+import { QueueBoard } from '../queue/board.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 
@@ -20,7 +22,7 @@ let log: StatLog | undefined;
 let stopping = false;
 const sales = new Map<string, SaleContext>();
 
-function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer }: SaleBuffer): void {
+function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer, queue }: SaleBuffer): void {
   const keys = saleKeys(id);
   const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
   const stock = LocalStock.attach(buffer, init.workers);
@@ -35,6 +37,7 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
     buy: (user) => batcher.buy(user),
     orders: redisOrderStore(client, keys),
     name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
+    queue: waitingRoom(client, id, queue),
   });
 }
 
@@ -51,6 +54,17 @@ function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
       });
     }
     return value;
+  };
+}
+
+/** A sale's waiting room on this worker: its board, and joins gathered per event-loop turn. */
+function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer) {
+  const keys = queueKeys(id);
+  const joins = new JoinBatcher(client, keys);
+  return {
+    board: QueueBoard.attach(buffer),
+    join: (user: string) => joins.join(user),
+    placeOf: (user: string) => placeOf(client, keys, user),
   };
 }
 
@@ -76,6 +90,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     jwtSecret: init.jwtSecret,
     orderKey: init.orderKey,
     attempts: init.attempts,
+    queueKey: init.queueKey,
   });
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.

@@ -110,6 +110,44 @@ describe("the buyer's page", () => {
     await page.close();
   });
 
+  test('a sale with a waiting room: join, see your place and wait, buy once admitted; or read sold out as soon as it is', async () => {
+    await createSale({ id: 'queued-open', total: 5, queue: { admissionSeconds: 60 } });
+    const { page, outside } = await openPage('queued-open');
+    expect(await page.locator('#join').isVisible()).toBe(true);
+    expect(await page.locator('#buy').isDisabled()).toBe(true);
+    await page.fill('#user', 'dora');
+    await page.click('#join');
+    await page.locator('#queue').waitFor();
+    await page.waitForFunction(`document.querySelector('#result').textContent === 'It is your turn: buy your ticket now.'`);
+    await page.click('#buy');
+    await page.waitForFunction(`document.querySelector('#result').textContent.startsWith('You have a ticket!')`);
+    expect(outside).toEqual([]);
+    await page.close();
+
+    // One ticket, two ahead of the page's user: they wait, and learn of the sell-out without reloading.
+    await createSale({ id: 'queued-full', total: 1, queue: { admissionSeconds: 60 } });
+    const ahead = [];
+    for (const user of ['u1', 'u2', 'u3']) {
+      const res = await fetch(`${spike.url(0)}/queue/join?sale=queued-full&user=${user}`, { method: 'POST' });
+      ahead.push((await res.json()) as { ticket: string; position: number });
+    }
+    const late = await openPage('queued-full');
+    await late.page.fill('#user', 'eve');
+    await late.page.click('#join');
+    await late.page.locator('#queue').waitFor();
+    await late.page.waitForFunction(`document.querySelector('#position').textContent === '#4'`);
+    expect(await late.page.locator('#ahead').textContent()).toBe('1');
+    expect(await late.page.locator('#buy').isDisabled()).toBe(true);
+    const bought = (await (
+      await fetch(`${spike.url(1)}/buy/ticket?sale=queued-full&user=u1`, { headers: { 'x-queue-ticket': ahead[0]!.ticket } })
+    ).json()) as { code: number; orderId: string };
+    expect(bought.code).toBe(1);
+    await fetch(`${spike.url(1)}/orders/${bought.orderId}/pay?sale=queued-full&user=u1`, { method: 'POST' });
+    await late.page.waitForFunction(`document.querySelector('#result').textContent.startsWith('Sold out')`, undefined, { timeout: 5000 });
+    expect(await late.page.locator('#state').textContent()).toBe('Sold out: every ticket is taken.');
+    await late.page.close();
+  });
+
   test("a bad user name shows the server's message as a sentence, and buys nothing", async () => {
     await createSale({ id: 'names', total: 3 });
     const { page } = await openPage('names');

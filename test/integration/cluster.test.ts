@@ -103,6 +103,47 @@ describe('on a Redis Cluster', () => {
     }
   });
 
+  test('a sale with a waiting room sells exactly its total: 300 users join, wait their turn and buy', async () => {
+    const res = await fetch(`${admin}/sales`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'queued', total: 120, queue: { admissionSeconds: 30, admitPerSecond: 5000 } }),
+    });
+    expect(res.status).toBe(201);
+    await served('queued');
+    const users = Array.from({ length: 300 }, (_, i) => `q${i}`);
+    const joined = await fire(
+      users.map((u, i) => `${spike.url(i % 4)}/queue/join?sale=queued&user=${u}`),
+      40,
+      { method: 'POST' },
+    );
+    expect(joined.filter((a) => a.status !== 200)).toEqual([]);
+    expect(new Set(joined.map((a) => a.body.position)).size).toBe(300);
+    const ticket = new Map(users.map((u, i) => [u, String(joined[i]!.body.ticket)]));
+    const done = new Map<string, string>();
+    const deadline = Date.now() + 30_000;
+    while (done.size < users.length && Date.now() < deadline) {
+      await spike.admission.tick();
+      for (const [i, u] of users.entries()) {
+        if (done.has(u)) continue;
+        const poll = await fetch(`${spike.url(i % 4)}/queue/status?sale=queued`, { headers: { 'x-queue-ticket': ticket.get(u)! } });
+        const status = (await poll.json()) as { state: string };
+        if (status.state === 'soldout') done.set(u, 'soldout');
+        if (status.state !== 'admitted') continue;
+        const bought = await fetch(`${spike.url(i % 4)}/buy/ticket?sale=queued&user=${u}`, {
+          headers: { 'x-queue-ticket': ticket.get(u)! },
+        });
+        const answer = (await bought.json()) as { code: number; orderId: string };
+        done.set(u, `code ${answer.code}`);
+        if (answer.code === 1) await fetch(`${spike.url(i % 4)}/orders/${answer.orderId}/pay?sale=queued&user=${u}`, { method: 'POST' });
+      }
+    }
+    const fates = countBy([...done.values()], (f) => f);
+    expect(fates.get('code 1')).toBe(120);
+    expect(done.size).toBe(300);
+    expect(Number(await client.hget('queued', SOLD_FIELD))).toBe(120);
+  });
+
   test('a master killed mid-sale: its replica takes over, nothing is oversold, and the sale completes', async () => {
     const res = await fetch(`${admin}/sales`, {
       method: 'POST',

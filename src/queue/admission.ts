@@ -1,0 +1,74 @@
+/**
+ * The supervisor's admission task: every sync period, for each sale with a waiting room, it
+ * draws the pre-queue once the sale opens (draw-3.lua), moves the serving counter as the stock
+ * allows (admit-3.lua) and publishes the result into the sale's board for the workers. Every
+ * node runs one; they agree through Redis, so any number of them admit as one would.
+ */
+import { log } from '../log.ts';
+import type { RedisClient as Redis } from '../redis/client.ts';
+import { queueKeys } from '../redis/keys.ts';
+import { admit, draw } from '../redis/queue.ts';
+import { STEP_RING, type QueueBoard } from './board.ts';
+
+/** Admitted-but-not-bought users per remaining ticket: a few more than the stock, for those who never buy. */
+export const ADMIT_FACTOR = 1.2;
+
+export interface QueueSale {
+  readonly id: string;
+  readonly board: QueueBoard;
+}
+
+export class Admission {
+  readonly #redis: Redis;
+  readonly #sales: () => readonly QueueSale[];
+  readonly #intervalMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #running: Promise<void> | undefined;
+  #failing = false;
+
+  constructor(redis: Redis, sales: () => readonly QueueSale[], intervalMs: number) {
+    this.#redis = redis;
+    this.#sales = sales;
+    this.#intervalMs = intervalMs;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.tick(), this.#intervalMs);
+  }
+
+  /** One round (skipped while the previous one still runs). */
+  tick(): Promise<void> {
+    this.#running ??= this.#round().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #round(): Promise<void> {
+    try {
+      await Promise.all(this.#sales().map((sale) => (sale.board.isQueued() ? this.#step(sale) : undefined)));
+      if (this.#failing) log.info('[queue] admissions resumed');
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing) log.warn(`[queue] cannot admit: ${error instanceof Error ? error.message : error} (retrying)`);
+      this.#failing = true;
+    }
+  }
+
+  async #step({ id, board }: QueueSale): Promise<void> {
+    const keys = queueKeys(id);
+    const view = board.view();
+    // Steps at least this far apart, so one admission window's steps fit the board's ring.
+    const minStepMs = Math.max(this.#intervalMs, Math.ceil(view.admissionMs / (STEP_RING - 24)));
+    let state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs);
+    if (state && !state.drawn && state.pre > 0 && (await draw(this.#redis, keys)) >= 0)
+      state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs);
+    if (state) board.publish(state);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running;
+  }
+}

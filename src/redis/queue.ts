@@ -1,0 +1,137 @@
+/** The waiting room's operations in Redis (join-3.lua, draw-3.lua, admit-3.lua); the policy is in src/queue/. */
+import { randomInt } from 'node:crypto';
+import type { RedisClient as Redis } from './client.ts';
+import { QUEUE_ADMISSION_FIELD, QUEUE_FIELD, QUEUE_RATE_FIELD, type QueueKeys } from './keys.ts';
+
+/** join-3.lua's answers other than a position (n >= 1) or the pre-queue (0). */
+export enum JoinCode {
+  PreQueue = 0,
+  NoSale = -2,
+  Ended = -3,
+  NoQueue = -4,
+}
+
+/** A sale's waiting-room settings. */
+export interface QueueSettings {
+  /** How long an admission lasts from the moment it is granted. */
+  readonly admissionMs: number;
+  /** Most positions admitted per second. */
+  readonly admitPerSecond: number;
+}
+
+/** Turns the waiting room on for a sale (or changes its settings). */
+export async function setQueue(redis: Redis, keys: QueueKeys, settings: QueueSettings): Promise<void> {
+  await redis.hset(keys.sale, QUEUE_FIELD, '1', QUEUE_ADMISSION_FIELD, settings.admissionMs, QUEUE_RATE_FIELD, settings.admitPerSecond);
+}
+
+/** A random pre-queue score per joiner: drawn here (crypto), never by the client, never by Lua's seeded random. */
+const score = () => String(randomInt(0, 2 ** 48 - 1));
+
+/** Joins a batch of users, in order; one answer each (a position, or a JoinCode). */
+export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly string[]): Promise<number[]> {
+  const args = users.flatMap((user) => [user, score()]);
+  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, ...args);
+  if (reply.length !== users.length) throw new Error(`join script answered ${reply.length} values for ${users.length} users`);
+  return reply.map(Number);
+}
+
+/** A user's position (0: in the pre-queue, not drawn yet), or null when they never joined. */
+export async function placeOf(redis: Redis, keys: QueueKeys, user: string): Promise<number | null> {
+  const place = await redis.hget(keys.places, user);
+  if (place === null) return null;
+  return place === 'pre' ? 0 : Number(place);
+}
+
+/** The opening draw; the pre-queue's size, or -1 while starts_at is still ahead. */
+export async function draw(redis: Redis, keys: QueueKeys): Promise<number> {
+  return Number(await redis.draw(keys.sale, keys.places, keys.prequeue));
+}
+
+/** One admission step's time and the serving counter it reached. */
+export interface Step {
+  readonly at: number;
+  readonly serving: number;
+}
+
+/** What admit-3.lua answers: the waiting room's state after its step. */
+export interface QueueState {
+  readonly serving: number;
+  readonly tail: number;
+  readonly pre: number;
+  readonly drawn: boolean;
+  /** Sold out, and no reserved order can come back. */
+  readonly final: boolean;
+  /** Redis' clock, ms. */
+  readonly now: number;
+  readonly steps: readonly Step[];
+}
+
+/** Moves the serving counter as the stock allows (admit-3.lua); null when the sale has no waiting room. */
+export async function admit(redis: Redis, keys: QueueKeys, factor: number, minStepMs: number): Promise<QueueState | null> {
+  const reply = await redis.admit(keys.sale, keys.prequeue, keys.steps, String(factor), String(minStepMs));
+  if (!Array.isArray(reply)) return null;
+  const [serving, tail, pre, drawn, final, now, ...steps] = reply;
+  return {
+    serving: Number(serving),
+    tail: Number(tail),
+    pre: Number(pre),
+    drawn: Number(drawn) === 1,
+    final: Number(final) === 1,
+    now: Number(now),
+    steps: steps.map((step) => {
+      const [at, value] = String(step).split(':');
+      return { at: Number(at), serving: Number(value) };
+    }),
+  };
+}
+
+interface Pending {
+  readonly user: string;
+  readonly resolve: (place: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Gathers the joins a worker receives in one event-loop turn into one script call (as PurchaseBatcher does). */
+export class JoinBatcher {
+  readonly #redis: Redis;
+  readonly #keys: QueueKeys;
+  #queue: Pending[] = [];
+  #scheduled = false;
+
+  constructor(redis: Redis, keys: QueueKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  join(user: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ user, resolve, reject });
+      if (this.#queue.length >= 64) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    joinMany(
+      this.#redis,
+      this.#keys,
+      batch.map((p) => p.user),
+    ).then(
+      (places) => {
+        for (const [i, p] of batch.entries()) p.resolve(places[i]!);
+      },
+      (error) => {
+        for (const p of batch) p.reject(error);
+      },
+    );
+  }
+}

@@ -1,0 +1,84 @@
+--[[
+  Puts a batch of users in a sale's waiting room, in arrival order. A user who joined before
+  keeps their place: one entry per user per sale, however often they join.
+
+  Before the sale's starts_at a user joins the pre-queue: a sorted set scored by a random number
+  the caller drew for them, so that its order at the opening (draw-3.lua) is a uniform shuffle
+  and arriving early by a millisecond is worth nothing. From starts_at on, users queue in
+  arrival order behind the whole pre-queue, which can no longer grow.
+
+  Input:
+    KEYS[1] sale hash: ticket_total_nums, queue ("1": the sale has a waiting room), starts_at,
+            ends_at, queue_joined (how many joined from the opening on)
+    KEYS[2] places hash: user -> position, or "pre" (in the pre-queue, not drawn yet)
+    KEYS[3] pre-queue sorted set: user, scored by a random number
+    ARGV    user, random score, user, random score, ... (the batch, in arrival order)
+
+  Output: one value per user, in ARGV order:
+    n >= 1   their position (1 is the front)
+    0        in the pre-queue: the position is drawn at the opening
+    -2       no such sale
+    -3       the sale has ended
+    -4       the sale has no waiting room
+]]
+local n = #ARGV / 2
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+
+local refuse = nil
+if not sale[1] then
+  refuse = -2
+elseif sale[2] ~= '1' then
+  refuse = -4
+elseif sale[4] and now >= tonumber(sale[4]) then
+  refuse = -3
+end
+if refuse then
+  for i = 1, n do
+    out[i] = refuse
+  end
+  return out
+end
+
+local users = {}
+for i = 1, n do
+  users[i] = ARGV[2 * i - 1]
+end
+local held = redis.call('HMGET', KEYS[2], unpack(users))
+local early = sale[3] and now < tonumber(sale[3])
+local base = nil
+local joined = tonumber(sale[5]) or 0
+local before = joined
+local placed = {}
+local news = {}
+for i = 1, n do
+  local user = users[i]
+  local place = placed[user] or held[i]
+  if place then
+    out[i] = place == 'pre' and 0 or tonumber(place)
+  elseif early then
+    redis.call('ZADD', KEYS[3], ARGV[2 * i], user)
+    placed[user] = 'pre'
+    news[#news + 1] = user
+    news[#news + 1] = 'pre'
+    out[i] = 0
+  else
+    -- Behind the whole pre-queue: it stopped growing at starts_at.
+    base = base or redis.call('ZCARD', KEYS[3])
+    joined = joined + 1
+    local position = base + joined
+    placed[user] = position
+    news[#news + 1] = user
+    news[#news + 1] = position
+    out[i] = position
+  end
+end
+if #news > 0 then
+  redis.call('HSET', KEYS[2], unpack(news))
+end
+if joined ~= before then
+  redis.call('HSET', KEYS[1], 'queue_joined', joined)
+end
+return out
