@@ -78,14 +78,35 @@ export const ownOrderKey = () => randomBytes(32).toString('hex');
  * are "sold out", and a sale's answer differs only in its order id (digits and a dash) and, for
  * an anonymous buyer, the order's secret (base64url), so no JSON.stringify per request.
  */
+/**
+ * The sold-out answer, counted and logged: built once per worker, a new Response per request (a
+ * Response's body can be read once). Shared by the Hono route and the native one (fast-path.ts).
+ */
+export function soldOutAnswer({ port, worker, log, defaultSale }: Pick<PurchaseDeps, 'port' | 'worker' | 'log' | 'defaultSale'>) {
+  const body = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
+  return (stock: LocalStock, sale: string, user: string): Response => {
+    stock.countAnswer(worker, ANSWER_INDEX.soldout);
+    log?.({
+      port,
+      result: 'soldout',
+      code: SOLD_OUT.code,
+      localSales: stock.sales(worker),
+      user,
+      sale: sale === defaultSale ? undefined : sale,
+    });
+    return new Response(body, { headers: JSON_HEADERS });
+  };
+}
+
 function answers(deps: PurchaseDeps) {
   const { port, worker, log, defaultSale, orderKey } = deps;
-  const soldOutBody = JSON.stringify({ code: SOLD_OUT.code, msg: SOLD_OUT.msg, port });
+  const soldOut = soldOutAnswer(deps);
   const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
   const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(
     /<id>|<secret>/,
   ) as [string, string, string];
   return (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
+    if (answer === SOLD_OUT) return soldOut(stock, sale, user);
     stock.countAnswer(worker, ANSWER_INDEX[answer.result]);
     log?.({
       port,
@@ -96,7 +117,6 @@ function answers(deps: PurchaseDeps) {
       orderId: answer.orderId,
       sale: sale === defaultSale ? undefined : sale,
     });
-    if (answer === SOLD_OUT) return c.body(soldOutBody, 200, JSON_HEADERS);
     if (answer.result === 'sold') {
       if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
       return c.body(

@@ -1,7 +1,8 @@
 /** Worker thread entry: wires one Hono app to Bun.serve on its port. */
 import type { Server } from 'bun';
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { createApp, type SaleContext } from '../http/app.ts';
+import { createApp, type AppDeps, type SaleContext } from '../http/app.ts';
+import { soldOutRoute } from '../http/fast-path.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { redisOrderStore } from '../orders/store.ts';
@@ -78,7 +79,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const stats = log;
   for (const sale of init.sales) addSale(init, client, sale);
   addLater = (sale) => addSale(init, client, sale);
-  const app = createApp({
+  const appDeps: AppDeps = {
     port,
     worker,
     sale: (id) => sales.get(id),
@@ -91,13 +92,18 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     orderKey: init.orderKey,
     attempts: init.attempts,
     queueKey: init.queueKey,
-  });
+  };
+  const app = createApp(appDeps);
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.
   await waitReady(client, 3000, 'startup').catch(() => {});
   if (stopping) return;
   try {
-    server = Bun.serve({ port, hostname: init.host, fetch: app.fetch });
+    // Signed users need the JWT checked first: with them on, every request goes through the app.
+    const fast = soldOutRoute(appDeps, app.fetch);
+    server = init.jwtSecret
+      ? Bun.serve({ port, hostname: init.host, fetch: app.fetch })
+      : Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: fast } }, fetch: app.fetch });
   } catch (cause) {
     send({
       type: 'fatal',
