@@ -23,6 +23,8 @@ export interface RenderOptions {
   readonly runtimeDir: string;
   /** The template's own limits when undefined. */
   readonly limits?: EdgeLimits;
+  /** Open files per nginx worker (worker_rlimit_nofile; worker_connections a little below); the template's when undefined. */
+  readonly openFiles?: number;
 }
 
 /** The original's weights, 1:2:3:4, for workers in port order (and 5, 6, … for more). */
@@ -34,7 +36,7 @@ export function weightedUpstreams(host: string, ports: readonly number[]): Upstr
  * The template with its `upstream load_rule` servers replaced (keeping their failover settings),
  * its `listen` replaced, and private temp paths added, so nothing is written outside `runtimeDir`.
  */
-export function renderNginxConf(template: string, { listen, upstreams, runtimeDir, limits }: RenderOptions): string {
+export function renderNginxConf(template: string, { listen, upstreams, runtimeDir, limits, openFiles }: RenderOptions): string {
   if (upstreams.length === 0) throw new Error('nginx needs at least one upstream');
   const serverLine = /^(\s*)server\s+[^\s;]+\s+weight=\d+([^;]*);\s*$/m;
   const first = serverLine.exec(template);
@@ -49,6 +51,11 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
   if (limits) conf = renderLimits(conf, limits);
+  if (openFiles) {
+    conf = swap(conf, /^worker_rlimit_nofile \d+;/m, `worker_rlimit_nofile ${openFiles};`);
+    // Room for the log and listening files within the limit.
+    conf = swap(conf, /^(\s*)worker_connections \d+;/m, (_, indent) => `${indent}worker_connections ${Math.max(512, openFiles - 32)};`);
+  }
   const dir = resolve(runtimeDir);
   const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);

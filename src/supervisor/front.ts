@@ -108,7 +108,12 @@ export function startAdmin(
 }
 
 /** nginx in front, as SPIKE_NGINX asks: `on` fails the start when it cannot listen, `auto` warns in one line. */
-export async function startFrontNginx(config: Config, stack: Stack, say: (line: string) => void): Promise<Nginx | undefined> {
+export async function startFrontNginx(
+  config: Config,
+  stack: Stack,
+  say: (line: string) => void,
+  openFiles?: number,
+): Promise<Nginx | undefined> {
   if (config.nginx === 'off') return undefined;
   if (config.nginx === 'auto' && !nginxInstalled()) {
     say('nginx not installed; the workers serve directly (apt-get install -y nginx to put it in front)');
@@ -118,6 +123,7 @@ export async function startFrontNginx(config: Config, stack: Stack, say: (line: 
     const nginx = await startNginx({
       listen: config.nginxListen,
       limits: config.nginxLimits,
+      openFiles,
       upstreams: weightedUpstreams(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.ports),
       runtimeDir: `${config.dataDir}/nginx`,
     });

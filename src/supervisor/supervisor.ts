@@ -8,6 +8,7 @@ import type { Reconciler } from '../orders/reconciler.ts';
 import type { RedisTarget } from '../redis/client.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import type { Nginx } from '../services/nginx.ts';
+import { raiseOpenFiles } from '../services/open-files.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
 import { localStockFor } from '../stock/refill.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
@@ -49,6 +50,8 @@ export async function startSupervisor(
   { say = log.info, onFatal = (e) => log.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {},
 ): Promise<Supervisor> {
   const stack = new Stack(say);
+  // Every connection is a file: take all the process may have (Bun raises it too; this says what we got).
+  const files = raiseOpenFiles();
   try {
     const redisStep = await startRedis(config, stack, say);
     const { redis } = redisStep;
@@ -65,11 +68,11 @@ export async function startSupervisor(
     writer = await startWriter(config, redisStep, sales.book, stack, say);
     const reaper = startReaper(config, redis, sales, stack);
     startAdmin(config, redis, sales, pool, writer, stack, say);
-    const nginx = await startFrontNginx(config, stack, say);
+    const nginx = await startFrontNginx(config, stack, say, files?.limit);
     let stopping: Promise<void> | undefined;
     const localStock = localStockFor(refillPolicy(config), sale.total);
     say(
-      `ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker`,
+      `ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker${files ? `, open files ${files.limit}${files.raisedFrom ? ` (raised from ${files.raisedFrom})` : ''}` : ''}`,
     );
     const stock = sales.book.get(DEFAULT_SALE)!.stock;
     return { config, redis: redisStep.target, stock, ...sales, pool, reaper, writer, nginx, stop: () => (stopping ??= stack.unwind()) };

@@ -54,6 +54,15 @@ describe('nginx.conf', () => {
     expect(off).toMatch(/geo \$spike_exempt \{\n\s*default 0;\n\s*\}/);
   });
 
+  test('the runtime copy lets each nginx worker hold as many connections as the node has open files', () => {
+    const base = { listen: '80', upstreams: weightedUpstreams('127.0.0.1', [3001]), runtimeDir: '/tmp/x' };
+    expect(template).toMatch(/^worker_rlimit_nofile \d+;$/m);
+    const conf = renderNginxConf(template, { ...base, openFiles: 20_000 });
+    expect(conf).toMatch(/^worker_rlimit_nofile 20000;$/m);
+    expect(conf).toMatch(/^\s*worker_connections 19968;$/m);
+    expect(renderNginxConf(template, base)).toMatch(/^worker_rlimit_nofile 8192;$/m);
+  });
+
   test('refuses to render without upstreams', () => {
     expect(() => renderNginxConf(template, { listen: '80', upstreams: [], runtimeDir: '/tmp/x' })).toThrow(/at least one upstream/);
   });
