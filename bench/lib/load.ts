@@ -1,8 +1,9 @@
 /** Runs ab and wrk against loopback addresses and reads their results. */
 import { join } from 'node:path';
+import type { CrowdResult } from './crowd.ts';
 
 export interface LoadResult {
-  readonly tool: 'ab' | 'wrk';
+  readonly tool: 'ab' | 'wrk' | 'crowd';
   readonly requests: number;
   readonly seconds: number;
   readonly rps: number;
@@ -57,6 +58,10 @@ export interface WrkOptions {
   readonly userPrefix?: string;
   /** No user parameter at all. */
   readonly anonymous?: boolean;
+  /** wrk threads (default 1); several are needed to open thousands of connections quickly. */
+  readonly threads?: number;
+  /** Spread the buyers over this many sales `bs0`…, made by the bench (0: the default sale). */
+  readonly sales?: number;
 }
 
 const USERS_LUA = join(import.meta.dir, 'users.lua');
@@ -64,12 +69,14 @@ const USERS_LUA = join(import.meta.dir, 'users.lua');
 /** `wrk -t1 -c C` with users.lua: a distinct user per request, optionally a fixed request count. */
 export async function wrk(url: string, options: WrkOptions): Promise<LoadResult> {
   loopbackOnly(url);
-  const proc = Bun.spawn(['wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--timeout', '10s', '-s', USERS_LUA, url], {
+  const threads = `-t${options.threads ?? 1}`;
+  const proc = Bun.spawn(['wrk', threads, `-c${options.connections}`, `-d${options.seconds}s`, '--timeout', '10s', '-s', USERS_LUA, url], {
     env: {
       ...process.env,
       SPIKE_REQUESTS: String(options.requests ?? 0),
       SPIKE_USER_PREFIX: options.userPrefix ?? 'w',
       SPIKE_ANONYMOUS: options.anonymous ? '1' : '0',
+      SPIKE_SALES: String(options.sales ?? 0),
     },
     stdout: 'pipe',
     stderr: 'pipe',
@@ -99,5 +106,40 @@ export async function wrk(url: string, options: WrkOptions): Promise<LoadResult>
     p99Ms: r.p99_us / 1000,
     failures: r.non2xx + r.errors,
     clientCpuUs: cpu ? Number(cpu.total) : undefined,
+  };
+}
+
+/** A crowd run (crowd.ts, its own process); its progress lines go to `say`. */
+export async function crowd(
+  mode: 'queue' | 'plain',
+  urls: readonly string[],
+  { users, connections, sale, prefix }: { users: number; connections: number; sale: string; prefix: string },
+  say: (line: string) => void,
+): Promise<LoadResult & { crowd: CrowdResult }> {
+  for (const url of urls) loopbackOnly(url);
+  const proc = Bun.spawn(
+    [process.execPath, join(import.meta.dir, 'crowd.ts'), mode, String(users), String(connections), sale, prefix, urls.join(',')],
+    { stdout: 'pipe', stderr: 'pipe' },
+  );
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) for (const line of decoder.decode(chunk).split('\n')) if (line.trim()) say(line.trim());
+  })();
+  const out = await new Response(proc.stdout).text();
+  const code = await proc.exited;
+  const json = out.split('\n').find((line) => line.startsWith('{"users"'));
+  if (!json) throw new Error(`crowd failed (${code}): ${out}`);
+  const result = JSON.parse(json) as CrowdResult;
+  const cpu = proc.resourceUsage()?.cpuTime;
+  return {
+    tool: 'crowd',
+    requests: result.requests,
+    seconds: result.seconds,
+    rps: result.requests / result.seconds,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    failures: result.failures,
+    clientCpuUs: cpu ? Number(cpu.total) : undefined,
+    crowd: result,
   };
 }

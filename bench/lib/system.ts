@@ -3,7 +3,12 @@ import Redis from 'ioredis';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SALE, keyList, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
+import { nginxLimits } from '../../src/config.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
+import { DEFAULT_SALE, keyList, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
+import { setQueue } from '../../src/redis/queue.ts';
+import { startNginx, weightedUpstreams } from '../../src/services/nginx.ts';
+import { raiseOpenFiles } from '../../src/services/open-files.ts';
 import { ensureSale } from '../../src/redis/sale.ts';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -18,6 +23,8 @@ export interface System {
   readonly workerUrls: readonly string[];
   readonly nginxUrl: string;
   readonly baselineUrl: string;
+  /** nginx with the same rendered config in front of four bare Bun.serve: the ceiling of every nginx phase. */
+  readonly nginxBaselineUrl: string;
   readonly supervisorPid: number;
   readonly baselinePid: number;
   readonly redisPid: number;
@@ -32,7 +39,16 @@ export interface System {
    * is a process of its own that would take a core from the next phase.
    */
   aofQuiet(): Promise<void>;
-  stock(): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number } }[]>;
+  stock(sale?: string): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number; answered: number } }[]>;
+  /** Requests answered so far: by the workers (their purchase answers), or by the bare servers. */
+  answered(which: 'workers' | 'baseline'): Promise<number>;
+  /** Puts the current default sale behind a waiting room, and waits until every worker knows. */
+  queueSale(admitPerSecond: number): Promise<void>;
+  /** Registers `count` more sales `bs0`, `bs1`, … of `total` tickets each, and waits until every worker serves them. */
+  addSales(count: number, total: number): Promise<void>;
+  /** Redis commands run since the last reset (INFO commandstats, counting those scripts run), and script calls. */
+  commands(): Promise<{ calls: number; scripts: number }>;
+  resetCommands(): Promise<void>;
   /** Resident memory of the supervisor process (all four worker threads), in MiB. */
   rssMiB(): number;
   stop(): Promise<void>;
@@ -64,6 +80,23 @@ function drain(stream: ReadableStream<Uint8Array>, into: (text: string) => void)
     const decoder = new TextDecoder();
     for await (const chunk of stream) into(decoder.decode(chunk));
   })();
+}
+
+/** A bare Bun.serve (baseline-server.ts) on `port`. */
+async function startBaseline(
+  port: number,
+  started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[],
+): Promise<Bun.Subprocess<'ignore', 'pipe', 'inherit'>> {
+  const baseline = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'baseline-server.ts')], {
+    env: { ...process.env, PORT: String(port) },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  started.push(baseline);
+  await readUntil(baseline.stdout, 'listening', 10_000);
+  drain(baseline.stdout, () => {});
+  return baseline;
 }
 
 export async function startSystem(say: (line: string) => void): Promise<System> {
@@ -126,14 +159,20 @@ async function start(
   say(`supervisor pid ${supervisor.pid}: workers on ${ports.join(', ')}, nginx on ${nginxPort}`);
 
   const baselinePort = await freePort();
-  const baseline = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'baseline-server.ts')], {
-    env: { ...process.env, PORT: String(baselinePort) },
-    stdout: 'pipe',
-    stderr: 'inherit',
+  const baseline = await startBaseline(baselinePort, started);
+  const bare = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const bareServers: { kill(): void }[] = [];
+  for (const port of bare) bareServers.push(await startBaseline(port, started));
+  const nginxBaselinePort = await freePort();
+  const nginxBaseline = await startNginx({
+    listen: `127.0.0.1:${nginxBaselinePort}`,
+    upstreams: weightedUpstreams('127.0.0.1', bare),
+    runtimeDir: join(dir, 'nginx-baseline'),
+    limits: nginxLimits({}),
+    openFiles: raiseOpenFiles()?.limit,
   });
-  started.push(baseline);
-  await readUntil(baseline.stdout, 'listening', 10_000);
-  drain(baseline.stdout, () => {});
+  started.push({ kill: () => void nginxBaseline.stop(), exited: nginxBaseline.process.exited });
+  say(`baseline: bare Bun.serve on ${baselinePort}; nginx in front of four more on ${bare.join(', ')}`);
 
   const aofQuiet = async () => {
     const deadline = Date.now() + 120_000;
@@ -143,8 +182,10 @@ async function start(
     }
   };
   const workerUrls = ports.map((p) => `http://127.0.0.1:${p}`);
-  const stock = () =>
-    Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock`)).json() as Promise<Awaited<ReturnType<System['stock']>>[number]>));
+  type Stock = Awaited<ReturnType<System['stock']>>[number];
+  const stock = (sale?: string) =>
+    Promise.all(workerUrls.map(async (u) => (await fetch(`${u}/stock${sale ? `?sale=${sale}` : ''}`)).json() as Promise<Stock>));
+  const bareUrls = [baselinePort, ...bare].map((p) => `http://127.0.0.1:${p}`);
   const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof stock>>) => boolean) => {
     const deadline = Date.now() + 10_000;
     while (!ok(await stock())) {
@@ -159,6 +200,7 @@ async function start(
     workerUrls,
     nginxUrl: `http://127.0.0.1:${nginxPort}`,
     baselineUrl: `http://127.0.0.1:${baselinePort}`,
+    nginxBaselineUrl: `http://127.0.0.1:${nginxBaselinePort}`,
     supervisorPid: supervisor.pid,
     baselinePid: baseline.pid,
     redisPid: redisServer.process.pid,
@@ -185,11 +227,48 @@ async function start(
     },
     aofQuiet,
     stock,
+    answered: async (which) => {
+      if (which === 'workers') return (await stock()).reduce((sum, s) => sum + s.local.answered, 0);
+      const counts = await Promise.all(bareUrls.map(async (u) => Number(await (await fetch(`${u}/count`)).text())));
+      return counts.reduce((a, b) => a + b, 0);
+    },
+    queueSale: async (admitPerSecond) => {
+      await setQueue(redis as unknown as RedisClient, queueKeys(DEFAULT_SALE), { admissionMs: 120_000, admitPerSecond });
+      const deadline = Date.now() + 10_000;
+      for (const url of workerUrls)
+        while ((await fetch(`${url}/queue/status`)).status !== 400) {
+          if (Date.now() > deadline) throw new Error('workers did not see the waiting room within 10 s');
+          await Bun.sleep(20);
+        }
+    },
+    addSales: async (count, total) => {
+      const ids = Array.from({ length: count }, (_, i) => `bs${i}`);
+      for (const id of ids) await ensureSale(redis as unknown as RedisClient, saleKeys(id), total, true);
+      await redis.sadd(SALES_KEY, ...ids);
+      const deadline = Date.now() + 20_000;
+      for (const id of ids)
+        while (!(await stock(id).catch(() => [])).every((s) => s.total === total)) {
+          if (Date.now() > deadline) throw new Error(`workers did not serve sale ${id} within 20 s`);
+          await Bun.sleep(20);
+        }
+    },
+    commands: async () => {
+      const stats = await redis.info('commandstats');
+      const all = [...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)];
+      const calls = all.reduce((sum, m) => sum + Number(m[2]), 0);
+      const scripts = all.filter((m) => /^(evalsha|eval)$/.test(m[1]!)).reduce((sum, m) => sum + Number(m[2]), 0);
+      return { calls, scripts };
+    },
+    resetCommands: async () => {
+      await redis.config('RESETSTAT');
+    },
     rssMiB: () => {
       const status = readFileSync(`/proc/${supervisor.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
     },
     stop: async () => {
+      await nginxBaseline.stop();
+      for (const server of bareServers) server.kill();
       baseline.kill();
       supervisor.kill('SIGTERM');
       await supervisor.exited;

@@ -85,7 +85,8 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
     if (!sale) return error(c, 404, 'no_sale', `no sale ${id}`);
     const { workers, ...global } = sale.stock.snapshot();
     const own = workers[worker]!;
-    return c.json({ sale: id, ...global, port, local: { stock: own.stock, sales: own.sales } });
+    const answered = sale.stock.answers(worker).reduce((sum, n) => sum + n, 0);
+    return c.json({ sale: id, ...global, port, local: { stock: own.stock, sales: own.sales, answered } });
   });
   app.get('/livez', (c) => c.json({ ok: true, port }));
   const ready = async (c: Context) => {
