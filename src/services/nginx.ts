@@ -55,6 +55,12 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
     conf = swap(conf, /^worker_rlimit_nofile \d+;/m, `worker_rlimit_nofile ${openFiles};`);
     // Room for the log and listening files within the limit.
     conf = swap(conf, /^(\s*)worker_connections \d+;/m, (_, indent) => `${indent}worker_connections ${Math.max(512, openFiles - 32)};`);
+    // Idle connections to the workers kept per nginx worker: a quarter of its files, at most 4096.
+    conf = swap(
+      conf,
+      /^(\s*)keepalive \d+;/m,
+      (_, indent) => `${indent}keepalive ${Math.min(4096, Math.max(64, Math.floor(openFiles / 4)))};`,
+    );
   }
   const dir = resolve(runtimeDir);
   const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');

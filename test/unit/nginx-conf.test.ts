@@ -60,6 +60,7 @@ describe('nginx.conf', () => {
     const conf = renderNginxConf(template, { ...base, openFiles: 20_000 });
     expect(conf).toMatch(/^worker_rlimit_nofile 20000;$/m);
     expect(conf).toMatch(/^\s*worker_connections 19968;$/m);
+    expect(conf).toMatch(/^\s*keepalive 4096;$/m);
     expect(renderNginxConf(template, base)).toMatch(/^worker_rlimit_nofile 8192;$/m);
   });
 
