@@ -13,21 +13,25 @@ type Deps = Pick<PurchaseDeps, 'port' | 'worker' | 'log' | 'defaultSale'> & {
   readonly sale: (id: string) => { readonly stock: LocalStock } | undefined;
 };
 
-/** `user` and `sale` of a query string, read without decoding; undefined when the app must read it. */
+/**
+ * `user` and `sale` of a query string, read in place (no split, no decoding); undefined when the
+ * app must read it: given twice, percent-encoded or `+`, or a user the app would refuse.
+ */
 function plainQuery(url: string): { user: string; sale: string | undefined } | undefined {
-  const at = url.indexOf('?');
-  if (at < 0) return { user: '', sale: undefined };
   let user: string | undefined;
   let sale: string | undefined;
-  for (const pair of url.slice(at + 1).split('&')) {
-    const eq = pair.indexOf('=');
-    const key = eq < 0 ? pair : pair.slice(0, eq);
-    if (key !== 'user' && key !== 'sale') continue;
-    const value = eq < 0 ? '' : pair.slice(eq + 1);
-    // Given twice, or percent-encoded: the app decides (and answers 400 where it must).
-    if ((key === 'user' ? user : sale) !== undefined || value.includes('%') || value.includes('+')) return undefined;
-    if (key === 'user') user = value;
-    else sale = value;
+  let at = url.indexOf('?') + 1;
+  while (at > 0 && at < url.length) {
+    let end = url.indexOf('&', at);
+    if (end < 0) end = url.length;
+    const isUser = url.startsWith('user', at);
+    if ((isUser || url.startsWith('sale', at)) && (url.charCodeAt(at + 4) === 61 /* = */ || at + 4 === end)) {
+      const value = at + 4 === end ? '' : url.slice(at + 5, end);
+      if ((isUser ? user : sale) !== undefined || value.includes('%') || value.includes('+')) return undefined;
+      if (isUser) user = value;
+      else sale = value;
+    }
+    at = end + 1;
   }
   if (user !== undefined && !USER_PATTERN.test(user)) return undefined;
   return { user: user ?? '', sale };
