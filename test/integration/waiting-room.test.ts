@@ -82,6 +82,15 @@ async function pay(sale: string, user: string, orderId: string, worker = 0): Pro
   expect(res.status).toBe(200);
 }
 
+/**
+ * One admission round that can step: admissions are at least one sync period apart (a
+ * background round may have just stepped), so wait that long first.
+ */
+async function admitRound(): Promise<void> {
+  await Bun.sleep(150);
+  await spike.admission.tick();
+}
+
 /** Runs `work` on every item, `lanes` at a time. */
 async function inLanes<T>(items: readonly T[], lanes: number, work: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -197,7 +206,7 @@ describe('the waiting room', () => {
     await join('strict', 'c2');
     const c3 = await join('strict', 'c3');
     const carol = await join('other', 'carol');
-    await spike.admission.tick();
+    await admitRound();
     expect((await poll('strict', alice.ticket!)).state).toBe('admitted');
     const forged = `${alice.ticket!.split('.')[0]}.${'A'.repeat(22)}`;
     const otherKey = issueTicket('a-different-secret-0123456789', { sale: 'strict', user: 'alice', position: 1 });
@@ -238,12 +247,12 @@ describe('the waiting room', () => {
     const users = Array.from({ length: 800 }, (_, i) => `idle${i}`);
     const tickets = new Map<string, string>();
     for (const user of users) tickets.set(user, (await join('idle', user)).ticket!);
-    await spike.admission.tick();
+    await admitRound();
     const first = await Promise.all(users.map((u) => poll('idle', tickets.get(u)!)));
     expect(first.filter((s) => s.state === 'admitted').map((s) => s.position)).toEqual(users.slice(0, 300).map((_, i) => i + 1));
     // Nobody buys; once the 300 admissions end, the next 300 come in.
     await Bun.sleep(2200);
-    await spike.admission.tick();
+    await admitRound();
     const second = await Promise.all(users.map((u) => poll('idle', tickets.get(u)!)));
     const admitted = users.filter((_, i) => second[i]!.state === 'admitted');
     expect(admitted).toEqual(users.slice(300, 600));
@@ -263,7 +272,7 @@ describe('the waiting room', () => {
       { method: 'POST' },
     );
     const ticket = new Map(users.map((u, i) => [u, String(joined[i]!.body.ticket)]));
-    await spike.admission.tick();
+    await admitRound();
     const front = users.filter((_, i) => Number(joined[i]!.body.position) <= 120);
     for (const [i, user] of front.entries()) {
       const answer = await buy('crowd', user, ticket.get(user)!, i % 4);
@@ -272,7 +281,7 @@ describe('the waiting room', () => {
     expect(Number(await redis.client.hget('crowd', SOLD_FIELD))).toBe(100);
     // One sync period's work: the sale's stock and its waiting room read once from Redis.
     await spike.sync.kick();
-    await spike.admission.tick();
+    await admitRound();
     await redis.client.config('RESETSTAT');
     const waiters = users.filter((u) => !front.includes(u));
     expect(waiters.length).toBeGreaterThanOrEqual(4000);
@@ -295,7 +304,7 @@ describe('the waiting room', () => {
     const users = Array.from({ length: 40 }, (_, i) => `s${i}`);
     const tickets = new Map<string, string>();
     for (const user of users) tickets.set(user, (await join('steady', user)).ticket!);
-    await spike.admission.tick();
+    await admitRound();
     const strip = ({ state, position, ahead, admissionEndsAt }: Status) => ({ state, position, ahead, admissionEndsAt });
     const before = await Promise.all(users.map((u) => poll('steady', tickets.get(u)!).then(strip)));
     expect(before.filter((s) => s.state === 'admitted')).toHaveLength(12);
@@ -304,7 +313,7 @@ describe('the waiting room', () => {
     spike = await startSpike();
     const deadline = Date.now() + 5000;
     while ((await fetch(`${spike.url(3)}/queue/status?sale=steady`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
-    await spike.admission.tick();
+    await admitRound();
     const after = await Promise.all(users.map((u, i) => poll('steady', tickets.get(u)!, i % 4).then(strip)));
     expect(after).toEqual(before);
     expect(await redis.client.hget('steady', 'queue_serving')).toBe(serving);
