@@ -320,25 +320,42 @@ export async function scaling(b: Bench): Promise<void> {
     });
   }
   await system.finishSale();
-  for (const connections of size.connections) {
-    for (const [where, url, baseline] of [
-      ['one worker', system.workerUrls[0]!, 'baseline-wrk'],
-      ['through nginx', system.nginxUrl, 'baseline-nginx-wrk'],
-    ] as const) {
-      b.say(`sold-out path with ${connections} connections at once, ${where} (wrk -t2)`);
-      const result = await withProgress(b, `${connections} connections`, 'workers', () =>
-        wrk(url, { connections, seconds: size.wrkSeconds, threads: 2, anonymous: true }),
-      );
-      const id = `conn-${connections}${where === 'through nginx' ? '-nginx' : ''}`;
-      b.record({
-        id,
-        name: `sold-out path, ${connections} connections, ${where}`,
-        result,
-        baseline,
-        check: `${result.failures} errors`,
-        extra: { connections },
-      });
-    }
+  for (const connections of size.connections) await manyConnections(b, connections);
+}
+
+/**
+ * The sold-out path with `connections` at once (wrk -t2), on one worker and through nginx, each
+ * after the same load on its bare counterpart (the tail a bare Bun.serve has on this machine).
+ */
+async function manyConnections(b: Bench, connections: number): Promise<void> {
+  const { system, size } = b;
+  const load = { connections, seconds: size.wrkSeconds, threads: 2, anonymous: true };
+  for (const [where, url, bare, suffix] of [
+    ['one worker', system.workerUrls[0]!, system.baselineUrl, ''],
+    ['through nginx', system.nginxUrl, system.nginxBaselineUrl, '-nginx'],
+  ] as const) {
+    b.say(
+      `${connections} connections at once, ${where} (wrk -t2): the bare ${suffix ? 'nginx → Bun.serve' : 'Bun.serve'}, then the sold-out path`,
+    );
+    const base = await withProgress(b, `${connections} connections, bare`, 'baseline', () => wrk(bare, load));
+    const baseId = `baseline-conn-${connections}${suffix}`;
+    const bareName = suffix ? 'nginx → bare Bun.serve' : 'bare Bun.serve';
+    b.record({
+      id: baseId,
+      name: `baseline: ${bareName}, ${connections} connections`,
+      result: base,
+      check: `${base.failures} errors`,
+      extra: { connections },
+    });
+    const result = await withProgress(b, `${connections} connections`, 'workers', () => wrk(url, load));
+    b.record({
+      id: `conn-${connections}${suffix}`,
+      name: `sold-out path, ${connections} connections, ${where}`,
+      result,
+      baseline: baseId,
+      check: `${result.failures} errors; p99 ${(result.p99Ms / base.p99Ms).toFixed(2)} × the bare one's`,
+      extra: { connections, bareP99Ms: base.p99Ms },
+    });
   }
 }
 
