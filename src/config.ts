@@ -242,6 +242,19 @@ function secret(env: Env, name: string): string | undefined {
   return raw;
 }
 
+/** The settings that meet the crowd: limits at the edge and per user, and the waiting room. */
+function crowdSettings(env: Env) {
+  return {
+    nginxLimits: nginxLimits(env),
+    userAttempts: integer(env, 'SPIKE_USER_ATTEMPTS', 30, 0, 1_000_000),
+    userWindowMs: integer(env, 'SPIKE_USER_WINDOW', 10, 1, 3600) * 1000,
+    queue: flag(env, 'SPIKE_QUEUE'),
+    queueAdmissionMs: integer(env, 'SPIKE_QUEUE_ADMISSION', 120, 1, 86_400) * 1000,
+    queueRate: integer(env, 'SPIKE_QUEUE_RATE', 500, 1, 1_000_000),
+    queueSecret: secret(env, 'SPIKE_QUEUE_SECRET'),
+  };
+}
+
 /**
  * Reads and validates every setting. Throws {@link ConfigError} on the first bad one, so the
  * program can stop with a message instead of running half-configured.
@@ -286,9 +299,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     localStock,
     nginx: nginxMode(env),
     nginxListen,
-    nginxLimits: nginxLimits(env),
-    userAttempts: integer(env, 'SPIKE_USER_ATTEMPTS', 30, 0, 1_000_000),
-    userWindowMs: integer(env, 'SPIKE_USER_WINDOW', 10, 1, 3600) * 1000,
+    ...crowdSettings(env),
     logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
     statLogMaxBytes: integer(env, 'SPIKE_STAT_LOG_MAX_MB', 64, 1, 1_000_000) * 1024 * 1024,
     statLogKeep: integer(env, 'SPIKE_STAT_LOG_KEEP', 4, 0, 1000),
@@ -310,9 +321,5 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
     metricsToken: secret(env, 'SPIKE_METRICS_TOKEN'),
     logFormat: logFormat(env),
-    queue: flag(env, 'SPIKE_QUEUE'),
-    queueAdmissionMs: integer(env, 'SPIKE_QUEUE_ADMISSION', 120, 1, 86_400) * 1000,
-    queueRate: integer(env, 'SPIKE_QUEUE_RATE', 500, 1, 1_000_000),
-    queueSecret: secret(env, 'SPIKE_QUEUE_SECRET'),
   });
 }
