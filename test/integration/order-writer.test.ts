@@ -132,11 +132,11 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     try {
       const made = await pour(1500, 5000);
       const during = (await db.orders(keys.sale)).length;
-      // At its shaved rate alone (100 a second, batches of 100) it writes at most ~200 in these
+      // At its shaved rate alone (100 a second, batches of 100) it writes at most ~250 in these
       // 1.5 s; the lag bound makes it write at full speed. How fast full speed is depends on the
-      // machine (PostgreSQL on a busy one trailed the producer: 1 250 of 6 300), so the test asks
-      // for three times what shaving allows, not a share of what was made.
-      expect(during).toBeGreaterThan(600);
+      // machine (PostgreSQL on a busy one trailed the producer: 1 250 of 6 300; under a full CI
+      // run 550), so the test asks for clearly more than shaving allows, not a share of what was made.
+      expect(during).toBeGreaterThan(350);
       await caughtUp();
       expect(await db.orders(keys.sale)).toHaveLength(made);
     } finally {

@@ -59,6 +59,12 @@ async function createSale(id: string, total: number, queue: Record<string, numbe
   }
 }
 
+async function adminPost(path: string): Promise<void> {
+  const res = await fetch(`${admin}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(res.status).toBe(200);
+  await spike.sync.kick();
+}
+
 async function join(sale: string, user: string, worker = 0): Promise<Status> {
   const res = await fetch(`${spike.url(worker)}/queue/join?sale=${sale}&user=${user}`, { method: 'POST' });
   expect(res.status).toBe(200);
@@ -244,9 +250,13 @@ describe('the waiting room', () => {
 
   test('300 admitted users who never buy: after their admission ends the next 300 are admitted, and the sale ends with exactly its total sold', async () => {
     await createSale('idle', 250, { admissionSeconds: 2, admitPerSecond: 5000 });
+    // Paused while they join, so the first 300 are admitted in one step (not as they trickle in,
+    // which would end their admissions at different times).
+    await adminPost('/sales/idle/pause');
     const users = Array.from({ length: 800 }, (_, i) => `idle${i}`);
     const tickets = new Map<string, string>();
     for (const user of users) tickets.set(user, (await join('idle', user)).ticket!);
+    await adminPost('/sales/idle/resume');
     await admitRound();
     const first = await Promise.all(users.map((u) => poll('idle', tickets.get(u)!)));
     expect(first.filter((s) => s.state === 'admitted').map((s) => s.position)).toEqual(users.slice(0, 300).map((_, i) => i + 1));
