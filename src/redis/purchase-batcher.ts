@@ -3,6 +3,7 @@ import type { RedisClient as Redis } from './client.ts';
 import { waitForReplicas } from './client.ts';
 import type { SaleKeys } from './keys.ts';
 import { PurchaseCode, purchaseMany, type Purchase, type Seller } from './sale.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 /** Confirm sales on this many replicas (Redis WAIT) before answering; see SPIKE_WAIT_REPLICAS. */
 export interface Durability {
@@ -18,27 +19,16 @@ export interface Seen {
   batchTook?(seconds: number): void;
 }
 
-interface Pending {
-  readonly user: string;
-  readonly resolve: (purchase: Purchase) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /**
- * Each EVALSHA has a fixed cost in Redis (~4 µs here) and in ioredis; a spike brings dozens of
- * buyers per turn, so one call for all of them sells about twice as many tickets per second.
- * The script still handles the buyers one by one, in arrival order, atomically.
+ * A worker's purchases of one sale, one script call per event-loop turn (turn-batch.ts). The
+ * script still handles the buyers one by one, in arrival order, atomically.
  */
 export class PurchaseBatcher {
   readonly #redis: Redis;
   readonly #keys: SaleKeys;
   readonly #seller: Seller;
-  readonly #maxBatch: number;
-  #queue: Pending[] = [];
-  #scheduled = false;
-
+  readonly #turns: TurnBatch<string, Purchase>;
   readonly #durability: Durability | undefined;
-
   readonly #seen: Seen | undefined;
 
   constructor(
@@ -50,40 +40,14 @@ export class PurchaseBatcher {
     this.#redis = redis;
     this.#keys = keys;
     this.#seller = seller;
-    this.#maxBatch = maxBatch;
     this.#durability = durability;
     this.#seen = seen;
+    this.#turns = new TurnBatch((users) => this.#sell(users), maxBatch);
   }
 
   /** Resolves with this buyer's answer; rejects when the batch's Redis call fails. */
   buy(user: string): Promise<Purchase> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ user, resolve, reject });
-      if (this.#queue.length >= this.#maxBatch) {
-        this.#flush();
-      } else if (!this.#scheduled) {
-        this.#scheduled = true;
-        // setImmediate, as ioredis' auto-pipelining does: after this turn's requests were read.
-        setImmediate(() => {
-          this.#scheduled = false;
-          this.#flush();
-        });
-      }
-    });
-  }
-
-  #flush(): void {
-    const batch = this.#queue;
-    if (batch.length === 0) return;
-    this.#queue = [];
-    this.#sell(batch.map((p) => p.user)).then(
-      (answers) => {
-        for (const [i, p] of batch.entries()) p.resolve(answers[i]!);
-      },
-      (error) => {
-        for (const p of batch) p.reject(error);
-      },
-    );
+    return this.#turns.add(user);
   }
 
   async #sell(users: string[]): Promise<Purchase[]> {

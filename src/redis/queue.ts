@@ -2,6 +2,7 @@
 import { randomInt } from 'node:crypto';
 import type { RedisClient as Redis } from './client.ts';
 import { QUEUE_ADMISSION_FIELD, QUEUE_FIELD, QUEUE_RATE_FIELD, type QueueKeys } from './keys.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 /** join-3.lua's answers other than a position (n >= 1) or the pre-queue (0). */
 export enum JoinCode {
@@ -85,53 +86,15 @@ export async function admit(redis: Redis, keys: QueueKeys, factor: number, minSt
   };
 }
 
-interface Pending {
-  readonly user: string;
-  readonly resolve: (place: number) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/** Gathers the joins a worker receives in one event-loop turn into one script call (as PurchaseBatcher does). */
+/** Gathers the joins a worker receives in one event-loop turn into one script call (turn-batch.ts). */
 export class JoinBatcher {
-  readonly #redis: Redis;
-  readonly #keys: QueueKeys;
-  #queue: Pending[] = [];
-  #scheduled = false;
+  readonly #turns: TurnBatch<string, number>;
 
   constructor(redis: Redis, keys: QueueKeys) {
-    this.#redis = redis;
-    this.#keys = keys;
+    this.#turns = new TurnBatch((users) => joinMany(redis, keys, users));
   }
 
   join(user: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ user, resolve, reject });
-      if (this.#queue.length >= 64) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          this.#flush();
-        });
-      }
-    });
-  }
-
-  #flush(): void {
-    const batch = this.#queue;
-    if (batch.length === 0) return;
-    this.#queue = [];
-    joinMany(
-      this.#redis,
-      this.#keys,
-      batch.map((p) => p.user),
-    ).then(
-      (places) => {
-        for (const [i, p] of batch.entries()) p.resolve(places[i]!);
-      },
-      (error) => {
-        for (const p of batch) p.reject(error);
-      },
-    );
+    return this.#turns.add(user);
   }
 }
