@@ -4,6 +4,7 @@
 // SPIKE_SCREENSHOTS=1 it also refreshes the README's picture (test/screenshots/buyer.png).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
+import { sign } from 'hono/jwt';
 import type { Browser, Page } from 'playwright-core';
 import { SOLD_FIELD } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -146,6 +147,32 @@ describe("the buyer's page", () => {
     await late.page.waitForFunction(`document.querySelector('#result').textContent.startsWith('Sold out')`, undefined, { timeout: 5000 });
     expect(await late.page.locator('#state').textContent()).toBe('Sold out: every ticket is taken.');
     await late.page.close();
+  });
+
+  test('with signed users, the page takes the user from the JWT it is given and buys and pays as them', async () => {
+    const secret = 'jwt-secret-for-the-buyer-page-0123';
+    const signed = await startTestSpike(redis.url, { SPIKE_JWT_SECRET: secret, SPIKE_TOTAL: '1000', SPIKE_RESET: '1' });
+    try {
+      const token = await sign({ sub: 'grace', exp: Math.floor(Date.now() / 1000) + 600 }, secret, 'HS256');
+      const page = await browser.newPage({ viewport: { width: 390, height: 760 } });
+      await page.goto(`${signed.url(0)}/#token=${token}`);
+      await page.locator('#signed').waitFor();
+      expect(await page.locator('#subject').textContent()).toBe('grace');
+      expect(await page.locator('#user').inputValue()).toBe('grace');
+      await page.locator('#buy:enabled').waitFor();
+      await page.click('#buy');
+      await page.waitForFunction(`document.querySelector('#result').textContent.startsWith('You have a ticket!')`);
+      await page.click('#pay');
+      await page.waitForFunction(`document.querySelector('#result').textContent.startsWith('Paid.')`);
+      const order = (await (await fetch(`${signed.url(1)}/orders`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+        user: string;
+        state: string;
+      };
+      expect(order).toMatchObject({ user: 'grace', state: 'paid' });
+      await page.close();
+    } finally {
+      await signed.close();
+    }
   });
 
   test("a bad user name shows the server's message as a sentence, and buys nothing", async () => {
