@@ -9,6 +9,7 @@ import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { PAID_FIELD, SOLD_FIELD } from '../redis/keys.ts';
 import { BATCH_BUCKETS } from '../stock/local-stock.ts';
+import type { QueueBoard } from '../queue/board.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 
 export interface MetricsDeps {
@@ -100,6 +101,29 @@ function saleMetrics(registry: Registry, { book, ports }: MetricsDeps): void {
   });
 }
 
+/** Each waiting room's places given and admitted, from its board (sales without one have no sample). */
+function queueMetrics(registry: Registry, { book }: MetricsDeps): void {
+  const queued = (value: (view: ReturnType<QueueBoard['view']>) => number) => () =>
+    book
+      .all()
+      .filter((entry) => entry.queue.isQueued())
+      .map((entry) => ({ labels: { sale: entry.id }, value: value(entry.queue.view()) }));
+  sampled(
+    registry,
+    'spike_queue_joined',
+    'Places given in the waiting room (its last position).',
+    'gauge',
+    queued((v) => v.tail),
+  );
+  sampled(
+    registry,
+    'spike_queue_admitted',
+    'Places admitted so far (the serving counter).',
+    'gauge',
+    queued((v) => v.serving),
+  );
+}
+
 /** Orders by state and the writer's lag, from Redis; nothing when Redis does not answer (spike_redis_up says so). */
 function orderMetrics(registry: Registry, { book, redis }: MetricsDeps): void {
   const fromRedis = async <T>(read: () => Promise<T>): Promise<T | undefined> => read().catch(() => undefined);
@@ -142,6 +166,7 @@ export function createMetrics(deps: MetricsDeps): Registry {
     registry.removeSingleMetric(name);
   }
   saleMetrics(registry, deps);
+  queueMetrics(registry, deps);
   sampled(registry, 'spike_worker_restarts_total', 'Times a worker thread died and was started again.', 'counter', () =>
     deps.ports.map((port, w) => ({ labels: { worker: port }, value: deps.restarts(w) })),
   );

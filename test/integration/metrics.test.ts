@@ -109,6 +109,26 @@ describe('GET /metrics', () => {
     expect(code).toBe(0);
   });
 
+  test("tells each waiting room's places given and admitted, and nothing for a sale without one", async () => {
+    const res = await fetch(`${admin}/sales`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'lined-up', total: 2, queue: { admissionSeconds: 60 } }),
+    });
+    expect(res.status).toBe(201);
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(0)}/queue/status?sale=lined-up`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
+    for (const user of ['q1', 'q2', 'q3', 'q4', 'q5'])
+      await fetch(`${spike.url(0)}/queue/join?sale=lined-up&user=${user}`, { method: 'POST' });
+    await Bun.sleep(150);
+    await spike.admission.tick();
+    const text = await (await scrape()).text();
+    expect(value(text, 'spike_queue_joined', { sale: 'lined-up' })).toBe(5);
+    // 1.2 × the 2 tickets left, rounded up.
+    expect(value(text, 'spike_queue_admitted', { sale: 'lined-up' })).toBe(3);
+    expect(value(text, 'spike_queue_joined', { sale: 'ticket_hash_key' })).toBeUndefined();
+  });
+
   test('needs the metrics token (or, without one, the admin token)', async () => {
     expect((await scrape('wrong-token-0123456789')).status).toBe(401);
     expect((await fetch(`${admin}/metrics`)).status).toBe(401);
