@@ -54,7 +54,7 @@ function render(s) {
     const o = sale.orders || {};
     return '<tr data-sale="' + sale.id + '"><td>' + sale.id + '</td><td>' + sale.total + '</td><td class="sold">' + sale.sold + '</td><td>' + sale.remaining +
       '</td><td>' + perSecond.toFixed(0) + ' ' + spark(points) + '</td><td>' + (sale.open ? 'open' : 'closed') + '</td><td>' + (o.reserved ?? '–') + '</td><td>' +
-      (o.paid ?? '–') + '</td><td>' + (o.cancelled ?? '–') + '</td><td>' + (o.expired ?? '–') + '</td><td>' + (sale.writerLag ?? '–') + '</td></tr>';
+      (o.paid ?? '–') + '</td><td>' + (o.cancelled ?? '–') + '</td><td>' + (o.expired ?? '–') + '</td><td>' + (sale.writerLag ?? '–') + '</td><td class="queue">' + (sale.queue ? sale.queue.joined + ' / ' + sale.queue.admitted : '–') + '</td></tr>';
   }).join('');
   $('workers').innerHTML = s.workers.map((w) => {
     const before = previous && previous.workers.find((p) => p.port === w.port);
@@ -124,6 +124,7 @@ function Page() {
                 <th>cancelled</th>
                 <th>expired</th>
                 <th>writer lag</th>
+                <th title="waiting room: places given / admitted">queue</th>
               </tr>
             </thead>
             <tbody id="sales" />

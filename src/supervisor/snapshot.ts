@@ -28,6 +28,8 @@ export interface NodeSnapshot {
     soldAnswers: number;
     orders: Record<string, number> | null;
     writerLag: number | null;
+    /** Its waiting room: places given and admitted; null when it has none. */
+    queue: { joined: number; admitted: number } | null;
   }[];
   readonly workers: { port: number; localStock: number; sales: number; restarts: number; answers: number; unavailable: number }[];
 }
@@ -53,11 +55,13 @@ export async function nodeSnapshot({ node, book, redis, ports, restarts }: Snaps
   );
   const entries = book.all();
   const sales = await Promise.all(
-    entries.map(async ({ id, keys, stock }) => {
+    entries.map(async ({ id, keys, stock, queue }) => {
       const { total, sold, remaining } = stock.snapshot();
       const soldAnswers = ports.reduce((n, _, w) => n + stock.answers(w)[SOLD]!, 0);
       const extra = redisUp ? await fromRedis(redis, keys) : { orders: null, writerLag: null };
-      return { id, total, sold, remaining, open: stock.isOpen(), soldAnswers, ...extra };
+      const room = queue.view();
+      const waiting = room.queued ? { joined: room.tail, admitted: room.serving } : null;
+      return { id, total, sold, remaining, open: stock.isOpen(), soldAnswers, ...extra, queue: waiting };
     }),
   );
   const workers = ports.map((port, w) => {

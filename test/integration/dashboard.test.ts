@@ -64,6 +64,28 @@ describe('the dashboard', () => {
     await page.close();
   });
 
+  test("shows a waiting room's places given and admitted, live", async () => {
+    const res = await fetch(`${admin}/sales`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'dash-queue', total: 2, queue: { admissionSeconds: 60 } }),
+    });
+    expect(res.status).toBe(201);
+    const page = await browser.newPage();
+    await page.goto(`${admin}/dashboard#token=${TOKEN}`);
+    const cell = page.locator('tr[data-sale="dash-queue"] td.queue');
+    await cell.waitFor({ timeout: 5000 });
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(0)}/queue/status?sale=dash-queue`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
+    for (const user of ['v1', 'v2', 'v3', 'v4']) await fetch(`${spike.url(0)}/queue/join?sale=dash-queue&user=${user}`, { method: 'POST' });
+    // 1.2 × the 2 tickets left, rounded up, are admitted; the page follows within its second.
+    await page.waitForFunction(`document.querySelector('tr[data-sale="dash-queue"] td.queue')?.textContent === '4 / 3'`, undefined, {
+      timeout: 3000,
+    });
+    expect(await page.locator('tr[data-sale="ticket_hash_key"] td.queue').textContent()).toBe('–');
+    await page.close();
+  });
+
   test('with a wrong token says so clearly and shows no data', async () => {
     const page = await browser.newPage();
     await page.goto(`${admin}/dashboard#token=not-the-admin-token-42`);
