@@ -56,3 +56,23 @@ export async function servesSale(spike: TestSpike, sale: string): Promise<void> 
     }
   }
 }
+
+/** `POST /sales` on the admin API at `admin` with `body`; the answer, for the test to check. */
+export function adminCreateSale(admin: string, token: string, body: Record<string, unknown>): Promise<Response> {
+  return fetch(`${admin}/sales`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Waits until every worker of `spike` runs `sale`'s waiting room (a status without a ticket is then a 400). */
+export async function servesQueue(spike: TestSpike, sale: string): Promise<void> {
+  for (let i = 0; i < spike.ports.length; i++) {
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${spike.url(i)}/queue/status?sale=${sale}`)).status !== 400) {
+      if (Date.now() > deadline) throw new Error(`worker ${i} has no waiting room for ${sale}`);
+      await Bun.sleep(20);
+    }
+  }
+}

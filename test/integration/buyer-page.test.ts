@@ -10,7 +10,7 @@ import { SOLD_FIELD } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { adminCreateSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(60_000);
 
@@ -22,11 +22,7 @@ let browser: Browser;
 let admin: string;
 
 async function createSale(body: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${admin}/sales`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const res = await adminCreateSale(admin, TOKEN, body);
   expect(res.status).toBe(201);
   // Every worker has the sale and the sync has published its window (the page's countdown reads it).
   for (const url of spike.ports.map((_, i) => spike.url(i))) {

@@ -10,7 +10,7 @@ import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestCluster, type TestCluster } from '../helpers/servers.ts';
-import { servesSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { adminCreateSale, servesSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
 setDefaultTimeout(120_000);
@@ -104,11 +104,7 @@ describe('on a Redis Cluster', () => {
   });
 
   test('a sale with a waiting room sells exactly its total: 300 users join, wait their turn and buy', async () => {
-    const res = await fetch(`${admin}/sales`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'queued', total: 120, queue: { admissionSeconds: 30, admitPerSecond: 5000 } }),
-    });
+    const res = await adminCreateSale(admin, TOKEN, { id: 'queued', total: 120, queue: { admissionSeconds: 30, admitPerSecond: 5000 } });
     expect(res.status).toBe(201);
     await served('queued');
     const users = Array.from({ length: 300 }, (_, i) => `q${i}`);

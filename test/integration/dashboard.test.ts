@@ -8,7 +8,7 @@ import { freePort } from '../../src/services/free-port.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { adminCreateSale, servesQueue, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(60_000);
 
@@ -65,18 +65,13 @@ describe('the dashboard', () => {
   });
 
   test("shows a waiting room's places given and admitted, live", async () => {
-    const res = await fetch(`${admin}/sales`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'dash-queue', total: 2, queue: { admissionSeconds: 60 } }),
-    });
+    const res = await adminCreateSale(admin, TOKEN, { id: 'dash-queue', total: 2, queue: { admissionSeconds: 60 } });
     expect(res.status).toBe(201);
     const page = await browser.newPage();
     await page.goto(`${admin}/dashboard#token=${TOKEN}`);
     const cell = page.locator('tr[data-sale="dash-queue"] td.queue');
     await cell.waitFor({ timeout: 5000 });
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(0)}/queue/status?sale=dash-queue`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
+    await servesQueue(spike, 'dash-queue');
     for (const user of ['v1', 'v2', 'v3', 'v4']) await fetch(`${spike.url(0)}/queue/join?sale=dash-queue&user=${user}`, { method: 'POST' });
     // 1.2 × the 2 tickets left, rounded up, are admitted; the page follows within its second.
     await page.waitForFunction(`document.querySelector('tr[data-sale="dash-queue"] td.queue')?.textContent === '4 / 3'`, undefined, {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { freePort } from '../../src/services/free-port.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { adminCreateSale, servesQueue, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(60_000);
 
@@ -110,14 +110,9 @@ describe('GET /metrics', () => {
   });
 
   test("tells each waiting room's places given and admitted, and nothing for a sale without one", async () => {
-    const res = await fetch(`${admin}/sales`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'lined-up', total: 2, queue: { admissionSeconds: 60 } }),
-    });
+    const res = await adminCreateSale(admin, TOKEN, { id: 'lined-up', total: 2, queue: { admissionSeconds: 60 } });
     expect(res.status).toBe(201);
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(0)}/queue/status?sale=lined-up`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
+    await servesQueue(spike, 'lined-up');
     for (const user of ['q1', 'q2', 'q3', 'q4', 'q5'])
       await fetch(`${spike.url(0)}/queue/join?sale=lined-up&user=${user}`, { method: 'POST' });
     await Bun.sleep(150);

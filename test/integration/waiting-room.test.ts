@@ -7,7 +7,7 @@ import { queueKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { fire } from '../helpers/load.ts';
 import { startTestRedis, tempDir, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { adminCreateSale, servesQueue, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(120_000);
 
@@ -44,19 +44,9 @@ async function startSpike(env: Record<string, string> = {}): Promise<TestSpike> 
 
 /** A queued sale, created through the admin API, served by every worker. */
 async function createSale(id: string, total: number, queue: Record<string, number>, startsAt?: Date): Promise<void> {
-  const res = await fetch(`${admin}/sales`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ id, total, queue, startsAt: startsAt?.toISOString() }),
-  });
+  const res = await adminCreateSale(admin, TOKEN, { id, total, queue, startsAt: startsAt?.toISOString() });
   expect(res.status).toBe(201);
-  for (let i = 0; i < spike.ports.length; i++) {
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(i)}/queue/status?sale=${id}`)).status !== 400) {
-      if (Date.now() > deadline) throw new Error(`worker ${i} has no waiting room for ${id}`);
-      await Bun.sleep(20);
-    }
-  }
+  await servesQueue(spike, id);
 }
 
 async function adminPost(path: string): Promise<void> {
@@ -320,8 +310,7 @@ describe('the waiting room', () => {
     const serving = await redis.client.hget('steady', 'queue_serving');
     await spike.close();
     spike = await startSpike();
-    const deadline = Date.now() + 5000;
-    while ((await fetch(`${spike.url(3)}/queue/status?sale=steady`)).status !== 400 && Date.now() < deadline) await Bun.sleep(20);
+    await servesQueue(spike, 'steady');
     await admitRound();
     const after = await Promise.all(users.map((u, i) => poll('steady', tickets.get(u)!, i % 4).then(strip)));
     expect(after).toEqual(before);
