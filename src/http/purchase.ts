@@ -192,6 +192,8 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       return reply(c, stock, sale, user, SOLD_OUT);
     }
     let purchase: Purchase;
+    // A release while this call runs makes its "sold out" stale: only an unchanged count may set the flag.
+    const releases = stock.releases();
     try {
       purchase = await buy(user);
     } catch {
@@ -207,7 +209,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       stock.recordSale(worker);
     } else {
       stock.giveBack(worker);
-      if (purchase.code === PurchaseCode.SoldOut) stock.markSoldOut();
+      if (purchase.code === PurchaseCode.SoldOut && stock.releases() === releases) stock.markSoldOut();
     }
     const answer = answerFor(purchase);
     if (purchase.code === PurchaseCode.NoSale) {

@@ -10,8 +10,8 @@ export interface ReaperOptions {
   readonly intervalMs: number;
   /** Stream entries walked per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
-  /** Called after orders were released, so the sold-out flag and local stock follow at once. */
-  readonly onReleased?: (count: number) => void;
+  /** Called after orders of a sale were released, so its sold-out flag and local stock follow at once. */
+  readonly onReleased?: (sale: SaleKeys, orderIds: readonly string[]) => void;
 }
 
 /**
@@ -50,6 +50,7 @@ export class Reaper {
         for (;;) {
           const { ids, more } = await expireDue(this.#redis, keys, batch);
           released += ids.length;
+          if (ids.length > 0) this.#options.onReleased?.(keys, ids);
           if (!more) break;
         }
       }
@@ -58,7 +59,6 @@ export class Reaper {
       if (!this.#failing) log.warn(`[reaper] cannot release expired orders: ${error instanceof Error ? error.message : error}`);
       this.#failing = true;
     }
-    if (released > 0) this.#options.onReleased?.(released);
     return released;
   }
 

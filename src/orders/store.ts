@@ -121,3 +121,18 @@ export function redisOrderStore(redis: Redis, keys: SaleKeys): OrderStore {
     settle: (action, orderId, user) => settle(redis, keys, action, orderId, user),
   };
 }
+
+/**
+ * `store`, telling `onRelease` whenever a settle gave a ticket back (a cancel, or a payment too
+ * late that expired the order), so the sale is on sale again at once, not at the next sync.
+ */
+export function releasing(store: OrderStore, onRelease: () => void): OrderStore {
+  return {
+    ...store,
+    settle: async (action, orderId, user) => {
+      const settled = await store.settle(action, orderId, user);
+      if ((settled.code === SettleCode.Done && settled.state === 'cancelled') || settled.code === SettleCode.TooLate) onRelease();
+      return settled;
+    },
+  };
+}

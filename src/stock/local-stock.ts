@@ -23,6 +23,11 @@ enum Global {
   LowWater,
   /** 1 while the sale sells (not paused, inside its start and end, not recovering), as of the last sync. */
   Open,
+  /**
+   * Tickets released (cancelled, expired) on this node, counted: a sync that read Redis before a
+   * release must not set the sold-out flag the release just cleared.
+   */
+  Releases,
   /** Purchase script calls (batches) observed, then one counter per bucket of BATCH_BUCKETS. */
   Batches,
   Buckets,
@@ -212,6 +217,20 @@ export class LocalStock {
 
   clearSoldOut(): void {
     Atomics.store(this.#cells, Global.SoldOut, 0);
+  }
+
+  /**
+   * A ticket of this sale was released (an order cancelled or expired): it is on sale again at
+   * once on every worker of the node, before the next sync, which then tops the workers up.
+   */
+  noteRelease(): void {
+    Atomics.add(this.#cells, Global.Releases, 1);
+    this.clearSoldOut();
+  }
+
+  /** How many releases this node noted; a sync compares it before and after its read of Redis. */
+  releases(): number {
+    return Atomics.load(this.#cells, Global.Releases);
   }
 
   /** Publishes the global count last read from Redis, for `GET /stock`. */

@@ -76,6 +76,7 @@ export class StockSync {
   }
 
   async #syncSale({ id, keys, stock, queue }: SaleEntry): Promise<void> {
+    const releases = stock.releases();
     const count = await readSale(this.#redis, keys);
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
@@ -94,7 +95,8 @@ export class StockSync {
     stock.setWindow(count.startsAt, count.endsAt);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {
-      stock.markSoldOut();
+      // A release noted after the read is newer than it: the next sync (it asked for one) decides.
+      if (stock.releases() === releases) stock.markSoldOut();
       return;
     }
     stock.clearSoldOut();

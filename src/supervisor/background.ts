@@ -114,7 +114,10 @@ export function startReaper(config: Config, redis: RedisClient, { book, sync }: 
   const reaper = new Reaper(redis, {
     sales: () => book.all().map((entry) => entry.keys),
     intervalMs: config.reapMs,
-    onReleased: () => void sync.kick(),
+    onReleased: (keys) => {
+      book.get(keys.sale)?.stock.noteRelease();
+      void sync.kick();
+    },
   });
   reaper.start();
   stack.defer(() => reaper.stop());

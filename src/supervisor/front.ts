@@ -44,6 +44,7 @@ export async function startWorkers(
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     onTopUp: () => void sync.kick(),
+    onReleased: () => void sync.kick(),
     say,
     onFatal: (message) => onFatal(new Error(message)),
   });

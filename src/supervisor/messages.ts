@@ -53,4 +53,6 @@ export type FromWorker =
   | { readonly type: 'fatal'; readonly worker: number; readonly message: string }
   /** A sale's local stock is low (or out) while the sale is not sold out: please top me up now. */
   | { readonly type: 'topUp'; readonly worker: number; readonly sale: string }
+  /** A buyer cancelled (or paid too late): a ticket of the sale is back; sync now so every worker can sell it. */
+  | { readonly type: 'released'; readonly worker: number; readonly sale: string }
   | { readonly type: 'stopped'; readonly worker: number };

@@ -8,6 +8,8 @@ export interface WorkerPoolOptions extends WorkerSettings {
   /** The sales' buffers as they stand now (a restarted worker gets them all). */
   readonly sales: () => readonly SaleBuffer[];
   readonly onTopUp: (worker: number, sale: string) => void;
+  /** A worker released a ticket of `sale` (a cancel, a payment too late). */
+  readonly onReleased: (sale: string) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
   /** A worker that cannot start at all (port taken): the supervisor should give up. */
@@ -99,6 +101,9 @@ export class WorkerPool {
         case 'topUp':
           this.#options.onTopUp(i, message.sale);
           break;
+        case 'released':
+          this.#options.onReleased(message.sale);
+          break;
         case 'fatal':
           slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}; is the port in use? choose free ports`));
           this.#options.onFatal(message.message);
@@ -129,7 +134,7 @@ export class WorkerPool {
         if (!this.#stopping) this.#spawn(i);
       }, delay);
     });
-    const { ports, sales, onTopUp: _topUp, say: _say, onFatal: _fatal, ...settings } = this.#options;
+    const { ports, sales, onTopUp: _topUp, onReleased: _released, say: _say, onFatal: _fatal, ...settings } = this.#options;
     const init: ToWorker = { type: 'init', worker: i, workers: ports.length, port, sales: sales(), ...settings };
     thread.postMessage(init);
   }

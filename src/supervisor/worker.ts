@@ -5,7 +5,7 @@ import { createApp, type AppDeps, type SaleContext } from '../http/app.ts';
 import { soldOutRoute } from '../http/fast-path.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
-import { redisOrderStore } from '../orders/store.ts';
+import { redisOrderStore, releasing } from '../orders/store.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
@@ -36,7 +36,11 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
   sales.set(id, {
     stock,
     buy: (user) => batcher.buy(user),
-    orders: redisOrderStore(client, keys),
+    // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
+    orders: releasing(redisOrderStore(client, keys), () => {
+      stock.noteRelease();
+      send({ type: 'released', worker: init.worker, sale: id });
+    }),
     name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
     queue: waitingRoom(client, id, queue),
   });

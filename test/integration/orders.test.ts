@@ -186,7 +186,12 @@ describe('paying and expiring at the same instant', () => {
 
 describe('the reaper in the running system', () => {
   test('1000 reservations with a 2 s window, half paid: the rest expire, sold drops to 500, and the tickets sell again', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_PAY_WINDOW: '2', SPIKE_REAP_MS: '100' });
+    const spike = await startTestSpike(redis.url, {
+      SPIKE_TOTAL: '1000',
+      SPIKE_RESET: 'force',
+      SPIKE_PAY_WINDOW: '2',
+      SPIKE_REAP_MS: '100',
+    });
     const sale = saleKeys(DEFAULT_SALE);
     try {
       const first = await fire(
@@ -240,7 +245,7 @@ describe('the reaper in the running system', () => {
     const dataDir = tempDir('restart-data');
     const env = { SPIKE_TOTAL: '600', SPIKE_PAY_WINDOW: '60', SPIKE_DATA_DIR: dataDir };
     const sale = saleKeys(DEFAULT_SALE);
-    let spike = await startTestSpike(redis.url, { ...env, SPIKE_RESET: '1' }, ports);
+    let spike = await startTestSpike(redis.url, { ...env, SPIKE_RESET: 'force' }, ports);
     try {
       const first = await fire(
         Array.from({ length: 400 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?user=s${i}`),
@@ -274,6 +279,33 @@ describe('the reaper in the running system', () => {
     } finally {
       await spike.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a released ticket', () => {
+  // A cancel left the sold-out flag set until the next sync: buyers were told "sold out" for up to
+  // a sync period while the seat was free. The cancel now clears it on every worker of the node
+  // before it answers, and asks the sync to top the workers up.
+  test('is on sale again at once: a 1-ticket sale bought, cancelled and bought from another worker answers code 1, 100 rounds', async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1', SPIKE_RESET: 'force', SPIKE_SYNC_MS: '1000' });
+    try {
+      const results: number[] = [];
+      for (let round = 0; round < 100; round++) {
+        const [first, second] = [round % 4, (round + 1 + (round % 3)) % 4];
+        const bought = (await (await fetch(`${spike.url(first)}/buy/ticket?user=a${round}`)).json()) as { code: number; orderId: string };
+        expect(bought.code).toBe(1);
+        // The sale is sold out now on every worker of the node (the first buy's answer marks it at once).
+        expect(((await (await fetch(`${spike.url(second)}/buy/ticket?user=probe${round}`)).json()) as { code: number }).code).toBe(-1);
+        const cancel = await fetch(`${spike.url(first)}/orders/${bought.orderId}/cancel?user=a${round}`, { method: 'POST' });
+        expect(cancel.status).toBe(200);
+        results.push(((await (await fetch(`${spike.url(second)}/buy/ticket?user=b${round}`)).json()) as { code: number }).code);
+        const again = (await (await fetch(`${spike.url(second)}/orders?user=b${round}`)).json()) as { orderId: string };
+        await fetch(`${spike.url(second)}/orders/${again.orderId}/cancel?user=b${round}`, { method: 'POST' });
+      }
+      expect(countBy(results, (code) => code)).toEqual(new Map([[1, 100]]));
+    } finally {
+      await spike.close();
     }
   });
 });
