@@ -50,6 +50,8 @@ export interface Config {
   readonly redisTimeoutMs: number;
   /** Wipe the default sale and start it again with `total` tickets. */
   readonly reset: boolean;
+  /** A reset may wipe a sale that holds reserved or paid orders (`--reset --force`, SPIKE_RESET=force). */
+  readonly resetForce: boolean;
   /** Time to pay a reserved order, in ms; 0: orders never expire. */
   readonly payWindowMs: number;
   /** How often the reaper looks for orders past their deadline. */
@@ -242,6 +244,15 @@ function secret(env: Env, name: string): string | undefined {
   return raw;
 }
 
+/** SPIKE_RESET (0, 1 or force) and --reset [--force]. */
+function resetSetting(env: Env, argv: readonly string[]): { reset: boolean; resetForce: boolean } {
+  const raw = (env.SPIKE_RESET ?? '').trim();
+  if (!['', '0', '1', 'force'].includes(raw))
+    throw new ConfigError(`SPIKE_RESET=${raw} is not accepted; accepted: 1 or 0, or force (also wipe a sale that holds orders)`);
+  const force = raw === 'force' || argv.includes('--force');
+  return { reset: force || raw === '1' || argv.includes('--reset'), resetForce: force };
+}
+
 /** The settings that meet the crowd: limits at the edge and per user, and the waiting room. */
 function crowdSettings(env: Env) {
   return {
@@ -261,8 +272,11 @@ function crowdSettings(env: Env) {
  */
 export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.argv.slice(2)): Config {
   for (const arg of argv) {
-    if (arg !== '--reset') throw new ConfigError(`unknown argument ${arg}; accepted: --reset (wipe the default sale and start it again)`);
+    if (arg !== '--reset' && arg !== '--force')
+      throw new ConfigError(`unknown argument ${arg}; accepted: --reset (wipe the default sale and start it again), --force`);
   }
+  if (argv.includes('--force') && !argv.includes('--reset'))
+    throw new ConfigError('--force goes with --reset (wipe the default sale even though it holds orders)');
   const portList = ports(env);
   const total = integer(env, 'SPIKE_TOTAL', 10_000, 0, 1_000_000_000);
   const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
@@ -306,7 +320,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     dataDir: (env.SPIKE_DATA_DIR ?? '').trim() || './data',
     syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
     redisTimeoutMs,
-    reset: argv.includes('--reset') || flag(env, 'SPIKE_RESET'),
+    ...resetSetting(env, argv),
     payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),

@@ -24,8 +24,15 @@ export function logLine(level: Level, msg: string, fields?: Record<string, strin
   return `${time} ${level.toUpperCase().padEnd(5)} ${msg}${extra}`;
 }
 
+// A reader that went away (`bun run start | tee log` ended by Ctrl-C, a closed terminal) makes
+// every later write fail with EPIPE; unhandled, that error killed the process in the middle of
+// its graceful stop and left Redis and nginx running. The lines are dropped instead.
+const broken = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) stream.on?.('error', () => broken.add(stream));
+
 function write(level: Level, msg: string, fields?: Record<string, string | number | boolean>): void {
-  (level === 'info' ? process.stdout : process.stderr).write(`${logLine(level, msg, fields)}\n`);
+  const stream = level === 'info' ? process.stdout : process.stderr;
+  if (!broken.has(stream)) stream.write(`${logLine(level, msg, fields)}\n`);
 }
 
 export const log = {

@@ -93,7 +93,7 @@ export async function waitCost(seconds: number): Promise<LoadResult> {
 /** A supervisor child on free ports against `redisUrl`, without nginx, admin or writer. */
 async function startSupervisorProcess(dir: string, redisUrl: string, env: Record<string, string> = {}) {
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts'), '--reset'], {
+  const child = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts'), '--reset', '--force'], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -1,12 +1,14 @@
-/** `bun run start [-- --reset]`: runs the supervisor until a signal stops it. */
+/** `bun run start [-- --reset [--force]]`: runs the supervisor until a signal stops it. */
 import { log } from '../log.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommandLine, usageError } from './args.ts';
 
-const USAGE = `usage: bun run start [-- --reset]
+const USAGE = `usage: bun run start [-- --reset [--force]]
   --reset   wipe the default sale (counts, buyers, orders; its database rows move to
-            orders_archive) and start it again with SPIKE_TOTAL tickets
+            orders_archive) and start it again with SPIKE_TOTAL tickets; refused while
+            it holds reserved or paid orders, unless
+  --force   is given too
   --help    this text
 Settings are environment variables (README, Settings), e.g. SPIKE_TOTAL=500 bun run start`;
 
@@ -25,7 +27,7 @@ function exitOnStartFailure(error: unknown): never {
 const SAME_REQUEST_MS = 2000;
 
 async function main(): Promise<void> {
-  const { positionals } = parseCommandLine(Bun.argv.slice(2), { reset: { type: 'boolean' } }, USAGE);
+  const { positionals } = parseCommandLine(Bun.argv.slice(2), { reset: { type: 'boolean' }, force: { type: 'boolean' } }, USAGE);
   if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
   let config: Config;
   try {
@@ -54,8 +56,8 @@ async function main(): Promise<void> {
     log.info('spike: stopped');
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // A closed terminal (SIGHUP) stops it like Ctrl-C: the children are never left behind.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal));
   let supervisor: Supervisor | undefined;
   starting = startSupervisor(config, {
     onFatal: (error) => {

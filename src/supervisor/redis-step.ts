@@ -1,10 +1,10 @@
 /** The supervisor's first steps: Redis (its own, or the one configured), the default sale, the order database. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { createRedis, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
-import { DEFAULT_SALE, queueKeys, SALES_KEY, saleKeys } from '../redis/keys.ts';
+import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD } from '../redis/keys.ts';
 import { setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
 import { ensureSale, type SaleCount } from '../redis/sale.ts';
@@ -41,6 +41,7 @@ export async function startRedis(config: Config, stack: Stack, say: (line: strin
 /** The default sale: created with SPIKE_TOTAL when new, continued as it is otherwise, wiped by a reset. */
 export async function startDefaultSale(config: Config, redis: RedisClient, say: (line: string) => void): Promise<SaleCount> {
   const keys = saleKeys(DEFAULT_SALE);
+  if (config.reset && !config.resetForce) await refuseToWipeOrders(redis, keys);
   const sale = await ensureSale(redis, keys, config.total, config.reset);
   say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
   if (config.queue) {
@@ -54,6 +55,20 @@ export async function startDefaultSale(config: Config, redis: RedisClient, say: 
   }
   await redis.sadd(SALES_KEY, DEFAULT_SALE);
   return sale;
+}
+
+/**
+ * A reset left in the environment (SPIKE_RESET=1) must not sell paid seats again at the next
+ * restart: a sale that holds live orders is wiped only with --force; until then nothing changes.
+ */
+async function refuseToWipeOrders(redis: RedisClient, keys: ReturnType<typeof saleKeys>): Promise<void> {
+  const [sold, paid] = (await redis.hmget(keys.sale, SOLD_FIELD, PAID_FIELD)).map((v) => Number(v ?? 0)) as [number, number];
+  if (sold <= 0) return;
+  throw new ConfigError(
+    `SPIKE_RESET: sale ${keys.sale} holds ${paid} paid and ${sold - paid} reserved orders; a reset would move them to the ` +
+      'orders_archive table and sell their seats again, so nothing was changed. To do it anyway: ' +
+      'bun run start -- --reset --force (or SPIKE_RESET=force)',
+  );
 }
 
 /**

@@ -24,7 +24,7 @@ beforeAll(async () => {
   const port = await freePort();
   spike = await startTestSpike(redis.url, {
     SPIKE_TOTAL: '50',
-    SPIKE_RESET: '1',
+    SPIKE_RESET: 'force',
     SPIKE_ADMIN_PORT: String(port),
     SPIKE_ADMIN_TOKEN: TOKEN,
   });

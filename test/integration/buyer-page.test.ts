@@ -51,7 +51,7 @@ async function openPage(sale: string, width = 390): Promise<{ page: Page; outsid
 beforeAll(async () => {
   redis = await startTestRedis();
   const port = await freePort();
-  spike = await startTestSpike(redis.url, { SPIKE_RESET: '1', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
+  spike = await startTestSpike(redis.url, { SPIKE_RESET: 'force', SPIKE_ADMIN_PORT: String(port), SPIKE_ADMIN_TOKEN: TOKEN });
   admin = `http://127.0.0.1:${port}`;
   nginx = await startTestNginx(spike.ports);
   browser = await launchBrowser();
@@ -147,7 +147,7 @@ describe("the buyer's page", () => {
 
   test('with signed users, the page takes the user from the JWT it is given and buys and pays as them', async () => {
     const secret = 'jwt-secret-for-the-buyer-page-0123';
-    const signed = await startTestSpike(redis.url, { SPIKE_JWT_SECRET: secret, SPIKE_TOTAL: '1000', SPIKE_RESET: '1' });
+    const signed = await startTestSpike(redis.url, { SPIKE_JWT_SECRET: secret, SPIKE_TOTAL: '1000', SPIKE_RESET: 'force' });
     try {
       const token = await sign({ sub: 'grace', exp: Math.floor(Date.now() / 1000) + 600 }, secret, 'HS256');
       const page = await browser.newPage({ viewport: { width: 390, height: 760 } });

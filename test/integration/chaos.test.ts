@@ -152,7 +152,7 @@ beforeAll(async () => {
   await until('redis', async () => (await redis.ping()) === 'PONG');
   // The order writer runs in a supervisor of its own on the test machine, so killing a node
   // never takes the writer with it.
-  writer = await startTestSpike(redisUrl, { SPIKE_TOTAL: '3000', SPIKE_RESET: '1', SPIKE_NODE_ID: 'writer' });
+  writer = await startTestSpike(redisUrl, { SPIKE_TOTAL: '3000', SPIKE_RESET: 'force', SPIKE_NODE_ID: 'writer' });
   await Promise.all(NODES.map(startNode));
   const port = await freePort();
   nginx = await startNginx({
@@ -225,7 +225,7 @@ describe('chaos on test hosts', () => {
     await Bun.sleep(1000);
     redisServer = startRedis();
     await until('redis', async () => (await redis.ping()) === 'PONG');
-    // nginx skips every upstream that failed twice for fail_timeout (5 s): sales resume after it.
+    // nginx skips every upstream that failed twice for fail_timeout (1 s): sales resume after it.
     await until('sales through nginx again', async () => (await buyers(20)).some((a) => a.body.code === 1), 30_000);
     buying = false;
     await loop;

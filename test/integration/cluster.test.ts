@@ -30,7 +30,7 @@ beforeAll(async () => {
   spike = await startTestSpike('', {
     REDIS_CLUSTER: cluster.nodes.join(','),
     SPIKE_TOTAL: '600',
-    SPIKE_RESET: '1',
+    SPIKE_RESET: 'force',
     SPIKE_ADMIN_PORT: String(port),
     SPIKE_ADMIN_TOKEN: TOKEN,
   });

@@ -29,7 +29,7 @@ beforeAll(async () => {
   dir = tempDir('durable-redis');
   // The private Redis exactly as `bun run start` starts it with the default settings.
   server = await startRedisServer({ dir, appendfsync: loadConfig({}, []).appendfsync });
-  spike = await startTestSpike(server.url, { SPIKE_TOTAL: '100000000', SPIKE_RESET: '1', SPIKE_WRITER: '0' });
+  spike = await startTestSpike(server.url, { SPIKE_TOTAL: '100000000', SPIKE_RESET: 'force', SPIKE_WRITER: '0' });
 });
 afterAll(async () => {
   await spike.close();

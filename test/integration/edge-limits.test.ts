@@ -33,7 +33,7 @@ async function burst(host: string, url: string, count: number, lanes: number, ga
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: '1' });
+  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force' });
   net = startTestNet(['greedy', 'polite']);
 });
 afterAll(async () => {

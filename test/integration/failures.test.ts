@@ -56,7 +56,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Pro
 
 describe('failures mid-sale', () => {
   test('a crashed worker thread is restarted with its local stock, and the sale still sells exactly the total', async () => {
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '3000', SPIKE_RESET: '1' });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '3000', SPIKE_RESET: 'force' });
     const s = spike;
     const running = wave(s, 6000, 100);
     await until('some sales', async () => (await sold()) >= 500);
@@ -74,7 +74,7 @@ describe('failures mid-sale', () => {
   });
 
   test('Redis stopped mid-sale: 503s while it is down, sales resume by themselves, no oversell, no lost order', async () => {
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '2000', SPIKE_RESET: '1' });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '2000', SPIKE_RESET: 'force' });
     const s = spike;
     await wave(s, 800);
     const soldBefore = await sold();
@@ -97,7 +97,7 @@ describe('failures mid-sale', () => {
 
   test('the supervisor stopped and started again mid-sale continues from Redis without a reset', async () => {
     const ports = await freePorts(4);
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '2000', SPIKE_RESET: '1' }, ports);
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '2000', SPIKE_RESET: 'force' }, ports);
     await wave(spike, 1200);
     await spike.close();
     spike = undefined;

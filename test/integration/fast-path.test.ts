@@ -15,7 +15,7 @@ const logDir = tempDir('fast-path-logs');
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1', SPIKE_RESET: '1', SPIKE_LOG_DIR: logDir });
+  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1', SPIKE_RESET: 'force', SPIKE_LOG_DIR: logDir });
   const first = (await (await fetch(`${spike.url(0)}/buy/ticket?user=first`)).json()) as { code: number };
   expect(first.code).toBe(1);
   // Every worker sees the sale sold out (the flag the native route reads).

@@ -22,7 +22,7 @@ beforeAll(async () => {
   const port = await freePort();
   spike = await startTestSpike(redis.url, {
     SPIKE_TOTAL: '20',
-    SPIKE_RESET: '1',
+    SPIKE_RESET: 'force',
     SPIKE_PAY_WINDOW: '1',
     SPIKE_REAP_MS: '100',
     SPIKE_ADMIN_PORT: String(port),

@@ -28,7 +28,7 @@ describe('nginx', () => {
   });
 
   test('splits 1000 requests 1:2:3:4 over the four workers', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: '1' });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force' });
     const nginx = await startTestNginx(spike.ports);
     try {
       const answers = await fire(
@@ -52,7 +52,7 @@ describe('nginx', () => {
     // Four upstreams, but nothing listens on the first: its share must go to the others, and
     // their local stock (300 each, 900 in all) must be topped up to sell all 1000.
     const [dead, ...live] = await freePorts(4);
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_LOCAL_STOCK: '300' }, live);
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: 'force', SPIKE_LOCAL_STOCK: '300' }, live);
     const nginx = await startTestNginx([dead!, ...live]);
     try {
       const answers = await fire(
@@ -74,7 +74,7 @@ describe('nginx', () => {
   // closed connection on every worker and marks each down after max_fails, so a few such requests
   // a second once locked 28 of 32 real buyers out ("no live upstreams").
   test('bad requests through nginx during a sale get 4xx and shut no buyer out', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1' });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: 'force' });
     const nginx = await startTestNginx(spike.ports);
     const port = Number(new URL(nginx.url).port);
     const bad: { what: string; status: number }[] = [];
@@ -127,7 +127,7 @@ describe('nginx', () => {
   // Bun 1.4.5 sells to a client that half-closes its socket or pipelines two requests without
   // answering it (README, known limits); nginx reads the whole request and answers.
   test('a half-closed or pipelined purchase through nginx is answered', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1' });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: 'force' });
     const nginx = await startTestNginx(spike.ports);
     const port = Number(new URL(nginx.url).port);
     try {

@@ -32,7 +32,7 @@ const sold = async () => Number(await redis.client.hget(sale.sale, SOLD_FIELD));
 describe('several nodes on one Redis', () => {
   test('sell exactly the total together, and a node that stops mid-sale leaves its share to the other', async () => {
     const env = { SPIKE_TOTAL: '2000', DATABASE_URL: postgres.url };
-    const a = await startTestSpike(redis.url, { ...env, SPIKE_RESET: '1', SPIKE_NODE_ID: 'node-a' });
+    const a = await startTestSpike(redis.url, { ...env, SPIKE_RESET: 'force', SPIKE_NODE_ID: 'node-a' });
     const b = await startTestSpike(redis.url, { ...env, SPIKE_NODE_ID: 'node-b' });
     let user = 0;
     const wave = (node: typeof a, n: number) =>
@@ -80,8 +80,8 @@ describe('several nodes on one Redis', () => {
     expect(render.stderr.toString()).toBe('');
     expect(render.exitCode).toBe(0);
     const conf = await Bun.file(out).text();
-    expect(conf).toContain('server 127.0.0.2:4001 weight=3 max_fails=2 fail_timeout=5s;');
-    expect(conf).toContain('server localhost:4002 weight=1 max_fails=2 fail_timeout=5s;');
+    expect(conf).toContain('server 127.0.0.2:4001 weight=3 max_fails=2 fail_timeout=1s;');
+    expect(conf).toContain('server localhost:4002 weight=1 max_fails=2 fail_timeout=1s;');
     // The file says what it is and how to run it, and keeps its pid file and log in the runtime folder.
     expect(conf).toStartWith(
       '# spike: nginx in front of 3 workers, weighted round-robin:\n#   127.0.0.1:4001 weight=1, 127.0.0.2:4001 weight=3, localhost:4002 weight=1\n',

@@ -225,7 +225,7 @@ function threadNice(tid: number): number {
 
 describe('the order writer in the running system', () => {
   test("runs on a thread of its own at a lower CPU priority (nice 10), so a spike's buyers come first", async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: '1' });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: 'force' });
     try {
       const tid = spike.writer?.tid;
       expect(tid).toBeNumber();
@@ -237,7 +237,7 @@ describe('the order writer in the running system', () => {
   });
 
   test('a writer thread that dies is started again, at low priority, and writes the orders sold while it was gone', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '40', SPIKE_RESET: '1' });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '40', SPIKE_RESET: 'force' });
     const sale = saleKeys(DEFAULT_SALE);
     try {
       const writer = spike.writer!;
@@ -268,7 +268,7 @@ describe('the order writer in the running system', () => {
 
 describe('the running system with DATABASE_URL', () => {
   test('writes its orders to PostgreSQL, and the audit against PostgreSQL is clean', async () => {
-    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '300', SPIKE_RESET: '1', DATABASE_URL: postgres.url });
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '300', SPIKE_RESET: 'force', DATABASE_URL: postgres.url });
     const sale = saleKeys(DEFAULT_SALE);
     try {
       const answers = await fire(

@@ -36,7 +36,7 @@ async function orders(): Promise<{ user: string; port: string }[]> {
 
 describe('buyers racing over four workers', () => {
   test('sells exactly 10 000 when 20 000 distinct users race over four workers', async () => {
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1', SPIKE_LOG_DIR: logDir });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: 'force', SPIKE_LOG_DIR: logDir });
     const urls = Array.from({ length: 20_000 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=u${i}`);
     const answers = await fire(urls, 200);
 
@@ -65,7 +65,7 @@ describe('buyers racing over four workers', () => {
   test('sells one user one ticket when they try 50 times at once across the workers; past the cap they get 429', async () => {
     // The node counts the user's attempts in shared memory whichever worker takes them: 30 try
     // (one buys, 29 are told they hold it), the other 20 are refused before Redis.
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: '1', SPIKE_USER_ATTEMPTS: '30' });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10000', SPIKE_RESET: 'force', SPIKE_USER_ATTEMPTS: '30' });
     const answers = await fire(
       Array.from({ length: 50 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=greedy`),
       50,
@@ -87,7 +87,7 @@ describe('buyers racing over four workers', () => {
   });
 
   test('the attempt cap holds one user back and no other: 20 people with 3 tries each all get theirs', async () => {
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100', SPIKE_RESET: '1', SPIKE_USER_ATTEMPTS: '3' });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100', SPIKE_RESET: 'force', SPIKE_USER_ATTEMPTS: '3' });
     const urls = Array.from({ length: 100 }, (_, i) => `${spike!.url(i % 4)}/buy/ticket?user=${i < 40 ? 'bot' : `p${i % 20}`}`);
     const answers = await fire(urls, 20);
     await spike.close();
@@ -103,7 +103,7 @@ describe('buyers racing over four workers', () => {
   test('sells every ticket when one worker gets no traffic, with at most about total + buffer buyers sent to Redis', async () => {
     // Workers 1-3 hold 3 × 300 = 900 units for 1000 tickets: the sync must top them up from
     // what worker 0 never sold. Demand is 4000 users; Redis must not see one call per request.
-    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: '1', SPIKE_LOCAL_STOCK: '300' });
+    spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '1000', SPIKE_RESET: 'force', SPIKE_LOCAL_STOCK: '300' });
     await redis.client.config('RESETSTAT');
     const urls = Array.from({ length: 4000 }, (_, i) => `${spike!.url(1 + (i % 3))}/buy/ticket?user=w${i}`);
     const answers = await fire(urls, 60);

@@ -145,7 +145,7 @@ describe.each([
   test('while the system runs: nothing is sold twice, and the 100 lost orders come back to their buyers', async () => {
     const redis = new RestorableRedis();
     await redis.start();
-    const env = { SPIKE_TOTAL: '300', SPIKE_RESET: '1', SPIKE_PAY_WINDOW: '3600', ...dbEnv() };
+    const env = { SPIKE_TOTAL: '300', SPIKE_RESET: 'force', SPIKE_PAY_WINDOW: '3600', ...dbEnv() };
     const spike = await startTestSpike(redis.server.url, env);
     try {
       const first = await buy(spike, names('first', 200));
@@ -176,7 +176,7 @@ describe.each([
     const dataDir = tempDir('reconcile-data');
     const logDir = tempDir('reconcile-logs');
     const env = { SPIKE_TOTAL: '300', SPIKE_PAY_WINDOW: '3600', SPIKE_DATA_DIR: dataDir, SPIKE_LOG_DIR: logDir, ...dbEnv() };
-    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
+    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: 'force' });
     try {
       expect((await buy(spike, names('first', 200))).filter((a) => a.body.code === 1)).toHaveLength(200);
       await written(spike, env, 200);
@@ -213,7 +213,7 @@ describe('bun run audit', () => {
     await redis.start();
     const dataDir = tempDir('repair-data');
     const env = { SPIKE_TOTAL: '300', SPIKE_PAY_WINDOW: '3600', SPIKE_DATA_DIR: dataDir };
-    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
+    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: 'force' });
     try {
       expect((await buy(spike, names('first', 200))).filter((a) => a.body.code === 1)).toHaveLength(200);
       await written(spike, env, 200);
@@ -335,12 +335,12 @@ describe('--reset', () => {
     await redis.start();
     const dataDir = tempDir('reset-data');
     const env = { SPIKE_TOTAL: '50', SPIKE_DATA_DIR: dataDir };
-    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
+    let spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: 'force' });
     try {
       expect((await buy(spike, names('old', 10))).filter((a) => a.body.code === 1)).toHaveLength(10);
       await written(spike, env, 10);
       await spike.close();
-      spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: '1' });
+      spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: 'force' });
       expect((await buy(spike, names('new', 5))).filter((a) => a.body.code === 1)).toHaveLength(5);
       const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-reset' });
       try {
@@ -368,7 +368,7 @@ describe('a reset under a running system', () => {
   test('is not taken for Redis having lost writes: the new sale sells, nothing of the old one comes back', async () => {
     const redis = new RestorableRedis();
     await redis.start();
-    const env = { SPIKE_TOTAL: '100', SPIKE_RESET: '1' };
+    const env = { SPIKE_TOTAL: '100', SPIKE_RESET: 'force' };
     const spike = await startTestSpike(redis.server.url, env);
     const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-live-reset' });
     try {

@@ -328,3 +328,72 @@ describe('bun run start', () => {
     expect(await new Response(proc.stderr).text()).toContain(`an nginx from an earlier run (pid ${process.pid})`);
   });
 });
+
+describe('stopping and resetting safely', () => {
+  const privateEnv = async (dataDir: string) => ({
+    REDIS_URL: '',
+    SPIKE_DATA_DIR: dataDir,
+    SPIKE_LOG_DIR: join(dataDir, 'logs'),
+    SPIKE_PORTS: (await freePorts(4)).join(','),
+    SPIKE_NGINX: '0',
+    SPIKE_ADMIN_PORT: '0',
+  });
+  const redisPidIn = (dataDir: string) => Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8'));
+
+  // A closed terminal sent SIGHUP, which killed the supervisor at once and left Redis running;
+  // `bun run start | tee log` ended by Ctrl-C made the supervisor's next log line fail (EPIPE),
+  // which killed it half-way through its stop.
+  test('SIGHUP, and Ctrl-C with the reader of its output gone, stop it gracefully with nothing left behind', async () => {
+    for (const how of ['SIGHUP', 'broken stdout'] as const) {
+      const dataDir = tempDir('hup');
+      dirs.push(dataDir);
+      const proc = run(await privateEnv(dataDir));
+      expect(await readUntil(proc, 'ready:')).toContain('ready:');
+      const redisPid = redisPidIn(dataDir);
+      if (how === 'SIGHUP') proc.kill('SIGHUP');
+      else {
+        await proc.stdout.cancel();
+        proc.kill('SIGINT');
+      }
+      expect(await proc.exited).toBe(0);
+      expect(isAlive(redisPid)).toBe(false);
+    }
+  });
+
+  // SPIKE_RESET=1 left in the environment archived 50 paid orders at the next restart and sold
+  // their seats again.
+  test('a reset of a sale that holds paid or reserved orders is refused with exit 2 and the counts, unless forced', async () => {
+    const dataDir = tempDir('reset-guard');
+    dirs.push(dataDir);
+    const env = await privateEnv(dataDir);
+    const first = run(env);
+    await readUntil(first, 'ready:');
+    const port = env.SPIKE_PORTS.split(',')[0];
+    for (const user of ['ann', 'bob', 'cy']) {
+      const { orderId } = (await (await fetch(`http://127.0.0.1:${port}/buy/ticket?user=${user}`)).json()) as { orderId: string };
+      if (user !== 'cy')
+        expect((await fetch(`http://127.0.0.1:${port}/orders/${orderId}/pay?user=${user}`, { method: 'POST' })).status).toBe(200);
+    }
+    first.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const refused = run({ ...env, SPIKE_RESET: '1' });
+    expect(await refused.exited).toBe(2);
+    expect(await new Response(refused.stderr).text()).toContain(
+      'SPIKE_RESET: sale ticket_hash_key holds 2 paid and 1 reserved orders; a reset would move them to the orders_archive table',
+    );
+    const kept = run(env);
+    expect(await readUntil(kept, 'ready:')).toContain('sale ticket_hash_key: 3 of 10000 sold (continuing)');
+    kept.kill('SIGTERM');
+    expect(await kept.exited).toBe(0);
+
+    const forced = Bun.spawn([process.execPath, SUPERVISOR, '--reset', '--force'], {
+      env: { ...process.env, ...env },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    expect(await readUntil(forced, 'ready:')).toContain('sale ticket_hash_key: 0 of 10000 sold (reset)');
+    forced.kill('SIGTERM');
+    expect(await forced.exited).toBe(0);
+  });
+});

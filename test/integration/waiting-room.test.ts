@@ -321,7 +321,7 @@ describe('the waiting room', () => {
 
   test('without SPIKE_QUEUE_SECRET a single node keeps its generated secret across restarts', async () => {
     const dataDir = tempDir('queue-secret');
-    const first = await startTestSpike(redis.url, { SPIKE_DATA_DIR: dataDir, SPIKE_QUEUE: '1', SPIKE_RESET: '1' });
+    const first = await startTestSpike(redis.url, { SPIKE_DATA_DIR: dataDir, SPIKE_QUEUE: '1', SPIKE_RESET: 'force' });
     const ticket = (await (await fetch(`${first.url(0)}/queue/join?user=kim`, { method: 'POST' })).json()) as Status;
     await first.close();
     const second = await startTestSpike(redis.url, { SPIKE_DATA_DIR: dataDir, SPIKE_QUEUE: '1' });

@@ -32,7 +32,7 @@ describe('configuration', () => {
     ['SPIKE_NGINX', 'yes', /SPIKE_NGINX=yes .*1 .*0 .*auto/],
     ['REDIS_URL', 'http://x', /REDIS_URL=http:\/\/x .*redis:\/\//],
     ['SPIKE_SYNC_MS', '1', /SPIKE_SYNC_MS=1 is out of range; accepted: 10 to 60000/],
-    ['SPIKE_RESET', 'true', /SPIKE_RESET=true .*1 or 0/],
+    ['SPIKE_RESET', 'true', /SPIKE_RESET=true .*1 or 0, or force/],
     ['SPIKE_WRITER_NICE', '20', /SPIKE_WRITER_NICE=20 is out of range; accepted: 0 to 19/],
     ['SPIKE_WRITER_MAX_LAG', '-1', /SPIKE_WRITER_MAX_LAG=-1 .*0 to 3600/],
     ['SPIKE_NGINX_LISTEN', 'eighty', /SPIKE_NGINX_LISTEN=eighty/],
@@ -61,8 +61,11 @@ describe('configuration', () => {
     expect(() => loadConfig({ SPIKE_USER_WINDOW: '0' }, [])).toThrow(/SPIKE_USER_WINDOW/);
   });
 
-  test('--reset is the only flag; anything else is refused', () => {
-    expect(loadConfig({}, ['--reset']).reset).toBe(true);
+  test('--reset (with --force to wipe orders) are the only flags; anything else is refused', () => {
+    expect(loadConfig({}, ['--reset'])).toMatchObject({ reset: true, resetForce: false });
+    expect(loadConfig({}, ['--reset', '--force'])).toMatchObject({ reset: true, resetForce: true });
+    expect(loadConfig({ SPIKE_RESET: 'force' }, [])).toMatchObject({ reset: true, resetForce: true });
+    expect(() => loadConfig({}, ['--force'])).toThrow(/--force goes with --reset/);
     expect(() => loadConfig({}, ['--fast'])).toThrow(/unknown argument --fast/);
   });
 });
