@@ -173,17 +173,19 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
     if (!Number.isInteger(add) || (add as number) < 1 || (add as number) > 1_000_000_000)
       return error(c, 400, 'bad_request', 'send {"add": N} with N a whole number from 1 to 1000000000');
     const keys = saleKeys(id);
-    const count = await readSale(deps.redis, keys);
-    if (!count) return error(c, 404, 'no_sale', `no sale ${id}`);
-    // Each node's shared memory counts a sale's tickets in 32-bit slots.
-    if (count.total + (add as number) > MAX_TICKETS)
+    // Each node's shared memory counts a sale's tickets in 32-bit slots: the script checks the cap
+    // in the same step as the addition, so two admins adding at once cannot pass it.
+    const seen = deps.book.get(id)?.stock.seen() ?? '0-0';
+    const [code, total] = (await deps.redis.add(keys.sale, String(add), String(MAX_TICKETS), seen)).map(Number) as [number, number];
+    if (code === -2) return error(c, 404, 'no_sale', `no sale ${id}`);
+    if (code === -3) return error(c, 409, 'recovering', `sale ${id} is restoring orders Redis lost; add stock once it sells again`);
+    if (code === -1)
       return error(
         c,
         400,
         'bad_request',
-        `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${count.total}, so add at most ${MAX_TICKETS - count.total}`,
+        `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${total}, so add at most ${MAX_TICKETS - total}`,
       );
-    await deps.redis.hincrby(keys.sale, TOTAL_FIELD, add as number);
     deps.kick();
     return c.json(await saleState(deps, id));
   });

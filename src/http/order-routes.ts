@@ -1,7 +1,7 @@
 /** /orders: a buyer reads, pays and cancels their order. */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { error, storeFailed } from './errors.ts';
+import { error, RETRY_AFTER, storeFailed } from './errors.ts';
 import type { Who } from './identity.ts';
 import { isOrderId, type Order } from '../orders/model.ts';
 import { SettleCode, type OrderStore, type Settled } from '../orders/store.ts';
@@ -88,6 +88,11 @@ function settledAnswer(c: Context, { id, user, proven }: Target, settled: Settle
       return noOrder(c);
     case SettleCode.NotYours:
       return notYours(c, !user && !proven);
+    case SettleCode.Stopped:
+      // A dependency's trouble, not the buyer's: nothing changed, and the deadline waits for it.
+      return error(c, 503, 'recovering', 'the ticket store is restoring orders after a fault; nothing changed, try again in a moment', {
+        'Retry-After': RETRY_AFTER,
+      });
   }
 }
 

@@ -11,7 +11,7 @@ import { statusOf, type SaleWindow } from '../queue/status.ts';
 import { issueTicket, readTicket, type Ticket } from '../queue/ticket.ts';
 import { JoinCode } from '../redis/queue.ts';
 import type { Attempts } from './attempts.ts';
-import { error, storeFailed, tooMany } from './errors.ts';
+import { error, RETRY_AFTER, storeFailed, tooMany } from './errors.ts';
 import type { Who } from './identity.ts';
 import type { Gate, SaleContext } from './purchase.ts';
 
@@ -66,6 +66,10 @@ async function join(c: Context, deps: QueueRouteDeps): Promise<Response> {
   }
   if (place === JoinCode.NoSale) return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
   if (place === JoinCode.NoQueue) return error(c, 409, 'no_queue', `sale ${id} has no waiting room: buy at /buy/ticket`);
+  if (place === JoinCode.Recovering)
+    return error(c, 503, 'recovering', 'the ticket store is restoring orders after a fault; try again in a moment', {
+      'Retry-After': RETRY_AFTER,
+    });
   if (place === JoinCode.Ended) return c.json({ ...statusOf(view, 0, { startsAt: 0, endsAt: 1 }), ticket: null });
   return answer(c, deps.key, sale.queue!.board.view(), sale, { sale: id, user, position: place });
 }

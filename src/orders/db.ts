@@ -88,8 +88,9 @@ const MARKS = (int: string) =>
   `CREATE TABLE IF NOT EXISTS stream_marks (sale TEXT PRIMARY KEY, last_ms ${int} NOT NULL, last_seq ${int} NOT NULL)`;
 
 /**
- * The row of an order keeps the state of its latest terminal event; `created` fills in what
- * only it knows (port, deadline) and never moves a row back to `reserved`.
+ * The row of an order keeps the state of its first terminal event: an order ends once, so a later
+ * different one (an expiry written by a Redis that had lost the payment) never overwrites a paid
+ * row. `created` fills in what only it knows (port, deadline) and never moves a row back to `reserved`.
  */
 export function sqliteOrderDb(path: string): OrderDb {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -117,7 +118,8 @@ export function sqliteOrderDb(path: string): OrderDb {
         `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, ${state}_at, updated_at)
          VALUES ($sale, $order, $user, NULL, '${state}', $created, $at, $at)
          ON CONFLICT (sale, order_id) DO UPDATE SET state = excluded.state, ${state}_at = excluded.${state}_at,
-           updated_at = max(orders.updated_at, excluded.updated_at)`,
+           updated_at = max(orders.updated_at, excluded.updated_at)
+         WHERE orders.state IN ('reserved', excluded.state)`,
       ),
     ]),
   );
@@ -176,7 +178,8 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
       `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, ${state}_at, updated_at)
        VALUES ($1, $2, $3, NULL, '${state}', $4, $5, $5)
        ON CONFLICT (sale, order_id) DO UPDATE SET state = excluded.state, ${state}_at = excluded.${state}_at,
-         updated_at = GREATEST(orders.updated_at, excluded.updated_at)`,
+         updated_at = GREATEST(orders.updated_at, excluded.updated_at)
+       WHERE orders.state IN ('reserved', excluded.state)`,
     ]),
   );
   const raiseMark = `INSERT INTO stream_marks (sale, last_ms, last_seq) VALUES ($1, $2, $3)

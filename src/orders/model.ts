@@ -58,3 +58,35 @@ export function isOrderId(id: string): boolean {
   const match = /^(\d{1,20})-(\d{1,20})$/.exec(id);
   return match !== null && BigInt(match[1]!) <= ID_PART_MAX && BigInt(match[2]!) <= ID_PART_MAX;
 }
+
+/** One Redis outage a node saw, as a sale keeps it (includes/deadlines.lua): ms on Redis' clock. */
+export interface Outage {
+  readonly id: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The sale hash's `outages` field ("id,start,end;..."). */
+export function parseOutages(raw: string | null | undefined): Outage[] {
+  return [...(raw ?? '').matchAll(/([^,;]+),(\d+),(\d+)/g)].map((m) => ({ id: m[1]!, start: Number(m[2]), end: Number(m[3]) }));
+}
+
+/**
+ * An order's payment deadline moved by the outages that overlapped its pay window (and the
+ * window's extension), each stretch of time counted once: the same rule as deadline() in
+ * src/redis/scripts/includes/deadlines.lua, which pays and expires by it; this one is for showing it.
+ */
+export function extendDeadline(payBy: number | null, createdAt: number, outages: readonly Outage[]): number | null {
+  if (payBy === null || payBy === 0 || outages.length === 0) return payBy;
+  let deadline = payBy;
+  let reached = createdAt;
+  for (const o of [...outages].sort((a, b) => a.start - b.start)) {
+    if (o.start >= deadline) break;
+    const from = Math.max(o.start, reached);
+    if (o.end > from) {
+      deadline += o.end - from;
+      reached = o.end;
+    }
+  }
+  return deadline;
+}

@@ -2,11 +2,14 @@
 import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { expireDue } from './store.ts';
+import type { SaleGuard } from '../redis/guard.ts';
 import type { SaleKeys } from '../redis/keys.ts';
 
 export interface ReaperOptions {
-  /** The sales to reap, as they stand at each pass. */
-  readonly sales: () => readonly SaleKeys[];
+  /** The sales to reap, as they stand at each pass, each with what the node knows of it (redis/guard.ts). */
+  readonly sales: () => readonly { readonly keys: SaleKeys; readonly guard: SaleGuard }[];
+  /** False while the node's Redis is down or just back and not yet checked for lost writes: no pass then. */
+  readonly ready?: () => boolean;
   readonly intervalMs: number;
   /** Stream entries walked per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
@@ -46,9 +49,10 @@ export class Reaper {
     const batch = this.#options.batch ?? 500;
     let released = 0;
     try {
-      for (const keys of this.#options.sales()) {
+      if (this.#options.ready?.() === false) return 0;
+      for (const { keys, guard } of this.#options.sales()) {
         for (;;) {
-          const { ids, more } = await expireDue(this.#redis, keys, batch);
+          const { ids, more } = await expireDue(this.#redis, keys, batch, guard);
           released += ids.length;
           if (ids.length > 0) this.#options.onReleased?.(keys, ids);
           if (!more) break;

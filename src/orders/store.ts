@@ -1,8 +1,9 @@
 /** A sale's orders in Redis: read them and move them along reserved → paid | cancelled | expired. */
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { parseEvent } from './events.ts';
-import { compareOrderIds, ORDER_STATES, type Order, type OrderState } from './model.ts';
-import { keyList, type SaleKeys } from '../redis/keys.ts';
+import { compareOrderIds, extendDeadline, ORDER_STATES, parseOutages, type Order, type OrderState } from './model.ts';
+import type { SaleGuard } from '../redis/guard.ts';
+import { keyList, OUTAGES_FIELD, type SaleKeys } from '../redis/keys.ts';
 
 /** Parses the states hash's value "state|payBy|port|updatedAt|user" (user last: it may hold any allowed character). */
 export function parseOrder(sale: string, orderId: string, raw: string): Order {
@@ -38,12 +39,19 @@ export function reservedOrder(sale: string, orderId: string, fields: readonly st
   };
 }
 
-/** An order: its states entry once it has one, else its `created` entry (a new order is only that). */
+/**
+ * An order: its states entry once it has one, else its `created` entry (a new order is only that),
+ * with its deadline moved by the sale's Redis outages, as settle-4.lua pays and expires it.
+ */
 export async function readOrder(redis: Redis, keys: SaleKeys, orderId: string): Promise<Order | null> {
-  const raw = await redis.hget(keys.states, orderId);
-  if (raw !== null) return parseOrder(keys.sale, orderId, raw);
-  const [entry] = (await redis.xrange(keys.orders, orderId, orderId)) as [string, string[]][];
-  return entry ? reservedOrder(keys.sale, orderId, entry[1]) : null;
+  const [raw, outages] = await Promise.all([redis.hget(keys.states, orderId), redis.hget(keys.sale, OUTAGES_FIELD)]);
+  let order: Order | null = null;
+  if (raw !== null) order = parseOrder(keys.sale, orderId, raw);
+  else {
+    const [entry] = (await redis.xrange(keys.orders, orderId, orderId)) as [string, string[]][];
+    order = entry ? reservedOrder(keys.sale, orderId, entry[1]) : null;
+  }
+  return order && { ...order, payBy: extendDeadline(order.payBy, order.createdAt, parseOutages(outages)) };
 }
 
 /** Which of `orderIds` Redis holds (in the states hash or as a `created` entry); for checks after a failure. */
@@ -66,6 +74,8 @@ export async function orderOfUser(redis: Redis, keys: SaleKeys, user: string): P
 /** settle-4.lua's return codes. */
 export enum SettleCode {
   Done = 1,
+  /** Nothing changed: the sale is recovering orders Redis lost (includes/guard.lua). */
+  Stopped = -3,
   WrongState = -4,
   TooLate = -5,
   NoOrder = -6,
@@ -75,12 +85,21 @@ export enum SettleCode {
 export type Settled =
   | { readonly code: SettleCode.Done; readonly state: OrderState }
   | { readonly code: SettleCode.WrongState; readonly state: OrderState }
-  | { readonly code: SettleCode.TooLate | SettleCode.NoOrder | SettleCode.NotYours };
+  | { readonly code: SettleCode.TooLate | SettleCode.NoOrder | SettleCode.NotYours | SettleCode.Stopped };
 
 /** Pays or cancels an order for `user` (`'*'`: any user, for trusted callers). */
-export async function settle(redis: Redis, keys: SaleKeys, action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled> {
-  const [code, state] = await redis.settle(...keyList(keys), action, orderId, user);
+export async function settle(
+  redis: Redis,
+  keys: SaleKeys,
+  action: 'pay' | 'cancel',
+  orderId: string,
+  user: string,
+  guard: SaleGuard,
+): Promise<Settled> {
+  const [code, state] = await redis.settle(...keyList(keys), action, orderId, user, guard.seen(), guard.outage());
   switch (Number(code)) {
+    case SettleCode.Stopped:
+      return { code: SettleCode.Stopped };
     case SettleCode.Done:
       return { code: SettleCode.Done, state: state as OrderState };
     case SettleCode.WrongState:
@@ -98,9 +117,15 @@ export async function settle(redis: Redis, keys: SaleKeys, action: 'pay' | 'canc
  * Releases the reserved orders whose deadline passed, walking at most `max` stream entries from
  * the sale's expiry cursor; `more` is true when it stopped at that limit, not at an order still due later.
  */
-export async function expireDue(redis: Redis, keys: SaleKeys, max: number): Promise<{ ids: string[]; more: boolean }> {
-  const [, more, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*');
-  return { ids: ids.map(String), more: Number(more) === 1 };
+export async function expireDue(
+  redis: Redis,
+  keys: SaleKeys,
+  max: number,
+  guard: SaleGuard,
+): Promise<{ ids: string[]; more: boolean; stopped: boolean }> {
+  const [count, more, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*', guard.seen(), guard.outage());
+  if (Number(count) === SettleCode.Stopped) return { ids: [], more: false, stopped: true };
+  return { ids: ids.map(String), more: Number(more) === 1, stopped: false };
 }
 
 /** What the order routes need of a sale's orders. */
@@ -112,13 +137,13 @@ export interface OrderStore {
   settle(action: 'pay' | 'cancel', orderId: string, user: string): Promise<Settled>;
 }
 
-/** The order routes' store, on Redis. */
-export function redisOrderStore(redis: Redis, keys: SaleKeys): OrderStore {
+/** The order routes' store, on Redis; `guard` is what the caller knows (its newest order, its last outage). */
+export function redisOrderStore(redis: Redis, keys: SaleKeys, guard: SaleGuard): OrderStore {
   return {
     sale: keys.sale,
     read: (orderId) => readOrder(redis, keys, orderId),
     ofUser: (user) => orderOfUser(redis, keys, user),
-    settle: (action, orderId, user) => settle(redis, keys, action, orderId, user),
+    settle: (action, orderId, user) => settle(redis, keys, action, orderId, user, guard),
   };
 }
 

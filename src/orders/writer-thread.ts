@@ -43,7 +43,7 @@ async function start(init: Extract<ToWriter, { type: 'init' }>): Promise<void> {
   const tid = threadId();
   const warning = lowerPriority(tid, init.niceness);
   const db = await openOrderDb(init.databaseUrl, init.dbPath);
-  const redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: 'spike-writer' });
+  const redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: 'spike-writer', quiet: true });
   try {
     await waitReady(redis, 10_000, init.described);
   } catch (error) {

@@ -16,6 +16,8 @@ export const ADMIT_FACTOR = 1.2;
 export interface QueueSale {
   readonly id: string;
   readonly board: QueueBoard;
+  /** The newest order id of the sale the node saw (includes/guard.lua). */
+  readonly seen: () => string;
 }
 
 export class Admission {
@@ -26,10 +28,14 @@ export class Admission {
   #running: Promise<void> | undefined;
   #failing = false;
 
-  constructor(redis: Redis, sales: () => readonly QueueSale[], intervalMs: number) {
+  readonly #ready: () => boolean;
+
+  /** `ready`: false while Redis is down or just back and not yet checked for lost writes (no round then). */
+  constructor(redis: Redis, sales: () => readonly QueueSale[], intervalMs: number, ready: () => boolean = () => true) {
     this.#redis = redis;
     this.#sales = sales;
     this.#intervalMs = intervalMs;
+    this.#ready = ready;
   }
 
   start(): void {
@@ -45,6 +51,7 @@ export class Admission {
   }
 
   async #round(): Promise<void> {
+    if (!this.#ready()) return;
     try {
       await Promise.all(this.#sales().map((sale) => (sale.board.isQueued() ? this.#step(sale) : undefined)));
       if (this.#failing) log.info('[queue] admissions resumed');
@@ -55,14 +62,14 @@ export class Admission {
     }
   }
 
-  async #step({ id, board }: QueueSale): Promise<void> {
+  async #step({ id, board, seen }: QueueSale): Promise<void> {
     const keys = queueKeys(id);
     const view = board.view();
     // Steps at least this far apart, so one admission window's steps fit the board's ring.
     const minStepMs = Math.max(this.#intervalMs, Math.ceil(view.admissionMs / (STEP_RING - 24)));
-    let state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs);
-    if (state && !state.drawn && state.pre > 0 && (await draw(this.#redis, keys)) >= 0)
-      state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs);
+    let state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs, seen());
+    if (state && !state.drawn && state.pre > 0 && (await draw(this.#redis, keys, seen())) >= 0)
+      state = await admit(this.#redis, keys, ADMIT_FACTOR, minStepMs, seen());
     if (state) board.publish(state);
   }
 

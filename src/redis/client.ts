@@ -14,6 +14,8 @@ export interface ClientOptions {
   /** A command slower than this is rejected ("Command timed out"). */
   readonly timeoutMs: number;
   readonly name: string;
+  /** Say nothing of lost connections: the supervisor's watch reports each outage once for the node. */
+  readonly quiet?: boolean;
 }
 
 /**
@@ -28,7 +30,7 @@ const BATCHED = ['purchase', 'join'];
  * when the connection drops are rejected, never re-sent, because a re-sent purchase could sell twice.
  * The client reconnects by itself, with back-off capped at 200 ms.
  */
-export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOptions): RedisClient {
+export function createRedis(target: RedisTarget, { timeoutMs, name, quiet = false }: ClientOptions): RedisClient {
   const options = {
     connectionName: name,
     enableOfflineQueue: false,
@@ -62,7 +64,7 @@ export function createRedis(target: RedisTarget, { timeoutMs, name }: ClientOpti
   // One line per outage, not one per reconnect attempt.
   let reported = false;
   redis.on('error', (error: Error) => {
-    if (reported) return;
+    if (reported || quiet) return;
     reported = true;
     log.warn(`[${name}] Redis error: ${error.message} (reconnecting)`);
   });

@@ -60,6 +60,8 @@ export const REAPED_FIELD = 'reaped_to';
 export const LAST_ID_FIELD = 'last_id';
 /** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
 export const RECOVERING_FIELD = 'recovering';
+/** The Redis outages nodes saw, "id,start,end;..." (ms): payment deadlines move by them (includes/deadlines.lua). */
+export const OUTAGES_FIELD = 'outages';
 
 /** Every sale id, for all nodes to discover (a set of its own, outside every sale's hash slot). */
 export const SALES_KEY = 'spike:sales';

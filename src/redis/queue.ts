@@ -10,7 +10,12 @@ export enum JoinCode {
   NoSale = -2,
   Ended = -3,
   NoQueue = -4,
+  /** The sale is recovering orders Redis lost (includes/guard.lua): nobody joins meanwhile. */
+  Recovering = -5,
 }
+
+/** Pre-queue users placed per draw-3.lua call: about 25 ms of Redis' time each, so no other sale waits long. */
+export const DRAW_SLICE = 10_000;
 
 /** A sale's waiting-room settings. */
 export interface QueueSettings {
@@ -28,10 +33,10 @@ export async function setQueue(redis: Redis, keys: QueueKeys, settings: QueueSet
 /** A random pre-queue score per joiner: drawn here (crypto), never by the client, never by Lua's seeded random. */
 const score = () => String(randomInt(0, 2 ** 48 - 1));
 
-/** Joins a batch of users, in order; one answer each (a position, or a JoinCode). */
-export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly string[]): Promise<number[]> {
+/** Joins a batch of users, in order; one answer each (a position, or a JoinCode). `seen`: includes/guard.lua. */
+export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly string[], seen = '0-0'): Promise<number[]> {
   const args = users.flatMap((user) => [user, score()]);
-  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, ...args);
+  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, seen, ...args);
   if (reply.length !== users.length) throw new Error(`join script answered ${reply.length} values for ${users.length} users`);
   return reply.map(Number);
 }
@@ -43,9 +48,16 @@ export async function placeOf(redis: Redis, keys: QueueKeys, user: string): Prom
   return place === 'pre' ? 0 : Number(place);
 }
 
-/** The opening draw; the pre-queue's size, or -1 while starts_at is still ahead. */
-export async function draw(redis: Redis, keys: QueueKeys): Promise<number> {
-  return Number(await redis.draw(keys.sale, keys.places, keys.prequeue));
+/**
+ * The opening draw, a slice of `slice` users per script call until done; the pre-queue's size, or
+ * -1 while starts_at is still ahead, -3 while the sale is recovering. Other clients' commands run
+ * between the slices.
+ */
+export async function draw(redis: Redis, keys: QueueKeys, seen = '0-0', slice = DRAW_SLICE): Promise<number> {
+  for (;;) {
+    const result = Number(await redis.draw(keys.sale, keys.places, keys.prequeue, String(slice), seen));
+    if (result !== -2) return result;
+  }
 }
 
 /** One admission step's time and the serving counter it reached. */
@@ -68,8 +80,8 @@ export interface QueueState {
 }
 
 /** Moves the serving counter as the stock allows (admit-3.lua); null when the sale has no waiting room. */
-export async function admit(redis: Redis, keys: QueueKeys, factor: number, minStepMs: number): Promise<QueueState | null> {
-  const reply = await redis.admit(keys.sale, keys.prequeue, keys.steps, String(factor), String(minStepMs));
+export async function admit(redis: Redis, keys: QueueKeys, factor: number, minStepMs: number, seen = '0-0'): Promise<QueueState | null> {
+  const reply = await redis.admit(keys.sale, keys.prequeue, keys.steps, String(factor), String(minStepMs), seen);
   if (!Array.isArray(reply)) return null;
   const [serving, tail, pre, drawn, final, now, ...steps] = reply;
   return {
@@ -90,8 +102,8 @@ export async function admit(redis: Redis, keys: QueueKeys, factor: number, minSt
 export class JoinBatcher {
   readonly #turns: TurnBatch<string, number>;
 
-  constructor(redis: Redis, keys: QueueKeys) {
-    this.#turns = new TurnBatch((users) => joinMany(redis, keys, users));
+  constructor(redis: Redis, keys: QueueKeys, seen: () => string = () => '0-0') {
+    this.#turns = new TurnBatch((users) => joinMany(redis, keys, users, seen()));
   }
 
   join(user: string): Promise<number> {

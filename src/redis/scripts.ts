@@ -54,17 +54,28 @@ declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
     /** See purchase-3.lua: the sale hash, buyers hash and orders stream, then the port, the payment window (ms), the newest order seen and the buyers. */
     purchase(...keysPortWindowUsers: string[]): Result<(string | number)[], Context>;
-    /** See settle-4.lua: the sale's four keys (keyList), then the action, the order id (or a limit) and the user. */
+    /** See settle-4.lua: the sale's four keys (keyList), then the action, the order id (or a limit), the user, the newest id seen and the outage. */
     settle(...keysAndArgs: string[]): Result<(string | number)[], Context>;
+    /** See add-1.lua: the sale hash, then the tickets to add, the largest total and the newest id seen. */
+    add(sale: string, tickets: string, max: string, seen: string): Result<number[], Context>;
+    /** See outage-1.lua: the sale hash, then the outage `id:msAgoStart:msAgoEnd`. */
+    outage(sale: string, spec: string): Result<number, Context>;
     /** See restore-4.lua: the sale's four keys (keyList), then six values per order. */
     restore(...keysAndOrders: string[]): Result<number[], Context>;
     /** See resume-1.lua: the sale hash, then the newest id known. */
     resume(sale: string, newest: string): Result<string, Context>;
-    /** See join-3.lua: the sale hash, places hash and pre-queue, then a user and a random score per joiner. */
+    /** See join-3.lua: the sale hash, places hash and pre-queue, then the newest id seen, and a user and a random score per joiner. */
     join(...keysAndJoiners: string[]): Result<number[], Context>;
-    /** See draw-3.lua: the sale hash, places hash and pre-queue. */
-    draw(sale: string, places: string, prequeue: string): Result<number, Context>;
-    /** See admit-3.lua: the sale hash, pre-queue and steps list, then the factor and the shortest step (ms). */
-    admit(sale: string, prequeue: string, steps: string, factor: string, minStepMs: string): Result<number | (string | number)[], Context>;
+    /** See draw-3.lua: the sale hash, places hash and pre-queue, then the slice size and the newest id seen. */
+    draw(sale: string, places: string, prequeue: string, slice: string, seen: string): Result<number, Context>;
+    /** See admit-3.lua: the sale hash, pre-queue and steps list, then the factor, the shortest step (ms) and the newest id seen. */
+    admit(
+      sale: string,
+      prequeue: string,
+      steps: string,
+      factor: string,
+      minStepMs: string,
+      seen: string,
+    ): Result<number | (string | number)[], Context>;
   }
 }

@@ -7,6 +7,9 @@ import { Reconciler } from '../orders/reconciler.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
 import { Admission } from '../queue/admission.ts';
 import type { RedisClient } from '../redis/client.ts';
+import type { SaleGuard } from '../redis/guard.ts';
+import { RedisHealth } from '../redis/health.ts';
+import { RedisWatch } from './redis-watch.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import type { RefillPolicy } from '../stock/refill.ts';
 import { SaleBook, type SaleEntry } from '../stock/sale-book.ts';
@@ -23,6 +26,11 @@ export interface Sales {
   readonly reconciler: Reconciler;
   /** The waiting rooms' admissions (queue/admission.ts). */
   readonly admission: Admission;
+  /** The node's view of its Redis (shared with the workers), and the watch that keeps it. */
+  readonly health: RedisHealth;
+  readonly watch: RedisWatch;
+  /** What the node tells the scripts that change sale `id` (redis/guard.ts). */
+  readonly guard: (id: string) => SaleGuard;
 }
 
 /** The refill policy `config` asks for. */
@@ -39,7 +47,7 @@ export const refillPolicy = (config: Config): RefillPolicy => ({
  */
 export async function startSales(
   config: Config,
-  redis: RedisClient,
+  { redis, described }: RedisStep,
   db: OrderDb | undefined,
   stack: Stack,
   say: (line: string) => void,
@@ -49,6 +57,11 @@ export async function startSales(
   book.add(DEFAULT_SALE);
   // A failure here (a cluster mid-failover) only delays a sale to the sync's next round.
   await book.discover(redis).catch(() => {});
+  const health = RedisHealth.create();
+  const guard = (id: string): SaleGuard => ({
+    seen: () => book.get(id)?.stock.seen() ?? '0-0',
+    outage: () => health.outageArgument(),
+  });
   let sync: StockSync | undefined;
   const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
   const reconciler = new Reconciler(redis, db, {
@@ -69,11 +82,38 @@ export async function startSales(
   await sync.syncOnce();
   sync.start();
   stack.defer(() => sync.stop());
-  const admission = new Admission(redis, () => book.all().map((entry) => ({ id: entry.id, board: entry.queue })), config.syncMs);
+  const watch = startWatch(redis, health, described, { book, reconciler, sync }, stack);
+  const queueSales = () => book.all().map((entry) => ({ id: entry.id, board: entry.queue, seen: () => entry.stock.seen() }));
+  const admission = new Admission(redis, queueSales, config.syncMs, () => watch.ready());
   await admission.tick();
   admission.start();
   stack.defer(() => admission.stop());
-  return { book, sync, reconciler, admission };
+  return { book, sync, reconciler, admission, health, watch, guard };
+}
+
+/**
+ * The watch over Redis (redis-watch.ts). When Redis answers after an outage, before any task
+ * writes again: the outage goes into every sale (deadlines move by it), then every sale is checked
+ * for lost writes and restored, then the stock is synced.
+ */
+function startWatch(
+  redis: RedisClient,
+  health: RedisHealth,
+  described: string,
+  { book, reconciler, sync }: { book: SaleBook; reconciler: Reconciler; sync: StockSync },
+  stack: Stack,
+): RedisWatch {
+  const watch = new RedisWatch(redis, health, {
+    described,
+    onBack: async (outage) => {
+      if (outage) await Promise.all(book.all().map((entry) => redis.outage(entry.keys.sale, outage)));
+      await reconciler.checkAll();
+      await sync.kick();
+    },
+  });
+  watch.start();
+  stack.defer(() => watch.stop());
+  return watch;
 }
 
 /** The order writer on its own thread (stream → database); undefined when SPIKE_WRITER=0. */
@@ -110,9 +150,10 @@ export async function startWriter(
 }
 
 /** The reaper; released orders put tickets back, so the sync runs at once and the workers refill. */
-export function startReaper(config: Config, redis: RedisClient, { book, sync }: Sales, stack: Stack): Reaper {
+export function startReaper(config: Config, redis: RedisClient, { book, sync, guard, watch }: Sales, stack: Stack): Reaper {
   const reaper = new Reaper(redis, {
-    sales: () => book.all().map((entry) => entry.keys),
+    sales: () => book.all().map((entry) => ({ keys: entry.keys, guard: guard(entry.id) })),
+    ready: () => watch.ready(),
     intervalMs: config.reapMs,
     onReleased: (keys) => {
       book.get(keys.sale)?.stock.noteRelease();

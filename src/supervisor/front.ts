@@ -6,7 +6,6 @@ import { Attempts } from '../http/attempts.ts';
 import { localQueueSecret } from '../queue/ticket.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
-import type { RedisClient } from '../redis/client.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../services/nginx.ts';
 import type { Sales } from './background.ts';
@@ -20,7 +19,7 @@ import { WorkerPool } from './worker-pool.ts';
 export async function startWorkers(
   config: Config,
   { target, redis }: RedisStep,
-  { book, sync }: Sales,
+  { book, sync, health }: Sales,
   stack: Stack,
   say: (line: string) => void,
   onFatal: (error: Error) => void,
@@ -43,6 +42,7 @@ export async function startWorkers(
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
+    health: health.buffer,
     onTopUp: () => void sync.kick(),
     onReleased: () => void sync.kick(),
     say,
@@ -56,8 +56,8 @@ export async function startWorkers(
 /** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
 export function startAdmin(
   config: Config,
-  redis: RedisClient,
-  { book, sync, admission }: Sales,
+  { redis, problem, restarts: redisRestarts }: RedisStep,
+  { book, sync, admission, health }: Sales,
   pool: WorkerPool,
   writer: BackgroundWriter | undefined,
   stack: Stack,
@@ -66,6 +66,8 @@ export function startAdmin(
   if (config.adminPort === 0) return;
   /** Ready: Redis answers, every worker listens, the order writer runs (when configured). */
   const notReady = async () => {
+    const trouble = problem();
+    if (trouble) return trouble;
     const ping = await redis.ping().then(
       () => undefined,
       (error: unknown) => `Redis unreachable: ${error instanceof Error ? error.message : error}`,
@@ -76,7 +78,14 @@ export function startAdmin(
     if (writer && !writer.isRunning) return 'the order writer is restarting';
     return undefined;
   };
-  const registry = createMetrics({ book, redis, ports: config.ports, restarts: (i) => pool.restarts(i) });
+  const registry = createMetrics({
+    book,
+    redis,
+    ports: config.ports,
+    restarts: (i) => pool.restarts(i),
+    redisRestarts,
+    redisOutages: () => health.outages(),
+  });
   const admin = createAdminApp({
     token: config.adminToken,
     redis,

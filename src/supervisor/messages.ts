@@ -32,6 +32,8 @@ export interface WorkerSettings {
   readonly attempts: AttemptLimit;
   /** The secret of waiting-room tickets, the same on every node (SPIKE_QUEUE_SECRET). */
   readonly queueKey: string;
+  /** The node's view of its Redis (redis/health.ts): the last outage goes with every payment. */
+  readonly health: SharedArrayBuffer;
 }
 
 export type ToWorker =

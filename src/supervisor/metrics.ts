@@ -18,6 +18,10 @@ export interface MetricsDeps {
   /** Worker ports, by worker index. */
   readonly ports: readonly number[];
   readonly restarts: (worker: number) => number;
+  /** Times the private redis-server exited and was started again. */
+  readonly redisRestarts: () => number;
+  /** Times the supervisor saw Redis stop answering. */
+  readonly redisOutages: () => number;
 }
 
 type Sample = { readonly labels?: Record<string, string | number>; readonly value: number; readonly metricName?: string };
@@ -170,6 +174,12 @@ export function createMetrics(deps: MetricsDeps): Registry {
   sampled(registry, 'spike_worker_restarts_total', 'Times a worker thread died and was started again.', 'counter', () =>
     deps.ports.map((port, w) => ({ labels: { worker: port }, value: deps.restarts(w) })),
   );
+  sampled(registry, 'spike_redis_restarts_total', 'Times the private redis-server exited and was started again.', 'counter', () => [
+    { value: deps.redisRestarts() },
+  ]);
+  sampled(registry, 'spike_redis_outages_total', 'Times Redis stopped answering the supervisor (each a WARN line).', 'counter', () => [
+    { value: deps.redisOutages() },
+  ]);
   orderMetrics(registry, deps);
   return registry;
 }

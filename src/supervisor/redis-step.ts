@@ -8,7 +8,8 @@ import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD } 
 import { setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
 import { ensureSale, type SaleCount } from '../redis/sale.ts';
-import { startRedisServer } from '../services/redis-server.ts';
+import { log } from '../log.ts';
+import { keepRedisServer } from '../services/redis-keeper.ts';
 import type { Stack } from './stack.ts';
 
 export interface RedisStep {
@@ -16,26 +17,36 @@ export interface RedisStep {
   /** The target for messages, without a password. */
   readonly described: string;
   readonly redis: RedisClient;
+  /** How many times the private redis-server exited and was started again (0 for a Redis spike does not run). */
+  readonly restarts: () => number;
+  /** Why the private redis-server cannot run now (a full disk), for /readyz. */
+  readonly problem: () => string | undefined;
 }
 
 /** The private redis-server unless REDIS_URL or REDIS_CLUSTER is given, and the supervisor's client. */
 export async function startRedis(config: Config, stack: Stack, say: (line: string) => void): Promise<RedisStep> {
   let target: RedisTarget | undefined = config.redisCluster ?? config.redisUrl;
+  let restarts = () => 0;
+  let problem = (): string | undefined => undefined;
   if (!target) {
-    const server = await startRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync });
+    // Kept running: restarted by itself when it exits (killed, crashed, a full disk), never by a person.
+    const server = await keepRedisServer({ dir: config.dataDir, appendfsync: config.appendfsync }, log);
     stack.defer(() => server.stop(), 'redis-server');
     say(`redis-server started on ${server.url} (data in ${server.dir})`);
     // So `bun run audit` finds the private Redis while this supervisor runs.
     writeFileSync(join(server.dir, 'redis.url'), server.url);
     target = server.url;
+    restarts = server.restarts;
+    problem = server.problem;
   }
   const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : `the cluster ${target.join(',')}`;
-  const redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor' });
+  // Its outages are reported once, by the watch (redis-watch.ts), not by every client.
+  const redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor', quiet: true });
   stack.defer(() => redis.quit().catch(() => redis.disconnect()));
   await waitReady(redis, 10_000, described);
   // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
   if (config.redisUrl || config.redisCluster) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
-  return { target, described, redis };
+  return { target, described, redis, restarts, problem };
 }
 
 /** The default sale: created with SPIKE_TOTAL when new, continued as it is otherwise, wiped by a reset. */

@@ -59,7 +59,7 @@ export async function startSupervisor(
     const db = await openDatabase(config, stack, say);
     let pool: WorkerPool | undefined;
     let writer: BackgroundWriter | undefined;
-    const sales = await startSales(config, redis, db, stack, say, (entry) => {
+    const sales = await startSales(config, redisStep, db, stack, say, (entry) => {
       // A sale added later (admin API, another node) reaches the running workers at once.
       pool?.addSale({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer });
       writer?.setSales(sales.book.all().map((e) => e.id));
@@ -67,7 +67,7 @@ export async function startSupervisor(
     pool = await startWorkers(config, redisStep, sales, stack, say, onFatal);
     writer = await startWriter(config, redisStep, sales.book, stack, say);
     const reaper = startReaper(config, redis, sales, stack);
-    startAdmin(config, redis, sales, pool, writer, stack, say);
+    startAdmin(config, redisStep, sales, pool, writer, stack, say);
     const nginx = await startFrontNginx(config, stack, say, files?.limit);
     let stopping: Promise<void> | undefined;
     const localStock = localStockFor(refillPolicy(config), sale.total);

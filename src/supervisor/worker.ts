@@ -10,6 +10,7 @@ import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
 import { QueueBoard } from '../queue/board.ts';
+import { RedisHealth } from '../redis/health.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 
@@ -27,6 +28,8 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
   const keys = saleKeys(id);
   const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
   const stock = LocalStock.attach(buffer, init.workers);
+  const health = RedisHealth.attach(init.health);
+  const guard = { seen: () => stock.seen(), outage: () => health.outageArgument() };
   const seen = {
     newest: () => stock.seen(),
     note: (orderId: string) => stock.noteSeen(orderId),
@@ -37,12 +40,12 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
     stock,
     buy: (user) => batcher.buy(user),
     // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
-    orders: releasing(redisOrderStore(client, keys), () => {
+    orders: releasing(redisOrderStore(client, keys, guard), () => {
       stock.noteRelease();
       send({ type: 'released', worker: init.worker, sale: id });
     }),
     name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
-    queue: waitingRoom(client, id, queue),
+    queue: waitingRoom(client, id, queue, guard.seen),
   });
 }
 
@@ -63,9 +66,9 @@ function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
 }
 
 /** A sale's waiting room on this worker: its board, and joins gathered per event-loop turn. */
-function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer) {
+function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer, seen: () => string) {
   const keys = queueKeys(id);
-  const joins = new JoinBatcher(client, keys);
+  const joins = new JoinBatcher(client, keys, seen);
   return {
     board: QueueBoard.attach(buffer),
     join: (user: string) => joins.join(user),
@@ -77,7 +80,7 @@ let addLater: ((sale: SaleBuffer) => void) | undefined;
 
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
-  redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}` });
+  redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}`, quiet: true });
   log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;

@@ -1,6 +1,7 @@
 // Signed users: with SPIKE_JWT_SECRET set, a purchase or an order call needs a valid, unexpired
 // HS256 token; its sub is the buyer, and a user reaches only their own orders.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { NO_GUARD } from '../../src/redis/guard.ts';
 import { sign } from 'hono/jwt';
 import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
@@ -27,7 +28,7 @@ beforeAll(async () => {
   const sale = {
     stock,
     buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs: 60_000 }),
-    orders: redisOrderStore(client, keys),
+    orders: redisOrderStore(client, keys, NO_GUARD),
   };
   app = createApp({
     port: 3001,

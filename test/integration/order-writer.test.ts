@@ -2,6 +2,7 @@
 // per order, even when a writer dies after reading (its entries are claimed by another) or after
 // committing but before XACK (the events are applied again and change nothing).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { NO_GUARD } from '../../src/redis/guard.ts';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../../src/redis/client.ts';
@@ -47,7 +48,11 @@ async function lifecycle(count: number, payWindowMs = 60_000): Promise<string[]>
   const ids = (await purchaseMany(client, keys, { port: 3001, payWindowMs }, users)).map((p) => (p as { orderId: string }).orderId);
   await Promise.all(
     ids.map((id, i) =>
-      i % 3 === 0 ? settle(client, keys, 'pay', id, users[i]!) : i % 5 === 0 ? settle(client, keys, 'cancel', id, users[i]!) : null,
+      i % 3 === 0
+        ? settle(client, keys, 'pay', id, users[i]!, NO_GUARD)
+        : i % 5 === 0
+          ? settle(client, keys, 'cancel', id, users[i]!, NO_GUARD)
+          : null,
     ),
   );
   return ids;
@@ -91,6 +96,17 @@ describe.each(backends)('the order writer on %s', (_, open) => {
   });
   afterEach(async () => {
     await db.close();
+  });
+
+  // A Redis that had lost a payment once expired the order and the writer copied the expiry over
+  // the paid row (paid_at still set). An order ends once: its first final state stays.
+  test('a paid row never becomes expired or cancelled, whatever events come later', async () => {
+    const event = (id: string, kind: 'created' | 'paid' | 'expired' | 'cancelled', at: number) =>
+      ({ id: `${at}-0`, kind, orderId: id, user: 'u', port: 3001, window: kind === 'created' ? 1000 : null, state: null, at }) as const;
+    await db.apply(keys.sale, [event('100-0', 'created', 100), event('100-0', 'paid', 200)]);
+    await db.apply(keys.sale, [event('100-0', 'expired', 300), event('100-0', 'cancelled', 400), event('100-0', 'paid', 200)]);
+    const [row] = await db.orders(keys.sale);
+    expect(row).toMatchObject({ orderId: '100-0', state: 'paid', updatedAt: 200 });
   });
 
   test('writes every order of a sale once, in its final state; the audit is clean', async () => {
@@ -183,7 +199,7 @@ describe.each(backends)('the order writer on %s', (_, open) => {
   test('trims the stream only below what every group has acknowledged', async () => {
     // No deadlines: the reaper passes every order at once, so only the groups hold the trim back.
     await lifecycle(50, 0);
-    await expireDue(client, keys, 1000);
+    await expireDue(client, keys, 1000, NO_GUARD);
     const w = writer('d', { keepMs: 0 });
     await w.ensureGroup(keys);
     // A second group (another consumer of the stream) has read the first 10 entries only and acknowledged none.
@@ -207,7 +223,7 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     const w = writer('e', { keepMs: 0 });
     await drain(w);
     expect(await w.trim(keys)).toBe(0);
-    await expireDue(client, keys, 1000);
+    await expireDue(client, keys, 1000, NO_GUARD);
     // Order 0 is paid; order 1 is reserved until its deadline, so the reapers wait there.
     expect(await client.hget(keys.sale, REAPED_FIELD)).toBe(ids[0]!);
     await w.trim(keys);

@@ -1,6 +1,7 @@
 // The order lifecycle: reserved → paid | cancelled | expired. Tickets of released orders go back
 // on sale exactly once, and an order is never both paid and released.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { NO_GUARD } from '../../src/redis/guard.ts';
 import { createApp } from '../../src/http/app.ts';
 import type { RedisClient } from '../../src/redis/client.ts';
 import { expireDue, readOrder, redisOrderStore, settle } from '../../src/orders/store.ts';
@@ -38,7 +39,7 @@ function appFor(payWindowMs: number) {
   const sale = {
     stock,
     buy: (user: string) => purchase(client, keys, user, { port: 3001, payWindowMs }),
-    orders: redisOrderStore(client, keys),
+    orders: redisOrderStore(client, keys, NO_GUARD),
   };
   return createApp({
     port: 3001,
@@ -99,7 +100,7 @@ describe('an order', () => {
     const id = await buy(app, 'carol');
     await Bun.sleep(150);
     expect(await json(await post(app, `/orders/${id}/pay?user=carol`))).toMatchObject({ status: 409, body: { error: 'expired' } });
-    expect(await expireDue(client, keys, 100)).toEqual({ ids: [], more: false });
+    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], more: false, stopped: false });
     expect(await readSale(client, keys)).toMatchObject({ total: 5, sold: 0 });
     expect((await readOrder(client, keys, id))?.state).toBe('expired');
   });
@@ -159,12 +160,12 @@ describe('paying and expiring at the same instant', () => {
     const deadline = Date.now() + 300;
     const reaper = async () => {
       let released = 0;
-      while (Date.now() < deadline) released += (await expireDue(client, keys, 25)).ids.length;
+      while (Date.now() < deadline) released += (await expireDue(client, keys, 25, NO_GUARD)).ids.length;
       return released;
     };
-    const payers = ids.map((id, i) => Bun.sleep(i % 100).then(() => settle(client, keys, 'pay', id, users[i]!)));
+    const payers = ids.map((id, i) => Bun.sleep(i % 100).then(() => settle(client, keys, 'pay', id, users[i]!, NO_GUARD)));
     const [a, b, paid] = await Promise.all([reaper(), reaper(), Promise.all(payers)]);
-    await expireDue(client, keys, 1000);
+    await expireDue(client, keys, 1000, NO_GUARD);
 
     const states = await Promise.all(ids.map(async (id) => (await readOrder(client, keys, id))!.state));
     const byState = countBy(states, (s) => s);

@@ -103,7 +103,7 @@ describe('purchase script', () => {
       { code: PurchaseCode.Closed },
       { code: PurchaseCode.Closed },
     ]);
-    expect(await client.hget(keys.sale, 'recovering')).toContain(`a worker saw ${later}`);
+    expect(await client.hget(keys.sale, 'recovering')).toContain(`a node saw ${later}`);
     // Recovering stops every caller, even one that saw nothing newer.
     expect(await purchaseMany(client, keys, { port: 3002, payWindowMs: 0 }, ['hal'], seen)).toEqual([{ code: PurchaseCode.Closed }]);
     expect(await readSale(client, keys)).toMatchObject({ sold: 1, lastId: seen });

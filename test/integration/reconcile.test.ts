@@ -5,6 +5,7 @@
 // the first 100 buyers got 404 when they paid. The database is the second record of every sale:
 // the lost orders come back from it, and nothing is sold twice.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { NO_GUARD } from '../../src/redis/guard.ts';
 import { Database } from 'bun:sqlite';
 import { cpSync, rmSync } from 'node:fs';
 import Redis from 'ioredis';
@@ -317,7 +318,7 @@ describe('restored orders', () => {
       expect(await readSale(client, sale)).toMatchObject({ sold: 3 });
       expect(await client.hget(sale.buyers, 'r1')).toBe(`${now - 999}-0`);
       await Bun.sleep(400);
-      const { ids } = await expireDue(client, sale, 100);
+      const { ids } = await expireDue(client, sale, 100, NO_GUARD);
       expect(ids.sort()).toEqual([0, 1, 2].map((i) => `${now - 1000 + i}-0`));
       expect(await readSale(client, sale)).toMatchObject({ sold: 0 });
       expect(await client.hlen(sale.buyers)).toBe(0);

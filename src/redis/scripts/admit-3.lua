@@ -16,24 +16,29 @@
     KEYS[1] sale hash: ticket_total_nums, ticket_sold_nums, ticket_cancelled_nums,
             ticket_expired_nums, ticket_paid_nums, queue, queue_admission_ms, queue_rate,
             queue_serving, queue_step_at, queue_joined, queue_drawn, starts_at, ends_at,
-            paused, recovering
+            paused, recovering, last_id (no step while recovering: see includes/guard.lua)
     KEYS[2] pre-queue sorted set (its size: the positions drawn at the opening)
     KEYS[3] steps list: "<ms>:<serving>", oldest first; trimmed to the last admission window
             plus the step just before it
     ARGV[1] factor: admitted-but-not-bought users per remaining ticket, e.g. 1.2
     ARGV[2] shortest time between two steps, in ms
+    ARGV[3] the newest order id of this sale the caller has seen ("0-0": none)
 
   Output:
     -4 when the sale has no waiting room (or does not exist); else
     { serving, tail (positions given), pre (pre-queue size), drawn (0/1), final (1: sold out
       and no reserved order can come back), now (ms), steps... (the list, oldest first) }
 ]]
+--- @include "includes/stream-ids"
+--- @include "includes/guard"
+
 local f = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums', 'ticket_cancelled_nums',
   'ticket_expired_nums', 'ticket_paid_nums', 'queue', 'queue_admission_ms', 'queue_rate', 'queue_serving',
-  'queue_step_at', 'queue_joined', 'queue_drawn', 'starts_at', 'ends_at', 'paused', 'recovering')
+  'queue_step_at', 'queue_joined', 'queue_drawn', 'starts_at', 'ends_at', 'paused', 'recovering', 'last_id')
 if not f[1] or f[6] ~= '1' then
   return -4
 end
+local halted = stopped(f[17], f[16], ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local num = function(v) return tonumber(v) or 0 end
@@ -45,7 +50,7 @@ local stepAt = tonumber(f[10]) or (now - 1000)
 local pre = redis.call('ZCARD', KEYS[2])
 local tail = pre + num(f[11])
 local drawn = f[12] == '1' or (pre == 0 and not (f[13] and now < tonumber(f[13])))
-local open = f[15] ~= '1' and not f[16] and not (f[13] and now < tonumber(f[13])) and not (f[14] and now >= tonumber(f[14]))
+local open = f[15] ~= '1' and not halted and not (f[13] and now < tonumber(f[13])) and not (f[14] and now >= tonumber(f[14]))
 
 -- The steps: the serving counter one admission window ago is the last step at or before then.
 local steps = redis.call('LRANGE', KEYS[3], 0, -1)

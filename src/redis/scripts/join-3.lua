@@ -9,10 +9,12 @@
 
   Input:
     KEYS[1] sale hash: ticket_total_nums, queue ("1": the sale has a waiting room), starts_at,
-            ends_at, queue_joined (how many joined from the opening on)
+            ends_at, queue_joined (how many joined from the opening on), last_id, recovering
+            (nobody joins while recovering: see includes/guard.lua)
     KEYS[2] places hash: user -> position, or "pre" (in the pre-queue, not drawn yet)
     KEYS[3] pre-queue sorted set: user, scored by a random number
-    ARGV    user, random score, user, random score, ... (the batch, in arrival order)
+    ARGV[1] the newest order id of this sale the caller has seen ("0-0": none)
+    ARGV[2..n] user, random score, user, random score, ... (the batch, in arrival order)
 
   Output: one value per user, in ARGV order:
     n >= 1   their position (1 is the front)
@@ -20,9 +22,14 @@
     -2       no such sale
     -3       the sale has ended
     -4       the sale has no waiting room
+    -5       the sale is recovering lost orders: try again in a moment
 ]]
-local n = #ARGV / 2
-local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined')
+--- @include "includes/stream-ids"
+--- @include "includes/guard"
+
+local FIRST = 2
+local n = (#ARGV - 1) / 2
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined', 'last_id', 'recovering')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
@@ -34,6 +41,8 @@ elseif sale[2] ~= '1' then
   refuse = -4
 elseif sale[4] and now >= tonumber(sale[4]) then
   refuse = -3
+elseif stopped(sale[6], sale[7], ARGV[1]) then
+  refuse = -5
 end
 if refuse then
   for i = 1, n do
@@ -44,7 +53,7 @@ end
 
 local users = {}
 for i = 1, n do
-  users[i] = ARGV[2 * i - 1]
+  users[i] = ARGV[FIRST + 2 * i - 2]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(users))
 local early = sale[3] and now < tonumber(sale[3])
@@ -59,7 +68,7 @@ for i = 1, n do
   if place then
     out[i] = place == 'pre' and 0 or tonumber(place)
   elseif early then
-    redis.call('ZADD', KEYS[3], ARGV[2 * i], user)
+    redis.call('ZADD', KEYS[3], ARGV[FIRST + 2 * i - 1], user)
     placed[user] = 'pre'
     news[#news + 1] = user
     news[#news + 1] = 'pre'

@@ -53,14 +53,10 @@ if total and (sale[3] == '1' or sale[4] or sale[5]) then
   closed = sale[3] == '1' or (sale[4] and now < tonumber(sale[4])) or (sale[5] and now >= tonumber(sale[5]))
 end
 --- @include "includes/stream-ids"
+--- @include "includes/guard"
 
-if total and not closed then
-  if sale[7] then
-    closed = true
-  elseif ARGV[3] ~= '0-0' and older(sale[6] or '0-0', ARGV[3]) then
-    redis.call('HSET', KEYS[1], 'recovering', 'Redis lost writes: its newest order is ' .. (sale[6] or 'none') .. ', a worker saw ' .. ARGV[3])
-    closed = true
-  end
+if total and not closed and stopped(sale[6], sale[7], ARGV[3]) then
+  closed = true
 end
 
 if not total or closed then

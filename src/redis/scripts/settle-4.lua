@@ -15,9 +15,16 @@
   reserved order not yet due. (Should the window shrink across a restart, later orders wait
   behind earlier ones: they expire late, never early.)
 
+  Deadlines move by the outages of the sale's Redis (includes/deadlines.lua): a buyer who could
+  not pay while Redis was unreachable gets that time back, and the caller's own view of the
+  last outage is recorded first, so a payment right after an outage is never "too late" because
+  no node had recorded it yet. Like a purchase, nothing changes while the sale is recovering
+  lost orders, or when Redis is older than the caller's newest order (includes/guard.lua).
+
   Input:
     KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, ticket_cancelled_nums,
-            ticket_expired_nums, reaped_to (the expiry cursor), last_id (the newest stream id)
+            ticket_expired_nums, reaped_to (the expiry cursor), last_id (the newest stream id),
+            recovering, outages
     KEYS[2] buyers hash: user id -> their live order id
     KEYS[3] orders stream: created entries {event=created, user, port, window} (payBy = the
             id's milliseconds + window; window 0: no deadline); events
@@ -29,8 +36,11 @@
     ARGV[3] pay, cancel: the user asking, checked against the order's user ("*": anyone, for
             trusted callers, and for the holder of an anonymous order's secret); an anonymous
             order is settled only with "*"
+    ARGV[4] the newest order id of this sale the caller has seen ("0-0": none)
+    ARGV[5] the last Redis outage the caller saw, "id:msAgoStart:msAgoEnd", or ""
 
   Output:
+    { -3, "" }             nothing changed: the sale is recovering lost orders (any action)
     pay, cancel:
       { 1, state }         done: state is "paid" or "cancelled" (repeating a done action
                            answers the same)
@@ -42,6 +52,9 @@
       { n, more, id1, ..., idn } the orders released as expired; more = 1 when the walk
                            stopped at ARGV[2] entries, not at an order still due later
 ]]
+--- @include "includes/stream-ids"
+--- @include "includes/guard"
+--- @include "includes/deadlines"
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -72,6 +85,15 @@ end
 
 local action = ARGV[1]
 local now = nowMs()
+local sale = redis.call('HMGET', KEYS[1], 'last_id', 'recovering', 'outages')
+if stopped(sale[1], sale[2], ARGV[4]) then
+  return { -3, '' }
+end
+local outages = recordOutage(sale[3], ARGV[5], now)
+-- An order's deadline, moved by the outages.
+local function deadlineOf(id, o)
+  return deadline(o.payBy, tonumber(string.match(id, '^(%d+)')), outages)
+end
 
 if action == 'expire' then
   local budget = tonumber(ARGV[2])
@@ -110,7 +132,7 @@ if action == 'expire' then
             if not raw then
               save(id, o, 'reserved', tonumber(string.match(id, '^(%d+)')))
             end
-          elseif o.payBy <= now then
+          elseif deadlineOf(id, o) <= now then
             release(id, o, 'expired', now)
             out[#out + 1] = id
           else
@@ -150,7 +172,7 @@ if action == 'pay' then
   if o.state ~= 'reserved' then
     return { -4, o.state }
   end
-  if o.payBy > 0 and now >= o.payBy then
+  if o.payBy > 0 and now >= deadlineOf(id, o) then
     release(id, o, 'expired', now)
     return { -5, 'expired' }
   end

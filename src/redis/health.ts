@@ -1,0 +1,87 @@
+/**
+ * The node's view of its Redis: up or down, and the last outage (when it began and ended), in a
+ * SharedArrayBuffer the supervisor's probe writes and every worker reads. An outage is told to
+ * the scripts that pay and expire orders (settle-4.lua, outage-1.lua) so that payment deadlines
+ * move by the time buyers could not pay. Times are this node's clock; the scripts get durations
+ * ("how long ago"), so no clock has to agree with Redis'.
+ */
+import { randomInt } from 'node:crypto';
+
+enum Cell {
+  /** 1 while Redis answers, 0 while it does not. */
+  Up = 0,
+  /** Outages seen since start. */
+  Outages,
+  /** A random number naming the last outage among every node's (with its start). */
+  Tag,
+  Size,
+}
+enum Time {
+  /** The last outage's start and end (ms since the epoch); end 0 while it lasts. */
+  Start = 0,
+  End,
+  Size,
+}
+
+/** How long after an outage ended a caller still passes it on (the supervisor records it at once). */
+export const OUTAGE_FRESH_MS = 10_000;
+
+export class RedisHealth {
+  readonly #cells: Int32Array;
+  readonly #times: Float64Array;
+
+  private constructor(buffer: SharedArrayBuffer) {
+    this.#cells = new Int32Array(buffer, 0, Cell.Size);
+    this.#times = new Float64Array(buffer, 16, Time.Size);
+  }
+
+  static create(): RedisHealth {
+    const health = new RedisHealth(new SharedArrayBuffer(16 + Time.Size * 8));
+    Atomics.store(health.#cells, Cell.Up, 1);
+    return health;
+  }
+
+  static attach(buffer: SharedArrayBuffer): RedisHealth {
+    return new RedisHealth(buffer);
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.#cells.buffer as SharedArrayBuffer;
+  }
+
+  isUp(): boolean {
+    return Atomics.load(this.#cells, Cell.Up) === 1;
+  }
+
+  outages(): number {
+    return Atomics.load(this.#cells, Cell.Outages);
+  }
+
+  /** Redis stopped answering; `since` is the last moment it was known to answer. Returns false when it was down already. */
+  markDown(since: number): boolean {
+    if (Atomics.compareExchange(this.#cells, Cell.Up, 1, 0) !== 1) return false;
+    this.#times[Time.Start] = since;
+    this.#times[Time.End] = 0;
+    Atomics.store(this.#cells, Cell.Tag, randomInt(1, 2 ** 31 - 1));
+    Atomics.add(this.#cells, Cell.Outages, 1);
+    return true;
+  }
+
+  /** Redis answers again; returns the outage that ended, or undefined when it was up. */
+  markUp(now = Date.now()): { start: number; end: number } | undefined {
+    if (this.isUp()) return undefined;
+    this.#times[Time.End] = now;
+    Atomics.store(this.#cells, Cell.Up, 1);
+    return { start: this.#times[Time.Start]!, end: now };
+  }
+
+  /** The last outage as the scripts take it, `id:msAgoStart:msAgoEnd` (0 while it lasts), or '' when none is recent. */
+  outageArgument(now = Date.now()): string {
+    const tag = Atomics.load(this.#cells, Cell.Tag);
+    if (tag === 0) return '';
+    const start = this.#times[Time.Start]!;
+    const end = this.#times[Time.End]! || now;
+    if (now - end > OUTAGE_FRESH_MS || end <= start) return '';
+    return `${Math.round(start).toString(36)}-${tag.toString(36)}:${Math.max(0, Math.round(now - start))}:${Math.max(0, Math.round(now - end))}`;
+  }
+}

@@ -1,0 +1,128 @@
+// Heal without a person. Before: a `kill -9` of spike's own Redis, or a full data disk, made every
+// buyer get 503 until someone restarted Redis by hand (after a full disk it stayed down for good),
+// and the pay window ran on meanwhile: buyers who could not pay had their orders expired the
+// moment Redis came back.
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../../src/services/free-port.ts';
+import { freeBytes } from '../../src/services/redis-keeper.ts';
+import { fire } from '../helpers/load.ts';
+import { startSpikeProcess, until } from '../helpers/process.ts';
+import { freePorts, startTestRedis, tempDir } from '../helpers/servers.ts';
+import { startTestSpike } from '../helpers/spike.ts';
+
+setDefaultTimeout(120_000);
+
+const TOKEN = 'admin-token-for-healing-0123456789';
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function privateSpike(dataDir: string) {
+  const port = await freePort();
+  const ports = await freePorts(4);
+  const spike = await startSpikeProcess({
+    REDIS_URL: '',
+    SPIKE_DATA_DIR: dataDir,
+    SPIKE_LOG_DIR: tempDir('healing-logs'),
+    SPIKE_PORTS: ports.join(','),
+    SPIKE_NGINX: '0',
+    SPIKE_ADMIN_PORT: String(port),
+    SPIKE_ADMIN_TOKEN: TOKEN,
+    SPIKE_TOTAL: '100000',
+  });
+  const buy = async (user: string) =>
+    (await (await fetch(`http://127.0.0.1:${ports[0]}/buy/ticket?user=${user}`)).json()) as { code?: number; orderId?: string };
+  const admin = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return { spike, ports, buy, admin };
+}
+
+describe("spike's own Redis", () => {
+  test('killed with SIGKILL is started again by itself: one WARN line, counted, nothing lost, buyers served again', async () => {
+    const dataDir = tempDir('healing');
+    dirs.push(dataDir);
+    const { spike, buy, admin } = await privateSpike(dataDir);
+    try {
+      const before = await buy('before');
+      expect(before.code).toBe(1);
+      process.kill(Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8')), 'SIGKILL');
+      let n = 0;
+      const took = await until('a sale after the kill', async () => (await buy(`after${n++}`)).code === 1);
+      console.log(`healing: buyers sold to again ${took} ms after redis-server was killed`);
+      await spike.waitFor('is back on port');
+      expect(spike.output().match(/WARN {2}redis-server exited \(killed by SIGKILL\)/g)).toHaveLength(1);
+      expect(await (await admin('/metrics')).text()).toContain('spike_redis_restarts_total 1');
+      expect((await buy('before')).code).toBe(2);
+    } finally {
+      expect(await spike.stop()).toBe(0);
+    }
+  });
+
+  test('on a full disk: one ERROR line naming the folder and its free space, not ready, and back by itself once there is room', async () => {
+    const dataDir = tempDir('full');
+    dirs.push(dataDir);
+    const mount = Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dataDir], { stderr: 'pipe' });
+    if (mount.exitCode !== 0) throw new Error(`cannot mount a small disk for the test: ${mount.stderr}`);
+    const { spike, buy, admin } = await privateSpike(dataDir);
+    const filler = join(dataDir, 'filler');
+    try {
+      Bun.spawnSync(['fallocate', '-l', String(freeBytes(dataDir)! - 48 * 1024), filler]);
+      const acknowledged: string[] = [];
+      for (let i = 0; i < 5000; i++) {
+        const answer = await buy(`u${i}`);
+        if (answer.code !== 1) break;
+        acknowledged.push(answer.orderId!);
+      }
+      await spike.waitFor(`ERROR redis-server cannot write its data in ${dataDir}:`);
+      expect(spike.output()).toMatch(/redis-server cannot write its data in \S+: \d+\.\d MB free on that disk/);
+      const ready = await admin('/readyz');
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { msg: string }).msg).toContain('cannot write its data');
+      unlinkSync(filler);
+      let n = 0;
+      const took = await until('a sale once there is room', async () => (await buy(`again${n++}`)).code === 1);
+      console.log(`healing: a full disk: buyers sold to again ${took} ms after space returned`);
+      await until('ready again', async () => (await admin('/readyz')).status === 200);
+      expect(spike.output().match(/cannot write its data/g)).toHaveLength(1);
+      // Acknowledged sales are all still there: their buyers hold them (a sample of 50).
+      expect(acknowledged.length).toBeGreaterThan(0);
+      for (let i = 0; i < acknowledged.length; i += Math.max(1, Math.floor(acknowledged.length / 50)))
+        expect(await buy(`u${i}`)).toMatchObject({ code: 2, orderId: acknowledged[i] });
+    } finally {
+      expect(await spike.stop()).toBe(0);
+      Bun.spawnSync(['umount', dataDir]);
+    }
+  });
+});
+
+describe('payment deadlines', () => {
+  test('Redis down 10 s with a 5 s pay window: every buyer can still pay when it is back', async () => {
+    const redis = await startTestRedis();
+    const spike = await startTestSpike(redis.url, {
+      SPIKE_TOTAL: '100',
+      SPIKE_RESET: 'force',
+      SPIKE_PAY_WINDOW: '5',
+      SPIKE_REAP_MS: '100',
+    });
+    try {
+      const users = Array.from({ length: 20 }, (_, i) => `payer${i}`);
+      const orders = await fire(users.map((u, i) => `${spike.url(i % 4)}/buy/ticket?user=${u}`));
+      expect(orders.every((a) => a.body.code === 1)).toBe(true);
+      await redis.stop();
+      await Bun.sleep(10_000);
+      await redis.start();
+      await until('the workers to reach Redis', async () => (await fetch(`${spike.url(0)}/readyz`)).status === 200);
+      const paid = await fire(
+        orders.map((a, i) => `${spike.url((i + 1) % 4)}/orders/${a.body.orderId}/pay?user=${users[i]}`),
+        20,
+        { method: 'POST' },
+      );
+      expect(paid.map((a) => a.body.state)).toEqual(users.map(() => 'paid'));
+    } finally {
+      await spike.close();
+      await redis.close();
+    }
+  });
+});

@@ -1,0 +1,112 @@
+// Every script that changes a sale, against a real redis-server. Redis restarted from a copy of
+// its AOF once let the reaper write first: its expiries got stream ids newer than every node's
+// mark, the loss check never fired, 67 acknowledged orders answered 404 and paid ones read
+// "expired". So pay, cancel, expire, join, admit, draw and add all refuse, like a purchase,
+// while a sale is recovering or when Redis is older than what the caller saw. And a payment
+// deadline moves by the Redis outages its buyer lived through.
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { expireDue, readOrder, settle, SettleCode } from '../../src/orders/store.ts';
+import type { RedisClient } from '../../src/redis/client.ts';
+import { NO_GUARD, type SaleGuard } from '../../src/redis/guard.ts';
+import { queueKeys, RECOVERING_FIELD, saleKeys } from '../../src/redis/keys.ts';
+import { admit, draw, JoinCode, joinMany, setQueue } from '../../src/redis/queue.ts';
+import { ensureSale, purchaseMany, PurchaseCode } from '../../src/redis/sale.ts';
+import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
+
+setDefaultTimeout(60_000);
+
+let redis: TestRedis;
+let client: RedisClient;
+let n = 0;
+let keys = saleKeys('unused');
+
+beforeAll(async () => {
+  ({ redis, client } = await startTestRedisWithClient('test-sale-scripts', 2000));
+});
+afterAll(async () => {
+  await redis.close();
+});
+beforeEach(() => {
+  keys = saleKeys(`scripts-${process.pid}-${++n}`);
+});
+
+const seller = (payWindowMs: number) => ({ port: 3001, payWindowMs });
+const later = (id: string) => `${Number(id.split('-')[0]) + 60_000}-0`;
+const guard = (seen: string, outage = ''): SaleGuard => ({ seen: () => seen, outage: () => outage });
+
+/** A sale with one reserved order of `user`; its id. */
+async function oneOrder(user: string, payWindowMs = 60_000): Promise<string> {
+  await ensureSale(client, keys, 10, false);
+  const [sold] = await purchaseMany(client, keys, seller(payWindowMs), [user]);
+  expect(sold!.code).toBe(PurchaseCode.Sold);
+  return (sold as { orderId: string }).orderId;
+}
+
+describe('a sale Redis lost writes of', () => {
+  test('pays, cancels and expires nothing when the caller saw a newer order, and is marked recovering for every node', async () => {
+    const id = await oneOrder('ann', 1);
+    const newer = guard(later(id));
+    expect(await settle(client, keys, 'pay', id, 'ann', newer)).toEqual({ code: SettleCode.Stopped });
+    expect(await client.hget(keys.sale, RECOVERING_FIELD)).toContain(`a node saw ${later(id)}`);
+    // Stopped for everyone now, even a caller that saw nothing newer.
+    expect(await settle(client, keys, 'cancel', id, 'ann', NO_GUARD)).toEqual({ code: SettleCode.Stopped });
+    await Bun.sleep(5);
+    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], more: false, stopped: true });
+    expect((await readOrder(client, keys, id))?.state).toBe('reserved');
+    expect(await client.xlen(keys.orders)).toBe(1);
+    await client.resume(keys.sale, later(id));
+    expect((await expireDue(client, keys, 100, NO_GUARD)).ids).toEqual([id]);
+  });
+
+  test('lets nobody join, admit or draw while recovering, and adds no stock', async () => {
+    await ensureSale(client, keys, 10, false);
+    const queue = queueKeys(keys.sale);
+    await setQueue(client, queue, { admissionMs: 60_000, admitPerSecond: 100 });
+    expect(await joinMany(client, queue, ['ann'])).toEqual([1]);
+    await client.hset(keys.sale, RECOVERING_FIELD, 'test');
+    expect(await joinMany(client, queue, ['bob'])).toEqual([JoinCode.Recovering]);
+    expect((await admit(client, queue, 1.2, 0))?.serving).toBe(0);
+    expect(await draw(client, queue)).toBe(-3);
+    expect(await client.add(keys.sale, '5', '100', '0-0')).toEqual([-3, 10]);
+    await client.hdel(keys.sale, RECOVERING_FIELD);
+    expect((await admit(client, queue, 1.2, 0))?.serving).toBe(1);
+    expect(await client.add(keys.sale, '5', '100', '0-0')).toEqual([1, 15]);
+  });
+});
+
+describe('adding stock', () => {
+  // Two admins adding at once passed the 2^31 - 1 cap when it was checked before the write.
+  test('never passes the cap, however many additions race', async () => {
+    await ensureSale(client, keys, 1_000, false);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => client.add(keys.sale, '100', '2000', '0-0')));
+    expect(answers.filter(([code]) => code === 1)).toHaveLength(10);
+    expect(Number(await client.hget(keys.sale, 'ticket_total_nums'))).toBe(2000);
+  });
+});
+
+describe('a payment deadline across a Redis outage', () => {
+  test('moves by the outage: a payment after the first deadline succeeds, the order reads its new deadline, and expiry waits for it', async () => {
+    const id = await oneOrder('ann', 300);
+    await Bun.sleep(400);
+    // An outage that began 350 ms ago (while the order could still be paid) and ended now: 350 ms back.
+    const outage = guard('0-0', 'test-1:350:0');
+    expect(await expireDue(client, keys, 100, outage)).toEqual({ ids: [], more: false, stopped: false });
+    const order = await readOrder(client, keys, id);
+    expect(order!.payBy! - order!.createdAt).toBeGreaterThanOrEqual(300 + 340);
+    expect(await settle(client, keys, 'pay', id, 'ann', NO_GUARD)).toEqual({ code: SettleCode.Done, state: 'paid' });
+  });
+
+  test('counts an outage seen by several nodes once, and one that ended before the order not at all', async () => {
+    const before = await oneOrder('old', 1000);
+    await client.outage(keys.sale, 'a:5000:4000');
+    expect((await readOrder(client, keys, before))!.payBy! - Number(before.split('-')[0])).toBe(1000);
+    await Bun.sleep(150);
+    await Promise.all([client.outage(keys.sale, 'b:100:0'), client.outage(keys.sale, 'c:100:0')]);
+    const shift = (await readOrder(client, keys, before))!.payBy! - Number(before.split('-')[0]) - 1000;
+    expect(shift).toBeGreaterThanOrEqual(95);
+    expect(shift).toBeLessThanOrEqual(110);
+    // The same outage recorded again changes nothing.
+    await client.outage(keys.sale, 'b:100:0');
+    expect((await readOrder(client, keys, before))!.payBy! - Number(before.split('-')[0]) - 1000).toBeLessThanOrEqual(shift + 5);
+  });
+});
