@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { parseCommandLine, usageError } from './args.ts';
 import { auditWhenWritten } from '../orders/audit.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
+import { readJournal } from '../orders/journal.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
 import { createRedis, waitReady, type RedisClient } from '../redis/client.ts';
 import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
@@ -51,6 +52,8 @@ async function run(redis: RedisClient, db: OrderDb, config: Config, options: Opt
     const report = await reconcileSale(redis, keys, db, {
       reason: 'repair by hand (bun run audit -- --repair)',
       payWindowMs: config.payWindowMs,
+      // This node's journal too: sales acknowledged that the database had not received yet.
+      journaled: readJournal(join(config.dataDir, 'journal'), options.sale),
     });
     console.log(describeReconcile(report));
   }

@@ -9,6 +9,7 @@ import { compareOrderIds, newerId } from './model.ts';
 import { readSale } from '../redis/sale.ts';
 import { keyList, RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
+import { withJournal, type JournalEntry } from './journal.ts';
 
 export interface ReconcileReport {
   readonly sale: string;
@@ -60,6 +61,8 @@ export interface ReconcileOptions {
   readonly payWindowMs: number;
   /** Orders per script call, so Redis is never busy with one long call. */
   readonly chunk?: number;
+  /** What this node's journal holds of the sale (orders/journal.ts): acknowledged sales the database may not have yet. */
+  readonly journaled?: readonly JournalEntry[];
 }
 
 /** restore-4.lua's six values for one order. */
@@ -70,12 +73,14 @@ function restoreArgs(row: DbOrder, payWindowMs: number): string[] {
 
 /**
  * Stops the sale on every node (recovering: purchases answer code -3), puts back every order the
- * database holds and Redis lacks (restore-4.lua, idempotent), then lets it sell again
+ * database (or this node's journal) holds and Redis lacks (restore-4.lua, idempotent), then lets it sell again
  * (resume-1.lua) past the newest id known. Safe to run again, and on several nodes at once.
  */
 export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, options: ReconcileOptions): Promise<ReconcileReport> {
   await redis.hset(keys.sale, RECOVERING_FIELD, options.reason);
-  const rows = await db.orders(keys.sale);
+  // Orders from before the sale's last reset are not its own (a live reset keeps no database rows).
+  const epoch = (await readSale(redis, keys))?.epoch ?? '0-0';
+  const rows = withJournal(await db.orders(keys.sale), options.journaled ?? []).filter((row) => compareOrderIds(row.orderId, epoch) > 0);
   const chunk = options.chunk ?? 200;
   let restored = 0;
   let advanced = 0;

@@ -3,6 +3,7 @@ import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb } from './db.ts';
+import type { JournalEntry } from './journal.ts';
 import { behindReason, describeReconcile, reconcileSale } from './reconcile.ts';
 
 export interface WatchedSale {
@@ -20,6 +21,8 @@ export interface ReconcilerOptions {
   readonly say: (line: string) => void;
   /** A sale was restored and sells again: sync the local stock now. */
   readonly onResumed?: () => void;
+  /** This node's journal entries of a sale (orders/journal.ts). */
+  readonly journaled?: (sale: string) => readonly JournalEntry[];
 }
 
 /**
@@ -68,6 +71,7 @@ export class Reconciler {
         reason,
         seen: sale.seen(),
         payWindowMs: this.#options.payWindowMs,
+        journaled: this.#options.journaled?.(sale.id),
       });
       this.#options.say(describeReconcile(report));
       this.#options.onResumed?.();

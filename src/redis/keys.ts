@@ -60,6 +60,11 @@ export const REAPED_FIELD = 'reaped_to';
 export const LAST_ID_FIELD = 'last_id';
 /** Set, with the reason, while a sale is stopped to restore orders Redis lost; nothing sells meanwhile. */
 export const RECOVERING_FIELD = 'recovering';
+/**
+ * The newest stream id when the sale was last reset: orders up to it belonged to the sale before
+ * the reset, and are never restored into it (the database or a journal may still hold them).
+ */
+export const EPOCH_FIELD = 'epoch';
 /** The Redis outages nodes saw, "id,start,end;..." (ms): payment deadlines move by them (includes/deadlines.lua). */
 export const OUTAGES_FIELD = 'outages';
 

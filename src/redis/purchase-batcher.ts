@@ -31,17 +31,31 @@ export class PurchaseBatcher {
   readonly #durability: Durability | undefined;
   readonly #seen: Seen | undefined;
 
+  readonly #onSold: ((sold: readonly { orderId: string; user: string }[]) => void) | undefined;
+
+  /** `onSold` hears of a batch's sales before any of its buyers is answered (the node's journal). */
   constructor(
     redis: Redis,
     keys: SaleKeys,
     seller: Seller,
-    { maxBatch = 64, durability, seen }: { maxBatch?: number; durability?: Durability; seen?: Seen } = {},
+    {
+      maxBatch = 64,
+      durability,
+      seen,
+      onSold,
+    }: {
+      maxBatch?: number;
+      durability?: Durability;
+      seen?: Seen;
+      onSold?: (sold: readonly { orderId: string; user: string }[]) => void;
+    } = {},
   ) {
     this.#redis = redis;
     this.#keys = keys;
     this.#seller = seller;
     this.#durability = durability;
     this.#seen = seen;
+    this.#onSold = onSold;
     this.#turns = new TurnBatch((users) => this.#sell(users), maxBatch);
   }
 
@@ -61,6 +75,10 @@ export class PurchaseBatcher {
         this.#seen?.note(answer.orderId);
         break;
       }
+    }
+    if (this.#onSold) {
+      const sold = answers.flatMap((a, i) => (a.code === PurchaseCode.Sold ? [{ orderId: a.orderId, user: users[i]! }] : []));
+      if (sold.length > 0) this.#onSold(sold);
     }
     const durability = this.#durability;
     if (durability && answers.some((a) => a.code === PurchaseCode.Sold)) {

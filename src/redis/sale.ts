@@ -1,6 +1,7 @@
 /** The operations on a sale in Redis: create, reset, read, purchase. */
 import type { RedisClient as Redis } from './client.ts';
 import {
+  EPOCH_FIELD,
   keyList,
   LAST_ID_FIELD,
   QUEUE_ADMISSION_FIELD,
@@ -81,6 +82,8 @@ export interface SaleCount {
   readonly sold: number;
   /** The newest order id sold; `0-0` before the first (or in a sale from before it was kept). */
   readonly lastId: string;
+  /** The newest id when the sale was last reset (`0-0`: never): older orders are not this sale's. */
+  readonly epoch: string;
   /** Why the sale is stopped to restore lost orders; undefined while it is not. */
   readonly recovering: string | undefined;
   /** Whether it sells now: not paused, inside its start and end, not recovering. */
@@ -94,7 +97,7 @@ export interface SaleCount {
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate] = await redis.hmget(
+  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate, epoch] = await redis.hmget(
     keys.sale,
     TOTAL_FIELD,
     SOLD_FIELD,
@@ -106,6 +109,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     QUEUE_FIELD,
     QUEUE_ADMISSION_FIELD,
     QUEUE_RATE_FIELD,
+    EPOCH_FIELD,
   );
   if (total === null || total === undefined) return null;
   const now = Date.now();
@@ -115,6 +119,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     total: Number(total),
     sold: Number(sold ?? 0),
     lastId: lastId ?? '0-0',
+    epoch: epoch ?? '0-0',
     recovering: recovering ?? undefined,
     open,
     startsAt: Number(startsAt ?? 0) || 0,
@@ -145,9 +150,20 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
     await redis
       .multi()
       .del(...keyList(keys), ...waitingRoomKeys(keys.sale))
-      .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId)
+      .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId, EPOCH_FIELD, lastId)
       .exec();
-    return { total, sold: 0, lastId, recovering: undefined, open: true, startsAt: 0, endsAt: 0, queue: undefined, created: true };
+    return {
+      total,
+      sold: 0,
+      lastId,
+      epoch: lastId,
+      recovering: undefined,
+      open: true,
+      startsAt: 0,
+      endsAt: 0,
+      queue: undefined,
+      created: true,
+    };
   }
   const created = (await redis.hsetnx(keys.sale, TOTAL_FIELD, total)) === 1;
   await redis.hsetnx(keys.sale, SOLD_FIELD, 0);

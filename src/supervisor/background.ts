@@ -1,7 +1,9 @@
 /** The supervisor's background tasks: the sales it serves with their sync and reconciler, the order writer, the reaper. */
 import type { Config } from '../config.ts';
 import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
+import { join, resolve } from 'node:path';
 import type { OrderDb } from '../orders/db.ts';
+import { newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
@@ -19,6 +21,11 @@ import type { Stack } from './stack.ts';
 
 /** How often each sale's Redis stream is compared with the order database's mark. */
 const RECONCILE_MS = 2000;
+/** How often journal segments the database holds in full are deleted. */
+const PRUNE_MS = 5 * 60_000;
+
+/** Where this node's workers journal what they told buyers (orders/journal.ts). */
+export const journalDir = (config: Config): string => resolve(join(config.dataDir, 'journal'));
 
 export interface Sales {
   readonly book: SaleBook;
@@ -57,6 +64,10 @@ export async function startSales(
   book.add(DEFAULT_SALE);
   // A failure here (a cluster mid-failover) only delays a sale to the sync's next round.
   await book.discover(redis).catch(() => {});
+  const journal = journalDir(config);
+  // After a restart of the node its memory of the newest orders is the journal's: a Redis older
+  // than that lost acknowledged sales (the checks below and every script's guard see it).
+  for (const [id, newest] of newestJournaled(journal)) book.get(id)?.stock.noteSeen(newest);
   const health = RedisHealth.create();
   const guard = (id: string): SaleGuard => ({
     seen: () => book.get(id)?.stock.seen() ?? '0-0',
@@ -70,6 +81,7 @@ export async function startSales(
     intervalMs: RECONCILE_MS,
     say,
     onResumed: () => void sync?.kick(),
+    journaled: (sale) => readJournal(journal, sale),
   });
   await reconciler.checkAll();
   reconciler.start();
@@ -88,7 +100,15 @@ export async function startSales(
   await admission.tick();
   admission.start();
   stack.defer(() => admission.stop());
+  if (db) prune(journal, db, stack);
   return { book, sync, reconciler, admission, health, watch, guard };
+}
+
+/** Deletes, every few minutes, the journal segments the database holds in full. */
+function prune(dir: string, db: OrderDb, stack: Stack): void {
+  const held = async (sale: string) => new Map((await db.orders(sale)).map((row) => [row.orderId, row.state]));
+  const timer = setInterval(() => void pruneJournal(dir, held).catch(() => {}), PRUNE_MS);
+  stack.defer(async () => clearInterval(timer));
 }
 
 /**

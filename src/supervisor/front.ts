@@ -1,5 +1,6 @@
 /** What faces clients: the worker threads, the admin API and nginx. */
 import { resolve } from 'node:path';
+import { journalDir } from './background.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { createAdminApp } from '../http/admin.ts';
 import { Attempts } from '../http/attempts.ts';
@@ -43,6 +44,7 @@ export async function startWorkers(
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,
+    journalDir: journalDir(config),
     onTopUp: () => void sync.kick(),
     onReleased: () => void sync.kick(),
     say,

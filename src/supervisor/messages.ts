@@ -34,6 +34,8 @@ export interface WorkerSettings {
   readonly queueKey: string;
   /** The node's view of its Redis (redis/health.ts): the last outage goes with every payment. */
   readonly health: SharedArrayBuffer;
+  /** Where the worker journals what it told buyers (orders/journal.ts). */
+  readonly journalDir: string;
 }
 
 export type ToWorker =

@@ -5,6 +5,7 @@ import { createApp, type AppDeps, type SaleContext } from '../http/app.ts';
 import { soldOutRoute } from '../http/fast-path.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
+import { Journal, journaling } from '../orders/journal.ts';
 import { redisOrderStore, releasing } from '../orders/store.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
@@ -21,10 +22,11 @@ const send = (message: FromWorker) => self.postMessage(message);
 let server: Server<undefined> | undefined;
 let redis: Redis | undefined;
 let log: StatLog | undefined;
+let journal: Journal | undefined;
 let stopping = false;
 const sales = new Map<string, SaleContext>();
 
-function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id, buffer, queue }: SaleBuffer): void {
+function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, journal: Journal, { id, buffer, queue }: SaleBuffer): void {
   const keys = saleKeys(id);
   const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
   const stock = LocalStock.attach(buffer, init.workers);
@@ -35,12 +37,17 @@ function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, { id,
     note: (orderId: string) => stock.noteSeen(orderId),
     batchTook: (s: number) => stock.observeBatch(s),
   };
-  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability, seen });
+  // Every sale is in the node's journal before its buyer is told (orders/journal.ts).
+  const onSold = (sold: readonly { orderId: string; user: string }[]) =>
+    journal.append(
+      sold.map(({ orderId, user }) => ({ sale: id, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs })),
+    );
+  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability, seen, onSold });
   sales.set(id, {
     stock,
     buy: (user) => batcher.buy(user),
     // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
-    orders: releasing(redisOrderStore(client, keys, guard), () => {
+    orders: releasing(journaling(redisOrderStore(client, keys, guard), journal, init.port), () => {
       stock.noteRelease();
       send({ type: 'released', worker: init.worker, sale: id });
     }),
@@ -84,8 +91,10 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;
-  for (const sale of init.sales) addSale(init, client, sale);
-  addLater = (sale) => addSale(init, client, sale);
+  const journaled = new Journal(init.journalDir, port);
+  journal = journaled;
+  for (const sale of init.sales) addSale(init, client, journaled, sale);
+  addLater = (sale) => addSale(init, client, journaled, sale);
   const appDeps: AppDeps = {
     port,
     worker,
@@ -127,6 +136,7 @@ async function stop(worker: number): Promise<void> {
   // stop() without force lets in-flight requests finish before it resolves.
   await server?.stop();
   log?.close();
+  journal?.close();
   await redis?.quit().catch(() => redis?.disconnect());
   send({ type: 'stopped', worker });
 }
