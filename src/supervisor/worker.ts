@@ -6,7 +6,8 @@ import { soldOutRoute } from '../http/fast-path.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { Journal, journaling } from '../orders/journal.ts';
-import { redisOrderStore, releasing } from '../orders/store.ts';
+import { redisOrderStore, releasing, type OrderStore } from '../orders/store.ts';
+import { log as logLine } from '../log.ts';
 import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
@@ -23,37 +24,70 @@ let server: Server<undefined> | undefined;
 let redis: Redis | undefined;
 let log: StatLog | undefined;
 let journal: Journal | undefined;
+let purchaseClient: Redis | undefined;
+/** How long a purchase's late answer is still awaited (and undone) after its buyer was told 503. */
+const LATE_ANSWER_MS = 60_000;
 let stopping = false;
 const sales = new Map<string, SaleContext>();
 
-function addSale(init: Extract<ToWorker, { type: 'init' }>, client: Redis, journal: Journal, { id, buffer, queue }: SaleBuffer): void {
+/** What every sale of this worker shares: the Redis clients and the journal. */
+interface Shared {
+  readonly init: Extract<ToWorker, { type: 'init' }>;
+  /** Reads, orders, the waiting room: every command fails after SPIKE_REDIS_TIMEOUT_MS. */
+  readonly client: Redis;
+  /** Purchases only: the batcher answers the buyer after SPIKE_REDIS_TIMEOUT_MS, but waits longer for Redis' late answer. */
+  readonly purchases: Redis;
+  readonly journal: Journal;
+}
+
+function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
+  const { init, client, journal } = shared;
   const keys = saleKeys(id);
-  const durability = init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined;
   const stock = LocalStock.attach(buffer, init.workers);
   const health = RedisHealth.attach(init.health);
   const guard = { seen: () => stock.seen(), outage: () => health.outageArgument() };
-  const seen = {
-    newest: () => stock.seen(),
-    note: (orderId: string) => stock.noteSeen(orderId),
-    batchTook: (s: number) => stock.observeBatch(s),
-  };
-  // Every sale is in the node's journal before its buyer is told (orders/journal.ts).
-  const onSold = (sold: readonly { orderId: string; user: string }[]) =>
-    journal.append(
-      sold.map(({ orderId, user }) => ({ sale: id, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs })),
-    );
-  const batcher = new PurchaseBatcher(client, keys, { port: init.port, payWindowMs: init.payWindowMs }, { durability, seen, onSold });
+  // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
+  const orders = releasing(journaling(redisOrderStore(client, keys, guard), journal, init.port), () => {
+    stock.noteRelease();
+    send({ type: 'released', worker: init.worker, sale: id });
+  });
+  const batcher = purchaseBatcher(shared, id, stock, orders);
   sales.set(id, {
     stock,
     buy: (user) => batcher.buy(user),
-    // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
-    orders: releasing(journaling(redisOrderStore(client, keys, guard), journal, init.port), () => {
-      stock.noteRelease();
-      send({ type: 'released', worker: init.worker, sale: id });
-    }),
+    orders,
     name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
     queue: waitingRoom(client, id, queue, guard.seen),
   });
+}
+
+/**
+ * The sale's purchases: every sale is in the node's journal before its buyer is told
+ * (orders/journal.ts). A sale Redis made after its buyer was told 503 (Redis was slow) is undone
+ * for an anonymous buyer, who could never find it; a named buyer's retry is shown it (code 2).
+ */
+function purchaseBatcher({ init, purchases, journal }: Shared, id: string, stock: LocalStock, orders: OrderStore): PurchaseBatcher {
+  const entry = (orderId: string, user: string) =>
+    ({ sale: id, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs }) as const;
+  return new PurchaseBatcher(
+    purchases,
+    saleKeys(id),
+    { port: init.port, payWindowMs: init.payWindowMs },
+    {
+      durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
+      seen: { newest: () => stock.seen(), note: (orderId) => stock.noteSeen(orderId), batchTook: (s) => stock.observeBatch(s) },
+      onSold: (sold) => journal.append(sold.map(({ orderId, user }) => entry(orderId, user))),
+      timeoutMs: init.redisTimeoutMs,
+      onUnanswered: (sold, lateMs) => {
+        journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => entry(orderId, user)));
+        const anonymous = sold.filter((s) => !s.user);
+        for (const { orderId } of anonymous) void orders.settle('cancel', orderId, '*').catch(() => {});
+        logLine.warn(
+          `[worker ${init.port}] Redis answered ${sold.length} purchases ${Math.round(lateMs)} ms late, after their buyers were told 503: ${anonymous.length} anonymous ones undone`,
+        );
+      },
+    },
+  );
 }
 
 /** `read`'s last answer for up to `ms`: a page per buyer must not be a Redis call per buyer. */
@@ -88,19 +122,21 @@ let addLater: ((sale: SaleBuffer) => void) | undefined;
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
   redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}`, quiet: true });
+  purchaseClient = createRedis(init.redis, { timeoutMs: LATE_ANSWER_MS, name: `spike-purchases-${port}`, quiet: true });
   log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;
-  const journaled = new Journal(init.journalDir, port);
-  journal = journaled;
-  for (const sale of init.sales) addSale(init, client, journaled, sale);
-  addLater = (sale) => addSale(init, client, journaled, sale);
+  journal = new Journal(init.journalDir, port);
+  const shared: Shared = { init, client, purchases: purchaseClient, journal };
+  for (const sale of init.sales) addSale(shared, sale);
+  addLater = (sale) => addSale(shared, sale);
   const appDeps: AppDeps = {
     port,
     worker,
     sale: (id) => sales.get(id),
     defaultSale: init.defaultSale,
-    ping: () => client.ping(),
+    // Ready means both clients reach Redis: purchases go through a connection of their own.
+    ping: () => Promise.all([client.ping(), shared.purchases.ping()]),
     log: (entry) => stats.append(entry),
     onTopUp: (sale) => send({ type: 'topUp', worker, sale }),
     refillWaitMs: init.refillWaitMs,
@@ -138,6 +174,7 @@ async function stop(worker: number): Promise<void> {
   log?.close();
   journal?.close();
   await redis?.quit().catch(() => redis?.disconnect());
+  await purchaseClient?.quit().catch(() => purchaseClient?.disconnect());
   send({ type: 'stopped', worker });
 }
 

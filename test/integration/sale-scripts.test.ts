@@ -110,3 +110,32 @@ describe('a payment deadline across a Redis outage', () => {
     expect((await readOrder(client, keys, before))!.payBy! - Number(before.split('-')[0]) - 1000).toBeLessThanOrEqual(shift + 5);
   });
 });
+
+describe('the opening draw', () => {
+  // One script over a million joiners blocked Redis for 2.5 s, and the buyers of every other sale
+  // got 503s meanwhile. It is drawn in slices now, other clients' commands running between them.
+  test('places a 25 000-user pre-queue in slices of 10 000, each user once, in the order of their random scores', async () => {
+    const startsAt = Date.now() + 60_000;
+    await ensureSale(client, keys, 10, false);
+    await client.hset(keys.sale, 'starts_at', startsAt);
+    const queue = queueKeys(keys.sale);
+    await setQueue(client, queue, { admissionMs: 60_000, admitPerSecond: 100 });
+    const users = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
+    for (let i = 0; i < users.length; i += 1000)
+      expect(new Set(await joinMany(client, queue, users.slice(i, i + 1000)))).toEqual(new Set([0]));
+    await client.hset(keys.sale, 'starts_at', Date.now() - 1);
+    const steps: number[] = [];
+    for (let call = 0; call < 5; call++) {
+      const result = Number(await client.draw(queue.sale, queue.places, queue.prequeue, '10000', '0-0'));
+      steps.push(result === -2 ? Number(await client.hget(keys.sale, 'queue_drawn_to')) : result);
+      if (result !== -2) break;
+    }
+    expect(steps).toEqual([10_000, 20_000, 25_000]);
+    const places = (await client.hmget(queue.places, ...users)).map(Number);
+    expect(new Set(places).size).toBe(25_000);
+    expect(Math.min(...places)).toBe(1);
+    expect(Math.max(...places)).toBe(25_000);
+    const byScore = await client.zrange(queue.prequeue, 0, -1);
+    expect(await client.hmget(queue.places, byScore[0]!, byScore[12_345]!, byScore[24_999]!)).toEqual(['1', '12346', '25000']);
+  });
+});
