@@ -1,6 +1,8 @@
 /** The JSON error shape every route answers with, and the answers to a failed Redis call. */
 import { log } from '../log.ts';
 import type { Context } from 'hono';
+import { SaleStoppedError } from '../orders/store.ts';
+import { RedisStalledError, RedisTimeoutError } from '../redis/purchase-batcher.ts';
 
 export const JSON_HEADERS = { 'Content-Type': 'application/json' } as const;
 
@@ -20,9 +22,27 @@ export function tooMany(c: Context, code: string, msg: string, waitMs: number) {
   return error(c, 429, code, `${msg}; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
 }
 
-/** 503 for a dependency failure: Redis did not answer. */
-export function unavailable(c: Context) {
-  return error(c, 503, 'unavailable', 'the ticket store did not answer; try again', { 'Retry-After': RETRY_AFTER });
+/**
+ * Whether a failed Redis call may still have taken effect: `none` when it was never sent (no
+ * connection, or refused while Redis stalls) or was refused by a script, `unknown` when it was
+ * sent and no answer came (a timeout, a connection lost in flight). Told to the client, so a buyer
+ * knows whether to look for an order before trying again.
+ */
+export type Outcome = 'none' | 'unknown';
+
+export function outcomeOf(cause: unknown): Outcome {
+  if (cause instanceof RedisStalledError || cause instanceof SaleStoppedError) return 'none';
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return /Stream isn't writeable|Connection is closed\.?$/.test(message) && !(cause instanceof RedisTimeoutError) ? 'none' : 'unknown';
+}
+
+/** 503 for a dependency failure: Redis did not answer; `outcome` says whether anything may have changed. */
+export function unavailable(c: Context, outcome: Outcome = 'none') {
+  const msg =
+    outcome === 'none'
+      ? 'the ticket store did not answer; nothing was changed, try again'
+      : 'the ticket store did not answer in time; it may have done it: look at your order before trying again';
+  return c.json({ error: 'unavailable', msg, outcome }, 503, { 'Retry-After': RETRY_AFTER });
 }
 
 /**
@@ -40,7 +60,9 @@ function isCommandError(cause: unknown): boolean {
  * only the worker's own outage may answer 503.
  */
 export function storeFailed(c: Context, cause: unknown, where: string) {
-  if (!isCommandError(cause)) return unavailable(c);
+  if (cause instanceof SaleStoppedError)
+    return c.json({ error: 'recovering', msg: cause.message, outcome: 'none' }, 503, { 'Retry-After': RETRY_AFTER });
+  if (!isCommandError(cause)) return unavailable(c, outcomeOf(cause));
   log.error(`[${where}] Redis refused a command: ${(cause as Error).message}`);
   return error(c, 500, 'internal', 'the ticket store refused the request');
 }

@@ -12,7 +12,7 @@ import { PurchaseCode, type Purchase } from '../redis/sale.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
 import type { QueueBoard } from '../queue/board.ts';
 import type { Attempts } from './attempts.ts';
-import { error, JSON_HEADERS, tooMany, unavailable } from './errors.ts';
+import { error, JSON_HEADERS, outcomeOf, tooMany, unavailable } from './errors.ts';
 import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
 
 /** What a worker holds for one sale. */
@@ -164,13 +164,13 @@ function counted(gate: Gate | undefined, { worker, port, log }: PurchaseDeps): G
 /** Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not. */
 export type Sell = (c: Context, saleId: string | undefined, user: string) => Response | Promise<Response>;
 
-export function purchasePath(deps: PurchaseDeps): Sell {
-  const { port, worker, log, onTopUp, refillWaitMs } = deps;
-  const reply = answers(deps);
-  const limited = attemptCap(deps);
-  const admitted = counted(deps.gate, deps);
-
-  /** One unit of local stock once this worker ran dry, waiting up to `refillWaitMs` for a top-up while the sale goes on. */
+/**
+ * A unit of local stock for one buyer: at once, or after waiting up to `refillWaitMs` for a
+ * top-up. False when none came in time although the sale is not sold out: the buyer then asks
+ * Redis without one, which answers truly, instead of being told "sold out" while a ticket may be
+ * free. 'soldout' when the sale is (or, with no wait configured, when this worker is dry).
+ */
+function unitTaker({ worker, onTopUp, refillWaitMs }: PurchaseDeps) {
   const waitAndTake = async (stock: LocalStock, sale: string): Promise<boolean> => {
     const deadline = performance.now() + refillWaitMs;
     while (!stock.isSoldOut()) {
@@ -182,33 +182,47 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     }
     return false;
   };
-
-  const buyTicket = async (c: Context, { stock, buy }: SaleContext, sale: string, user: string): Promise<Response> => {
+  return async (stock: LocalStock, sale: string): Promise<boolean | 'soldout'> => {
     // tryTake first, so the common case does not pay for a promise.
     if (stock.tryTake(worker)) {
       // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
       if (stock.isLow(worker) && stock.askTopUp(worker)) onTopUp?.(sale);
-    } else if (!(await waitAndTake(stock, sale))) {
-      return reply(c, stock, sale, user, SOLD_OUT);
+      return true;
     }
+    if (await waitAndTake(stock, sale)) return true;
+    // Without a wait (refillWaitMs 0) a dry worker answers sold out at once, as the original does.
+    return stock.isSoldOut() || refillWaitMs === 0 ? 'soldout' : false;
+  };
+}
+
+export function purchasePath(deps: PurchaseDeps): Sell {
+  const { port, worker, log } = deps;
+  const reply = answers(deps);
+  const limited = attemptCap(deps);
+  const admitted = counted(deps.gate, deps);
+  const takeUnit = unitTaker(deps);
+
+  const buyTicket = async (c: Context, { stock, buy }: SaleContext, sale: string, user: string): Promise<Response> => {
+    const unit = await takeUnit(stock, sale);
+    if (unit === 'soldout') return reply(c, stock, sale, user, SOLD_OUT);
     let purchase: Purchase;
     // A release while this call runs makes its "sold out" stale: only an unchanged count may set the flag.
     const releases = stock.releases();
     try {
       purchase = await buy(user);
-    } catch {
-      // Redis is down or slow: the unit goes back. (If a timed-out script did run, Redis still
-      // holds the record; a named user who retries is told code 2 with that order.)
-      stock.giveBack(worker);
+    } catch (cause) {
+      // Redis is down or slow: the unit goes back. A script that timed out may still run: an
+      // anonymous buyer's sale is then undone, a named buyer's retry is told code 2 with it.
+      if (unit) stock.giveBack(worker);
       // The client logs the cause once per outage; the buyer needs only to know to retry.
       stock.countAnswer(worker, ANSWER_INDEX.unavailable);
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
-      return unavailable(c);
+      return unavailable(c, outcomeOf(cause));
     }
     if (purchase.code === PurchaseCode.Sold) {
       stock.recordSale(worker);
     } else {
-      stock.giveBack(worker);
+      if (unit) stock.giveBack(worker);
       if (purchase.code === PurchaseCode.SoldOut && stock.releases() === releases) stock.markSoldOut();
     }
     const answer = answerFor(purchase);

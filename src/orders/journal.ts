@@ -19,8 +19,8 @@ import { SettleCode, type OrderStore } from './store.ts';
 
 export interface JournalEntry {
   readonly sale: string;
-  /** What the buyer was told: sold (the order is reserved), paid or cancelled. */
-  readonly kind: 'created' | 'paid' | 'cancelled';
+  /** What the buyer was told: sold (the order is reserved), paid or cancelled; or what the reaper did: expired. */
+  readonly kind: 'created' | 'paid' | 'cancelled' | 'expired';
   readonly orderId: string;
   readonly user: string;
   readonly port: number;

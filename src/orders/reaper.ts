@@ -13,8 +13,16 @@ export interface ReaperOptions {
   readonly intervalMs: number;
   /** Stream entries walked per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
-  /** Called after orders of a sale were released, so its sold-out flag and local stock follow at once. */
-  readonly onReleased?: (sale: SaleKeys, orderIds: readonly string[]) => void;
+  /**
+   * A call Redis runs this much later than it was sent releases nothing: the reaper has given up
+   * on it by then (its command timed out) and would never know what it released.
+   */
+  readonly lateMs?: number;
+  /**
+   * Called after orders of a sale were released (with their users, and when the pass that
+   * released them began), so its sold-out flag and local stock follow at once.
+   */
+  readonly onReleased?: (sale: SaleKeys, released: readonly { orderId: string; user: string }[], startedAt: number) => void;
 }
 
 /**
@@ -52,9 +60,15 @@ export class Reaper {
       if (this.#options.ready?.() === false) return 0;
       for (const { keys, guard } of this.#options.sales()) {
         for (;;) {
-          const { ids, more } = await expireDue(this.#redis, keys, batch, guard);
+          const startedAt = Date.now();
+          const { ids, users, more } = await expireDue(this.#redis, keys, batch, guard, this.#options.lateMs ?? 0);
           released += ids.length;
-          if (ids.length > 0) this.#options.onReleased?.(keys, ids);
+          if (ids.length > 0)
+            this.#options.onReleased?.(
+              keys,
+              ids.map((orderId, i) => ({ orderId, user: users[i]! })),
+              startedAt,
+            );
           if (!more) break;
         }
       }

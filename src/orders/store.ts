@@ -3,7 +3,7 @@ import type { RedisClient as Redis } from '../redis/client.ts';
 import { parseEvent } from './events.ts';
 import { compareOrderIds, extendDeadline, ORDER_STATES, parseOutages, type Order, type OrderState } from './model.ts';
 import type { SaleGuard } from '../redis/guard.ts';
-import { keyList, OUTAGES_FIELD, type SaleKeys } from '../redis/keys.ts';
+import { keyList, LAST_ID_FIELD, OUTAGES_FIELD, RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
 
 /** Parses the states hash's value "state|payBy|port|updatedAt|user" (user last: it may hold any allowed character). */
 export function parseOrder(sale: string, orderId: string, raw: string): Order {
@@ -39,12 +39,31 @@ export function reservedOrder(sale: string, orderId: string, fields: readonly st
   };
 }
 
+/** A read refused: the sale is recovering orders Redis lost, so Redis' answer could not be trusted. */
+export class SaleStoppedError extends Error {
+  override name = 'SaleStoppedError';
+  constructor() {
+    super('the ticket store is restoring orders after a fault; try again in a moment');
+  }
+}
+
+/**
+ * Refuses a read while the sale is recovering, or while Redis is older than `guard`'s newest
+ * order: an order lost and not yet restored would read "no such order".
+ */
+async function trusted(redis: Redis, keys: SaleKeys, guard: SaleGuard | undefined): Promise<string | null> {
+  const [outages, recovering, lastId] = await redis.hmget(keys.sale, OUTAGES_FIELD, RECOVERING_FIELD, LAST_ID_FIELD);
+  const seen = guard?.seen() ?? '0-0';
+  if (recovering !== null || (seen !== '0-0' && compareOrderIds(lastId ?? '0-0', seen) < 0)) throw new SaleStoppedError();
+  return outages ?? null;
+}
+
 /**
  * An order: its states entry once it has one, else its `created` entry (a new order is only that),
  * with its deadline moved by the sale's Redis outages, as settle-4.lua pays and expires it.
  */
-export async function readOrder(redis: Redis, keys: SaleKeys, orderId: string): Promise<Order | null> {
-  const [raw, outages] = await Promise.all([redis.hget(keys.states, orderId), redis.hget(keys.sale, OUTAGES_FIELD)]);
+export async function readOrder(redis: Redis, keys: SaleKeys, orderId: string, guard?: SaleGuard): Promise<Order | null> {
+  const [raw, outages] = await Promise.all([redis.hget(keys.states, orderId), trusted(redis, keys, guard)]);
   let order: Order | null = null;
   if (raw !== null) order = parseOrder(keys.sale, orderId, raw);
   else {
@@ -66,9 +85,10 @@ export async function ordersPresent(redis: Redis, keys: SaleKeys, orderIds: read
 }
 
 /** The live (reserved or paid) order of `user`, if any. */
-export async function orderOfUser(redis: Redis, keys: SaleKeys, user: string): Promise<Order | null> {
+export async function orderOfUser(redis: Redis, keys: SaleKeys, user: string, guard?: SaleGuard): Promise<Order | null> {
   const orderId = await redis.hget(keys.buyers, user);
-  return orderId === null ? null : readOrder(redis, keys, orderId);
+  if (orderId === null) await trusted(redis, keys, guard);
+  return orderId === null ? null : readOrder(redis, keys, orderId, guard);
 }
 
 /** settle-4.lua's return codes. */
@@ -96,7 +116,7 @@ export async function settle(
   user: string,
   guard: SaleGuard,
 ): Promise<Settled> {
-  const [code, state] = await redis.settle(...keyList(keys), action, orderId, user, guard.seen(), guard.outage());
+  const [code, state] = await redis.settle(...keyList(keys), action, orderId, user, guard.seen(), guard.outage(), String(guard.asked()));
   switch (Number(code)) {
     case SettleCode.Stopped:
       return { code: SettleCode.Stopped };
@@ -115,17 +135,30 @@ export async function settle(
 
 /**
  * Releases the reserved orders whose deadline passed, walking at most `max` stream entries from
- * the sale's expiry cursor; `more` is true when it stopped at that limit, not at an order still due later.
+ * the sale's expiry cursor; `more` is true when it stopped at that limit, not at an order still
+ * due later. A call Redis runs more than `lateMs` after it was asked does nothing (0: no limit).
  */
 export async function expireDue(
   redis: Redis,
   keys: SaleKeys,
   max: number,
   guard: SaleGuard,
-): Promise<{ ids: string[]; more: boolean; stopped: boolean }> {
-  const [count, more, ...ids] = await redis.settle(...keyList(keys), 'expire', String(max), '*', guard.seen(), guard.outage());
-  if (Number(count) === SettleCode.Stopped) return { ids: [], more: false, stopped: true };
-  return { ids: ids.map(String), more: Number(more) === 1, stopped: false };
+  lateMs = 0,
+): Promise<{ ids: string[]; users: string[]; more: boolean; stopped: boolean }> {
+  const [count, more, ...released] = await redis.settle(
+    ...keyList(keys),
+    'expire',
+    String(max),
+    '*',
+    guard.seen(),
+    guard.outage(),
+    String(guard.asked()),
+    String(lateMs),
+  );
+  if (Number(count) === SettleCode.Stopped) return { ids: [], users: [], more: false, stopped: true };
+  const ids = released.filter((_, i) => i % 2 === 0).map(String);
+  const users = released.filter((_, i) => i % 2 === 1).map(String);
+  return { ids, users, more: Number(more) === 1, stopped: false };
 }
 
 /** What the order routes need of a sale's orders. */
@@ -141,8 +174,8 @@ export interface OrderStore {
 export function redisOrderStore(redis: Redis, keys: SaleKeys, guard: SaleGuard): OrderStore {
   return {
     sale: keys.sale,
-    read: (orderId) => readOrder(redis, keys, orderId),
-    ofUser: (user) => orderOfUser(redis, keys, user),
+    read: (orderId) => readOrder(redis, keys, orderId, guard),
+    ofUser: (user) => orderOfUser(redis, keys, user, guard),
     settle: (action, orderId, user) => settle(redis, keys, action, orderId, user, guard),
   };
 }

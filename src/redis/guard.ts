@@ -7,9 +7,11 @@
 export interface SaleGuard {
   /** The newest order id of this sale the caller saw; `0-0` when none. */
   readonly seen: () => string;
-  /** The caller's last Redis outage as `id:msAgoStart:msAgoEnd`, or `''` (outage.ts). */
+  /** The caller's last Redis outage as `id:msAgoStart:msAgoEnd`, or `''` (health.ts). */
   readonly outage: () => string;
+  /** Now on Redis' clock as the caller reckons it (0: unknown): when it asked, for a call Redis may run late. */
+  readonly asked: () => number;
 }
 
-/** For callers that know nothing (tools, tests): no mark, no outage. */
-export const NO_GUARD: SaleGuard = { seen: () => '0-0', outage: () => '' };
+/** For callers that know nothing (tools, tests): no mark, no outage, no clock. */
+export const NO_GUARD: SaleGuard = { seen: () => '0-0', outage: () => '', asked: () => 0 };

@@ -20,6 +20,8 @@ enum Time {
   /** The last outage's start and end (ms since the epoch); end 0 while it lasts. */
   Start = 0,
   End,
+  /** Redis' clock minus this node's, as the last probe measured it; NaN before the first. */
+  Offset,
   Size,
 }
 
@@ -38,7 +40,22 @@ export class RedisHealth {
   static create(): RedisHealth {
     const health = new RedisHealth(new SharedArrayBuffer(16 + Time.Size * 8));
     Atomics.store(health.#cells, Cell.Up, 1);
+    health.#times[Time.Offset] = Number.NaN;
     return health;
+  }
+
+  /** Redis' clock minus this node's (ms), from a probe's TIME answer. */
+  setOffset(ms: number): void {
+    this.#times[Time.Offset] = ms;
+  }
+
+  /**
+   * Now on Redis' clock, as far as this node can tell; 0 when it cannot yet. A script told when
+   * it was asked decides by that time, not by when a stalled Redis finally ran it (settle-4.lua).
+   */
+  redisNow(now = Date.now()): number {
+    const offset = this.#times[Time.Offset]!;
+    return Number.isNaN(offset) ? 0 : Math.round(now + offset);
   }
 
   static attach(buffer: SharedArrayBuffer): RedisHealth {

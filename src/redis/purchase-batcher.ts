@@ -45,6 +45,11 @@ export class RedisStalledError extends Error {
   override name = 'RedisStalledError';
 }
 
+/** A purchase sent to Redis that got no answer in time: it may still happen (see onUnanswered). */
+export class RedisTimeoutError extends Error {
+  override name = 'RedisTimeoutError';
+}
+
 /**
  * A worker's purchases of one sale, one script call per event-loop turn (turn-batch.ts). The
  * script still handles the buyers one by one, in arrival order, atomically.
@@ -113,12 +118,12 @@ export class PurchaseBatcher {
     if (limit === undefined) return call;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisStalledError(`Redis did not answer a purchase within ${limit} ms`)), limit);
+      timer = setTimeout(() => reject(new RedisTimeoutError(`Redis did not answer a purchase within ${limit} ms`)), limit);
     });
     try {
       return await Promise.race([call, late]);
     } catch (error) {
-      if (error instanceof RedisStalledError)
+      if (error instanceof RedisTimeoutError)
         call.then(
           (answers) => {
             this.#noteNewest(answers);

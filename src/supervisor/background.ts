@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
 import { join, resolve } from 'node:path';
 import type { OrderDb } from '../orders/db.ts';
-import { newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
+import { Journal, newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
@@ -72,6 +72,7 @@ export async function startSales(
   const guard = (id: string): SaleGuard => ({
     seen: () => book.get(id)?.stock.seen() ?? '0-0',
     outage: () => health.outageArgument(),
+    asked: () => health.redisNow(),
   });
   let sync: StockSync | undefined;
   const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
@@ -169,15 +170,33 @@ export async function startWriter(
   return writer;
 }
 
-/** The reaper; released orders put tickets back, so the sync runs at once and the workers refill. */
-export function startReaper(config: Config, redis: RedisClient, { book, sync, guard, watch }: Sales, stack: Stack): Reaper {
+/** Told of every reaper pass that released orders (the history test records them; nothing else needs it). */
+export type OnExpired = (sale: string, released: readonly { orderId: string; user: string }[], startedAt: number, endedAt: number) => void;
+
+/**
+ * The reaper; released orders put tickets back at once (the sold-out flag, then a sync so the
+ * workers refill), and go into the node's journal like every other change to an order.
+ */
+export function startReaper(
+  config: Config,
+  redis: RedisClient,
+  { book, sync, guard, watch }: Sales,
+  stack: Stack,
+  onExpired?: OnExpired,
+): Reaper {
+  const journal = new Journal(journalDir(config), 'reaper');
+  stack.defer(async () => journal.close());
   const reaper = new Reaper(redis, {
     sales: () => book.all().map((entry) => ({ keys: entry.keys, guard: guard(entry.id) })),
     ready: () => watch.ready(),
     intervalMs: config.reapMs,
-    onReleased: (keys) => {
+    // Well inside the command's own timeout, so a call either acts and is answered, or does nothing.
+    lateMs: Math.max(1, Math.floor(config.redisTimeoutMs / 2)),
+    onReleased: (keys, released, startedAt) => {
       book.get(keys.sale)?.stock.noteRelease();
+      journal.append(released.map(({ orderId, user }) => ({ sale: keys.sale, kind: 'expired', orderId, user, port: 0, window: 0 })));
       void sync.kick();
+      onExpired?.(keys.sale, released, startedAt, Date.now());
     },
   });
   reaper.start();

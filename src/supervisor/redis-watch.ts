@@ -1,5 +1,5 @@
 /**
- * The supervisor's watch over its Redis, private or not: a PING every quarter second. It says in
+ * The supervisor's watch over its Redis, private or not: a TIME command every quarter second. It says in
  * one `warning:` line when Redis stops answering and in one line when it answers again, keeps the
  * node's RedisHealth (redis/health.ts) for the workers, and, when Redis is back, first records
  * the outage in every sale (payment deadlines move by it) and checks every sale for lost writes,
@@ -41,12 +41,15 @@ export class RedisWatch {
     this.#timer ??= setInterval(() => void this.probe(), this.#options.intervalMs ?? 250);
   }
 
-  /** One PING (skipped while the previous one still waits). */
+  /** One probe (skipped while the previous one still waits). */
   async probe(): Promise<void> {
     if (this.#probing) return;
     this.#probing = true;
     try {
-      await this.#redis.ping();
+      // TIME rather than PING: the same round trip, and it tells Redis' clock (health.redisNow).
+      const sent = Date.now();
+      const [seconds, micros] = (await this.#redis.time()).map(Number) as [number, number];
+      this.#health.setOffset(seconds * 1000 + micros / 1000 - (sent + Date.now()) / 2);
       await this.#answered();
     } catch (error) {
       this.#silent(error);

@@ -13,7 +13,7 @@ import type { LocalStock } from '../stock/local-stock.ts';
 import { localStockFor } from '../stock/refill.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import type { StockSync } from '../stock/sync.ts';
-import { refillPolicy, startReaper, startSales, startWriter } from './background.ts';
+import { refillPolicy, startReaper, startSales, startWriter, type OnExpired } from './background.ts';
 import { startAdmin, startFrontNginx, startWorkers } from './front.ts';
 import { openDatabase, startDefaultSale, startRedis } from './redis-step.ts';
 import { Stack } from './stack.ts';
@@ -42,12 +42,14 @@ export interface SupervisorOptions {
   readonly say?: (line: string) => void;
   /** A worker could not be restarted (e.g. its port was taken meanwhile). Default: log it. */
   readonly onFatal?: (error: Error) => void;
+  /** Told of every reaper pass that released orders. */
+  readonly onExpired?: OnExpired;
 }
 
 /** Starts everything `config` asks for; on a failure half-way, stops what it had started and throws. */
 export async function startSupervisor(
   config: Config,
-  { say = log.info, onFatal = (e) => log.error(`[supervisor] ${e.message}`) }: SupervisorOptions = {},
+  { say = log.info, onFatal = (e) => log.error(`[supervisor] ${e.message}`), onExpired }: SupervisorOptions = {},
 ): Promise<Supervisor> {
   const stack = new Stack(say);
   // Every connection is a file: take all the process may have (Bun raises it too; this says what we got).
@@ -66,7 +68,7 @@ export async function startSupervisor(
     });
     pool = await startWorkers(config, redisStep, sales, stack, say, onFatal);
     writer = await startWriter(config, redisStep, sales.book, stack, say);
-    const reaper = startReaper(config, redis, sales, stack);
+    const reaper = startReaper(config, redis, sales, stack, onExpired);
     startAdmin(config, redisStep, sales, pool, writer, stack, say);
     const nginx = await startFrontNginx(config, stack, say, files?.limit);
     let stopping: Promise<void> | undefined;

@@ -45,7 +45,7 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
   const keys = saleKeys(id);
   const stock = LocalStock.attach(buffer, init.workers);
   const health = RedisHealth.attach(init.health);
-  const guard = { seen: () => stock.seen(), outage: () => health.outageArgument() };
+  const guard = { seen: () => stock.seen(), outage: () => health.outageArgument(), asked: () => health.redisNow() };
   // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
   const orders = releasing(journaling(redisOrderStore(client, keys, guard), journal, init.port), () => {
     stock.noteRelease();

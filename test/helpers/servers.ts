@@ -1,6 +1,6 @@
 /** Real redis-server and nginx processes for tests, on free loopback ports in temporary folders. */
 import Redis from 'ioredis';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -261,4 +261,56 @@ export async function startTestRedisWithClient(name: string, timeoutMs = 2000): 
       },
     },
   };
+}
+
+/** A private Redis whose data folder can be copied and put back, as a backup restore would. */
+export class RestorableRedis {
+  readonly dir = tempDir('restorable');
+  readonly #copy = tempDir('restorable-copy');
+  server!: RedisServer;
+
+  async start(port?: number): Promise<void> {
+    this.server = await startRedisServer({ dir: this.dir, port });
+  }
+
+  /** Copies the data as it is now (Redis stops for the copy, and starts again on its port). */
+  async snapshot(): Promise<void> {
+    await this.server.stop();
+    rmSync(this.#copy, { recursive: true, force: true });
+    cpSync(this.dir, this.#copy, { recursive: true });
+    await this.start(this.server.port);
+  }
+
+  /** Kills Redis and starts it from the copy: every write since the snapshot is lost. */
+  async restoreSnapshot(): Promise<void> {
+    this.server.process.kill('SIGKILL');
+    await this.server.process.exited;
+    rmSync(this.dir, { recursive: true, force: true });
+    cpSync(this.#copy, this.dir, { recursive: true });
+    rmSync(`${this.dir}/redis.pid`, { force: true });
+    await this.start(this.server.port);
+  }
+
+  /** Freezes Redis (SIGSTOP): connections stay open, nothing is answered. */
+  freeze(): void {
+    this.server.process.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.server.process.kill('SIGCONT');
+  }
+
+  /** Kills Redis (SIGKILL) and starts it again on its port from its own data: nothing acknowledged is lost. */
+  async killAndRestart(): Promise<void> {
+    this.server.process.kill('SIGKILL');
+    await this.server.process.exited;
+    rmSync(`${this.dir}/redis.pid`, { force: true });
+    await this.start(this.server.port);
+  }
+
+  async close(): Promise<void> {
+    await this.server.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.#copy, { recursive: true, force: true });
+  }
 }

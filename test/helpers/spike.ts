@@ -1,7 +1,7 @@
 /** Runs the real supervisor (four worker threads) in the test process, against a test Redis. */
 import { rmSync } from 'node:fs';
 import { loadConfig } from '../../src/config.ts';
-import { startSupervisor, type Supervisor } from '../../src/supervisor/supervisor.ts';
+import { startSupervisor, type Supervisor, type SupervisorOptions } from '../../src/supervisor/supervisor.ts';
 import { freePorts, tempDir } from './servers.ts';
 
 export interface TestSpike extends Supervisor {
@@ -15,7 +15,12 @@ export interface TestSpike extends Supervisor {
 }
 
 /** Starts a supervisor on free ports with `env` on top of test defaults (no nginx, quiet). */
-export async function startTestSpike(redisUrl: string, env: Record<string, string> = {}, ports?: readonly number[]): Promise<TestSpike> {
+export async function startTestSpike(
+  redisUrl: string,
+  env: Record<string, string> = {},
+  ports?: readonly number[],
+  options: Omit<SupervisorOptions, 'say'> = {},
+): Promise<TestSpike> {
   const portList = ports ?? (await freePorts(4));
   const logDir = env.SPIKE_LOG_DIR ?? tempDir('logs');
   const dataDir = env.SPIKE_DATA_DIR ?? tempDir('data');
@@ -31,7 +36,7 @@ export async function startTestSpike(redisUrl: string, env: Record<string, strin
     },
     [],
   );
-  const supervisor = await startSupervisor(config, { say: () => {} });
+  const supervisor = await startSupervisor(config, { say: () => {}, ...options });
   return {
     ...supervisor,
     ports: portList,

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { NO_GUARD } from '../../src/redis/guard.ts';
 import { Database } from 'bun:sqlite';
-import { cpSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { openOrderDb } from '../../src/orders/db.ts';
@@ -15,10 +15,9 @@ import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { expireDue } from '../../src/orders/store.ts';
 import { ensureSale, readSale } from '../../src/redis/sale.ts';
 import { DEFAULT_SALE, keyList, RECOVERING_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
-import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire, type Answer } from '../helpers/load.ts';
-import { startTestPostgres, tempDir, type TestPostgres } from '../helpers/servers.ts';
+import { RestorableRedis, startTestPostgres, tempDir, type TestPostgres } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(120_000);
@@ -32,41 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await postgres.close();
 });
-
-/** A private Redis whose data folder can be copied and put back, as a backup restore would. */
-class RestorableRedis {
-  readonly dir = tempDir('restorable');
-  readonly #copy = tempDir('restorable-copy');
-  server!: RedisServer;
-
-  async start(port?: number): Promise<void> {
-    this.server = await startRedisServer({ dir: this.dir, port });
-  }
-
-  /** Copies the data as it is now (Redis stops for the copy, and starts again on its port). */
-  async snapshot(): Promise<void> {
-    await this.server.stop();
-    rmSync(this.#copy, { recursive: true, force: true });
-    cpSync(this.dir, this.#copy, { recursive: true });
-    await this.start(this.server.port);
-  }
-
-  /** Kills Redis and starts it from the copy: every write since the snapshot is lost. */
-  async restoreSnapshot(): Promise<void> {
-    this.server.process.kill('SIGKILL');
-    await this.server.process.exited;
-    rmSync(this.dir, { recursive: true, force: true });
-    cpSync(this.#copy, this.dir, { recursive: true });
-    rmSync(`${this.dir}/redis.pid`, { force: true });
-    await this.start(this.server.port);
-  }
-
-  async close(): Promise<void> {
-    await this.server.stop();
-    rmSync(this.dir, { recursive: true, force: true });
-    rmSync(this.#copy, { recursive: true, force: true });
-  }
-}
 
 const buy = (spike: TestSpike, users: readonly string[]) =>
   fire(

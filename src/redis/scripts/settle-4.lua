@@ -38,6 +38,11 @@
             order is settled only with "*"
     ARGV[4] the newest order id of this sale the caller has seen ("0-0": none)
     ARGV[5] the last Redis outage the caller saw, "id:msAgoStart:msAgoEnd", or ""
+    ARGV[6] when the caller asked, on Redis' clock as it reckons it (0: unknown). Deadlines are
+            judged at that time, not when Redis runs the call: an expiry sent just before Redis
+            froze, or a payment sent before the deadline, must not act on the time Redis woke up
+    ARGV[7] expire: when Redis runs the call more than this many ms after ARGV[6], it does
+            nothing (0: no limit): its caller has stopped waiting and would never learn of it
 
   Output:
     { -3, "" }             nothing changed: the sale is recovering lost orders (any action)
@@ -49,8 +54,9 @@
       { -6, "" }           no such order
       { -7, "" }           the order belongs to another user (or is anonymous, and ARGV[3] is not "*")
     expire:
-      { n, more, id1, ..., idn } the orders released as expired; more = 1 when the walk
-                           stopped at ARGV[2] entries, not at an order still due later
+      { n, more, id1, user1, ..., idn, usern } the orders released as expired, each with its
+                           user ("" anonymous); more = 1 when the walk stopped at ARGV[2]
+                           entries, not at an order still due later
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
@@ -85,6 +91,9 @@ end
 
 local action = ARGV[1]
 local now = nowMs()
+-- The time deadlines are judged at: when the caller asked (never later than now).
+local asked = tonumber(ARGV[6]) or 0
+local at = asked > 0 and math.min(now, asked) or now
 local sale = redis.call('HMGET', KEYS[1], 'last_id', 'recovering', 'outages')
 if stopped(sale[1], sale[2], ARGV[4]) then
   return { -3, '' }
@@ -96,6 +105,10 @@ local function deadlineOf(id, o)
 end
 
 if action == 'expire' then
+  local late = tonumber(ARGV[7]) or 0
+  if asked > 0 and late > 0 and now - asked > late then
+    return { 0, 0 }
+  end
   local budget = tonumber(ARGV[2])
   local start = redis.call('HGET', KEYS[1], 'reaped_to')
   local cursor = start
@@ -132,9 +145,10 @@ if action == 'expire' then
             if not raw then
               save(id, o, 'reserved', tonumber(string.match(id, '^(%d+)')))
             end
-          elseif deadlineOf(id, o) <= now then
+          elseif deadlineOf(id, o) <= at then
             release(id, o, 'expired', now)
             out[#out + 1] = id
+            out[#out + 1] = o.user
           else
             due = false
             break
@@ -148,7 +162,7 @@ if action == 'expire' then
   if cursor ~= start then
     redis.call('HSET', KEYS[1], 'reaped_to', cursor)
   end
-  out[1] = #out - 2
+  out[1] = (#out - 2) / 2
   out[2] = (due and budget == 0) and 1 or 0
   return out
 end
@@ -172,7 +186,7 @@ if action == 'pay' then
   if o.state ~= 'reserved' then
     return { -4, o.state }
   end
-  if o.payBy > 0 and now >= deadlineOf(id, o) then
+  if o.payBy > 0 and at >= deadlineOf(id, o) then
     release(id, o, 'expired', now)
     return { -5, 'expired' }
   end
