@@ -1,9 +1,10 @@
 /** `bun run sale -- <command>`: manage sales through the admin API, as a person or a script would. */
 import { ConfigError, loadConfig } from '../config.ts';
+import { STATE_WORDS, type SaleState } from '../stock/sale-state.ts';
 import { parseCommandLine, usageError } from './args.ts';
 
 const USAGE = `usage: bun run sale -- <command> [--json]
-  list                                   every sale: total, sold, remaining, open or not
+  list                                   every sale: total, sold, remaining, its state
   status ID                              one sale, with this node's workers
   create ID --total N [--name TEXT] [--starts-at ISO] [--ends-at ISO]
          [--queue [--admission-seconds S] [--admit-per-second R]]
@@ -23,6 +24,7 @@ interface SaleView {
   remaining: number;
   paused: boolean;
   recovering: string | null;
+  state: SaleState;
   startsAt: string | null;
   endsAt: string | null;
   queue?: { admissionSeconds: number; admitPerSecond: number; joined: number; admitted: number } | null;
@@ -31,7 +33,7 @@ interface SaleView {
 
 /** One line per sale. */
 function describe(sale: SaleView): string {
-  const state = sale.recovering ? 'recovering' : sale.paused ? 'paused' : 'open';
+  const state = STATE_WORDS[sale.state] ?? sale.state;
   const window = sale.startsAt || sale.endsAt ? ` (${sale.startsAt ?? '…'} to ${sale.endsAt ?? '…'})` : '';
   const queue = sale.queue ? `; waiting room: ${sale.queue.joined} joined, ${sale.queue.admitted} admitted` : '';
   return `${sale.id}: ${sale.sold} of ${sale.total} sold (${sale.paid} paid), ${sale.remaining} left, ${state}${window}${queue}`;

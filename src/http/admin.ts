@@ -11,6 +11,7 @@ import { setQueue, type QueueSettings } from '../redis/queue.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
+import { saleState as stateOf } from '../stock/sale-state.ts';
 
 export interface AdminDeps {
   /** Every call must carry it as `Authorization: Bearer <token>`; none set: the admin API refuses everything. */
@@ -67,6 +68,9 @@ async function saleState(deps: AdminDeps, id: string) {
     remaining: Math.max(0, count.total - count.sold),
     paused: fields[1] === '1',
     recovering: count.recovering ?? null,
+    // One state, derived as everywhere else (stock/sale-state.ts); `final`: none can come back.
+    state: stateOf({ ...count, recovering: count.recovering !== undefined }, Date.now()),
+    final: count.sold >= count.total && count.sold - paid <= 0,
     startsAt: fields[2] ? new Date(Number(fields[2])).toISOString() : null,
     endsAt: fields[3] ? new Date(Number(fields[3])).toISOString() : null,
     queue: count.queue

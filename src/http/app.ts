@@ -4,9 +4,10 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
-import { isOrderSecret } from '../orders/secret.ts';
+import { getCookie } from 'hono/cookie';
+import { isOrderSecret, orderCookieName, orderFromCookie } from '../orders/secret.ts';
 import { error, RETRY_AFTER } from './errors.ts';
-import { caller, queryUser, USER_PATTERN, USER_RULE, type Who } from './identity.ts';
+import { caller, canonicalUser, queryUser, USER_RULE, type Who } from './identity.ts';
 import { Attempts, type AttemptLimit } from './attempts.ts';
 import { buyerPageRoutes } from './buyer-page.tsx';
 import { allowedMethods } from './methods.ts';
@@ -60,9 +61,10 @@ function buyRoutes(app: Hono, sell: Sell, who: Who, signed: boolean, maxBody: nu
     if (signed) return fromCaller(c);
     const given = queryUser(c);
     if ('bad' in given) return error(c, 400, 'bad_user', given.bad);
-    const user = given.user;
-    if (user !== undefined && !USER_PATTERN.test(user)) return error(c, 400, 'bad_user', USER_RULE);
-    return sell(c, c.req.query('sale'), user ?? '');
+    if (given.user === undefined) return sell(c, c.req.query('sale'), '');
+    const user = canonicalUser(given.user);
+    if (user === undefined) return error(c, 400, 'bad_user', USER_RULE);
+    return sell(c, c.req.query('sale'), user);
   });
   app.post(
     '/buy/ticket',
@@ -86,7 +88,7 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
     const { workers, ...global } = sale.stock.snapshot();
     const own = workers[worker]!;
     const answered = sale.stock.answers(worker).reduce((sum, n) => sum + n, 0);
-    return c.json({ sale: id, ...global, port, local: { stock: own.stock, sales: own.sales, answered } });
+    return c.json({ sale: id, ...global, ...sale.stock.state(), port, local: { stock: own.stock, sales: own.sales, answered } });
   });
   app.get('/livez', (c) => c.json({ ok: true, port }));
   const ready = async (c: Context) => {
@@ -158,6 +160,8 @@ export function createApp(deps: AppDeps): Hono {
       who,
       maxBodyBytes: maxBody,
       isSecret: (sale, orderId, given) => isOrderSecret(orderKey, sale, orderId, given),
+      noted: (c, sale, user) => orderFromCookie(orderKey, sale, user, getCookie(c, orderCookieName(sale))),
+      signed,
     }),
   );
   fallbacks(app, deps.port);

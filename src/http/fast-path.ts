@@ -6,7 +6,7 @@
  * a malformed one, signed users — goes to the app unchanged, so every answer stays the app's.
  */
 import type { LocalStock } from '../stock/local-stock.ts';
-import { USER_PATTERN } from './identity.ts';
+import { PLAIN_USER } from './identity.ts';
 import { soldOutAnswer, type PurchaseDeps } from './purchase.ts';
 
 type Deps = Pick<PurchaseDeps, 'port' | 'worker' | 'log' | 'defaultSale'> & {
@@ -33,7 +33,8 @@ function plainQuery(url: string): { user: string; sale: string | undefined } | u
     }
     at = end + 1;
   }
-  if (user !== undefined && !USER_PATTERN.test(user)) return undefined;
+  // A name that needs normalizing (capitals, spaces, accents) goes to the app, which canonicalizes it.
+  if (user !== undefined && !PLAIN_USER.test(user)) return undefined;
   return { user: user ?? '', sale };
 }
 

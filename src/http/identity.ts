@@ -2,9 +2,37 @@
 import type { Context } from 'hono';
 import { error } from './errors.ts';
 
-/** A user id: 1–64 characters of `[A-Za-z0-9_.:@-]`, so it is safe in logs, keys and URLs. */
-export const USER_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
-export const USER_RULE = 'user must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -';
+/**
+ * A user's name as people write it: letters of any script (with their accents), digits, spaces and
+ * common punctuation; 1 to 64 characters once normalized. `|` (the waiting-room ticket's
+ * separator), quotes, angle brackets, backslashes and control characters are refused.
+ */
+const NAME_CHARS = /^[\p{L}\p{M}\p{N} .,'’\-_@:&()!?+#/]+$/u;
+export const USER_RULE = "user must be 1 to 64 letters, digits, spaces or . , ' - _ @ : & ( ) ! ? + # /";
+
+/** Names that are already in their canonical form and need no work: the fast path's (and most API clients'). */
+export const PLAIN_USER = /^[a-z0-9_.:@-]{1,64}$/;
+
+/**
+ * The user a name stands for, or undefined when it is not a name: NFC, trimmed, inner spaces
+ * collapsed, then lower-cased (Unicode's default, no locale), so "José  Núñez", "josé núñez" and
+ * "JOSÉ NÚÑEZ" are one buyer with one ticket. A token's `sub` is not a typed name: signedUser().
+ */
+export function canonicalUser(raw: string): string | undefined {
+  if (PLAIN_USER.test(raw)) return raw;
+  const name = raw.normalize('NFC').trim().replace(/\s+/gu, ' ');
+  if (!NAME_CHARS.test(name)) return undefined;
+  const key = name.toLowerCase().normalize('NFC');
+  const length = [...key].length;
+  return length >= 1 && length <= 64 ? key : undefined;
+}
+
+/** A token's subject as it is (an identifier, not folded): 1 to 64 characters, no control characters and no `|`. */
+export function signedUser(sub: string): string | undefined {
+  const id = sub.normalize('NFC');
+  const length = [...id].length;
+  return length >= 1 && length <= 64 && !/[\p{Cc}|]/u.test(id) ? id : undefined;
+}
 
 /**
  * The one value of a field given possibly several times, or a message when the values differ:
@@ -13,7 +41,9 @@ export const USER_RULE = 'user must be 1 to 64 characters of A-Z a-z 0-9 _ . : @
 export function single(values: readonly unknown[] | undefined): { value: unknown } | { bad: string } {
   if (!values || values.length === 0) return { value: undefined };
   const first = values[0];
-  if (values.some((v) => v !== first)) return { bad: 'user is given more than once with different values' };
+  const same = (v: unknown) =>
+    v === first || (typeof v === 'string' && typeof first === 'string' && canonicalUser(v) === canonicalUser(first));
+  if (!values.every(same)) return { bad: 'user is given more than once with different values' };
   return { value: first };
 }
 
@@ -83,22 +113,23 @@ export async function readUser(c: Context): Promise<{ user: string } | Bad> {
     const fromBody = body.value;
     if (fromBody !== undefined) {
       if (typeof fromBody !== 'string') return { bad: USER_RULE, status: 400 };
-      if (user !== undefined && user !== fromBody)
+      if (user !== undefined && canonicalUser(user) !== canonicalUser(fromBody))
         return { bad: 'user is given twice, in the query and in the body, with different values', status: 400 };
       user = fromBody;
     }
   }
   if (user === undefined) return { user: '' };
-  if (!USER_PATTERN.test(user)) return { bad: USER_RULE, status: 400 };
-  return { user };
+  const key = canonicalUser(user);
+  return key === undefined ? { bad: USER_RULE, status: 400 } : { user: key };
 }
 
 /** The user a verified JWT names (its `sub`); the middleware already checked signature and `exp`. */
 function tokenUser(c: Context): { user: string } | { bad: string } {
   const payload = c.get('jwtPayload' as never) as { sub?: unknown; exp?: unknown } | undefined;
   if (typeof payload?.exp !== 'number') return { bad: 'the token must have an expiry (exp)' };
-  if (typeof payload.sub !== 'string' || !USER_PATTERN.test(payload.sub)) return { bad: `the token's sub must be a user id: ${USER_RULE}` };
-  return { user: payload.sub };
+  const user = typeof payload.sub === 'string' ? signedUser(payload.sub) : undefined;
+  if (user === undefined) return { bad: "the token's sub must be 1 to 64 characters, without control characters or |" };
+  return { user };
 }
 
 export type Who = (c: Context) => Promise<{ user: string } | { response: Response }>;
@@ -112,7 +143,7 @@ export function caller(signed: boolean): Who {
     if (!signed) return given;
     const fromToken = tokenUser(c);
     if ('bad' in fromToken) return { response: error(c, 401, 'unauthorized', fromToken.bad) };
-    if (given.user && given.user !== fromToken.user)
+    if (given.user && given.user !== fromToken.user && given.user !== canonicalUser(fromToken.user))
       return { response: error(c, 403, 'forbidden', 'user differs from the signed-in user') };
     return fromToken;
   };

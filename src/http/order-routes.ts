@@ -34,6 +34,10 @@ export interface OrderRouteDeps {
   readonly maxBodyBytes: number;
   /** Whether `given` is the secret of anonymous order `orderId` of `sale` (orders/secret.ts). */
   readonly isSecret: (sale: string, orderId: string, given: string | undefined) => boolean;
+  /** The order the browser's signed note names for this sale and user (orders/secret.ts), if any. */
+  readonly noted: (c: Context, sale: string, user: string) => string | undefined;
+  /** Signed users: a buyer without a note may hold an order bought elsewhere, so Redis is asked. */
+  readonly signed: boolean;
 }
 
 const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
@@ -119,6 +123,27 @@ export function orderRoutes(deps: OrderRouteDeps): Hono {
     try {
       const order = await found.store.ofUser(asker.user);
       return order ? c.json(view(order)) : error(c, 404, 'no_order', `${asker.user} holds no order of ${found.store.sale}`);
+    } catch (cause) {
+      return storeFailed(c, cause, 'orders');
+    }
+  });
+
+  // The buyer's order of the sale, after a reload or in a new tab: the one the browser's note
+  // names (any state: the page says what became of it), or, for a signed user, their live one.
+  // Without a note, a plain user holds nothing here: no Redis call for every visitor.
+  app.get('/mine', async (c) => {
+    const found = saleStore(c, deps.store);
+    if ('response' in found) return found.response;
+    const asker = await deps.who(c);
+    if ('response' in asker) return asker.response;
+    if (!asker.user) return error(c, 400, 'bad_user', 'give the user whose order to find: /orders/mine?user=alice');
+    const orderId = deps.noted(c, found.store.sale, asker.user);
+    if (!orderId && !deps.signed) return error(c, 404, 'no_order', `this browser holds no order of ${found.store.sale}`);
+    try {
+      const order = orderId ? await found.store.read(orderId) : await found.store.ofUser(asker.user);
+      return order && order.user === asker.user
+        ? c.json(view(order))
+        : error(c, 404, 'no_order', `${asker.user} holds no order of ${found.store.sale}`);
     } catch (cause) {
       return storeFailed(c, cause, 'orders');
     }

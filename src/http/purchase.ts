@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
-import { orderSecret } from '../orders/secret.ts';
+import { orderCookie, orderCookieName, orderSecret } from '../orders/secret.ts';
 import type { OrderStore } from '../orders/store.ts';
 import { SALE_PATTERN } from '../redis/keys.ts';
 import { PurchaseCode, type Purchase } from '../redis/sale.ts';
@@ -100,8 +100,13 @@ export function soldOutAnswer({ port, worker, log, defaultSale }: Pick<PurchaseD
   };
 }
 
+/** Two days: a buyer back after the pay window still learns what became of the order. */
+const ORDER_COOKIE_SECONDS = 2 * 86_400;
+
 function answers(deps: PurchaseDeps) {
   const { port, worker, log, defaultSale, orderKey } = deps;
+  const cookieFor = (sale: string, user: string, orderId: string) =>
+    `${orderCookieName(sale)}=${orderCookie(orderKey, sale, user, orderId)}; Path=/; Max-Age=${ORDER_COOKIE_SECONDS}; HttpOnly; SameSite=Lax`;
   const soldOut = soldOutAnswer(deps);
   const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
   const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(
@@ -119,6 +124,9 @@ function answers(deps: PurchaseDeps) {
       orderId: answer.orderId,
       sale: sale === defaultSale ? undefined : sale,
     });
+    // A named buyer's browser keeps a signed note of the order: a reload or a new tab finds it
+    // (GET /orders/mine) without asking Redis for every visitor who holds nothing.
+    if (user && answer.orderId) c.header('Set-Cookie', cookieFor(sale, user, answer.orderId));
     if (answer.result === 'sold') {
       if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
       return c.body(

@@ -66,6 +66,13 @@ async function join(c: Context, deps: QueueRouteDeps): Promise<Response> {
   }
   if (place === JoinCode.NoSale) return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
   if (place === JoinCode.NoQueue) return error(c, 409, 'no_queue', `sale ${id} has no waiting room: buy at /buy/ticket`);
+  if (place === JoinCode.RejoinUsed)
+    return error(
+      c,
+      409,
+      'rejoin_used',
+      'you joined again once already, and that turn lapsed too: the waiting room gives one more place, not two',
+    );
   if (place === JoinCode.Recovering)
     return error(c, 503, 'recovering', 'the ticket store is restoring orders after a fault; try again in a moment', {
       'Retry-After': RETRY_AFTER,

@@ -38,10 +38,13 @@ function isoNow(): string {
   return iso;
 }
 
+const PLAIN = /^[A-Za-z0-9_.:@-]+$/;
+
 /** One line: `<ISO time> port=3001 result=sold code=1 localSales=17 user=u1 order=1764-0`. */
 export function formatStat(entry: StatEntry, at?: Date): string {
   let line = `${at ? at.toISOString() : isoNow()} port=${entry.port} result=${entry.result} code=${entry.code} localSales=${entry.localSales}`;
-  if (entry.user) line += ` user=${entry.user}`;
+  // A name may hold spaces and any script: written URL-encoded, so a line stays key=value words.
+  if (entry.user) line += ` user=${PLAIN.test(entry.user) ? entry.user : encodeURIComponent(entry.user)}`;
   if (entry.orderId) line += ` order=${entry.orderId}`;
   if (entry.sale) line += ` sale=${entry.sale}`;
   return line + '\n';

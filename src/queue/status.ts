@@ -17,6 +17,8 @@ export interface QueueStatus {
   readonly msg?: string;
   /** While admitted: when the admission ends (ISO time); buy before then. */
   readonly admissionEndsAt?: string;
+  /** Closed because this user's admission lapsed: joining again gives a place at the back, once. */
+  readonly lapsed?: boolean;
 }
 
 /** Polls are spaced between these: often enough near the front, rarely far from it. */
@@ -58,7 +60,15 @@ export function statusOf(view: QueueView, position: number, { startsAt, endsAt }
   if (admitted !== undefined) {
     const left = admitted + view.admissionMs - now;
     if (left <= 0)
-      return { state: 'closed', position, ahead: 0, etaSeconds: 0, pollAfterMs: POLL_MAX_MS, msg: 'your admission has expired' };
+      return {
+        state: 'closed',
+        position,
+        ahead: 0,
+        etaSeconds: 0,
+        pollAfterMs: POLL_MAX_MS,
+        lapsed: true,
+        msg: 'your admission has expired; join again to get a place at the back of the line (once)',
+      };
     return {
       state: 'admitted',
       position,

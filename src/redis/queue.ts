@@ -1,10 +1,10 @@
-/** The waiting room's operations in Redis (join-3.lua, draw-3.lua, admit-3.lua); the policy is in src/queue/. */
+/** The waiting room's operations in Redis (join-4.lua, draw-3.lua, admit-3.lua); the policy is in src/queue/. */
 import { randomInt } from 'node:crypto';
 import type { RedisClient as Redis } from './client.ts';
 import { QUEUE_ADMISSION_FIELD, QUEUE_FIELD, QUEUE_RATE_FIELD, type QueueKeys } from './keys.ts';
 import { TurnBatch } from './turn-batch.ts';
 
-/** join-3.lua's answers other than a position (n >= 1) or the pre-queue (0). */
+/** join-4.lua's answers other than a position (n >= 1) or the pre-queue (0). */
 export enum JoinCode {
   PreQueue = 0,
   NoSale = -2,
@@ -12,6 +12,8 @@ export enum JoinCode {
   NoQueue = -4,
   /** The sale is recovering orders Redis lost (includes/guard.lua): nobody joins meanwhile. */
   Recovering = -5,
+  /** The user joined again once after a lapsed admission, and that one lapsed too. */
+  RejoinUsed = -6,
 }
 
 /** Pre-queue users placed per draw-3.lua call: about 25 ms of Redis' time each, so no other sale waits long. */
@@ -36,7 +38,7 @@ const score = () => String(randomInt(0, 2 ** 48 - 1));
 /** Joins a batch of users, in order; one answer each (a position, or a JoinCode). `seen`: includes/guard.lua. */
 export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly string[], seen = '0-0'): Promise<number[]> {
   const args = users.flatMap((user) => [user, score()]);
-  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, seen, ...args);
+  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, keys.steps, seen, ...args);
   if (reply.length !== users.length) throw new Error(`join script answered ${reply.length} values for ${users.length} users`);
   return reply.map(Number);
 }
@@ -45,7 +47,8 @@ export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly st
 export async function placeOf(redis: Redis, keys: QueueKeys, user: string): Promise<number | null> {
   const place = await redis.hget(keys.places, user);
   if (place === null) return null;
-  return place === 'pre' ? 0 : Number(place);
+  // "<n>r": placed again after a lapsed admission (join-4.lua).
+  return place === 'pre' ? 0 : Number.parseInt(place, 10);
 }
 
 /**

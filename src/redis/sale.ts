@@ -4,6 +4,7 @@ import {
   EPOCH_FIELD,
   keyList,
   LAST_ID_FIELD,
+  PAID_FIELD,
   QUEUE_ADMISSION_FIELD,
   QUEUE_FIELD,
   QUEUE_RATE_FIELD,
@@ -88,6 +89,9 @@ export interface SaleCount {
   readonly recovering: string | undefined;
   /** Whether it sells now: not paused, inside its start and end, not recovering. */
   readonly open: boolean;
+  readonly paused: boolean;
+  /** Paid orders (the rest of `sold` is reserved). */
+  readonly paid: number;
   /** Its start and end, ms since the epoch; 0 when it has none. */
   readonly startsAt: number;
   readonly endsAt: number;
@@ -97,7 +101,7 @@ export interface SaleCount {
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate, epoch] = await redis.hmget(
+  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate, epoch, paid] = await redis.hmget(
     keys.sale,
     TOTAL_FIELD,
     SOLD_FIELD,
@@ -110,6 +114,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     QUEUE_ADMISSION_FIELD,
     QUEUE_RATE_FIELD,
     EPOCH_FIELD,
+    PAID_FIELD,
   );
   if (total === null || total === undefined) return null;
   const now = Date.now();
@@ -122,6 +127,8 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     epoch: epoch ?? '0-0',
     recovering: recovering ?? undefined,
     open,
+    paused: paused === '1',
+    paid: Number(paid ?? 0) || 0,
     startsAt: Number(startsAt ?? 0) || 0,
     endsAt: Number(endsAt ?? 0) || 0,
     queue: queue === '1' ? { admissionMs: Number(admissionMs) || 0, rate: Number(rate) || 0 } : undefined,
@@ -159,6 +166,8 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
       epoch: lastId,
       recovering: undefined,
       open: true,
+      paused: false,
+      paid: 0,
       startsAt: 0,
       endsAt: 0,
       queue: undefined,

@@ -64,7 +64,7 @@ declare module 'ioredis' {
     restore(...keysAndOrders: string[]): Result<number[], Context>;
     /** See resume-1.lua: the sale hash, then the newest id known. */
     resume(sale: string, newest: string): Result<string, Context>;
-    /** See join-3.lua: the sale hash, places hash and pre-queue, then the newest id seen, and a user and a random score per joiner. */
+    /** See join-4.lua: the sale hash, places hash, pre-queue and steps, then the newest id seen, and a user and a random score per joiner. */
     join(...keysAndJoiners: string[]): Result<number[], Context>;
     /** See draw-3.lua: the sale hash, places hash and pre-queue, then the slice size and the newest id seen. */
     draw(sale: string, places: string, prequeue: string, slice: string, seen: string): Result<number, Context>;

@@ -1,4 +1,5 @@
 /** Owns the SharedArrayBuffer of one sale on one node: every worker's local stock, and the sale's flags. */
+import { saleState, type SaleFigures, type SaleState } from './sale-state.ts';
 
 /** The most tickets a sale may hold: its counts live in 32-bit slots of the shared buffer. */
 export const MAX_TICKETS = 2_147_483_647;
@@ -28,6 +29,10 @@ enum Global {
    * release must not set the sold-out flag the release just cleared.
    */
   Releases,
+  /** As of the last sync: paid orders, and 1 while the sale is paused or recovering (sale-state.ts). */
+  Paid,
+  Paused,
+  Recovering,
   /** Purchase script calls (batches) observed, then one counter per bucket of BATCH_BUCKETS. */
   Batches,
   Buckets,
@@ -291,6 +296,32 @@ export class LocalStock {
   /** Publishes whether the sale sells now (the sync's reading of paused, start, end, recovering). */
   setOpen(open: boolean): void {
     Atomics.store(this.#cells, Global.Open, open ? 1 : 0);
+  }
+
+  /** Publishes what the sale's state is made of besides its counts and window (sale-state.ts). */
+  setStatus({ paid, paused, recovering }: { paid: number; paused: boolean; recovering: boolean }): void {
+    Atomics.store(this.#cells, Global.Paid, paid);
+    Atomics.store(this.#cells, Global.Paused, paused ? 1 : 0);
+    Atomics.store(this.#cells, Global.Recovering, recovering ? 1 : 0);
+  }
+
+  /** The sale's figures as of the last sync, for saleState(). */
+  figures(): SaleFigures {
+    return {
+      total: Atomics.load(this.#cells, Global.Total),
+      sold: Atomics.load(this.#cells, Global.Sold),
+      paused: Atomics.load(this.#cells, Global.Paused) === 1,
+      recovering: Atomics.load(this.#cells, Global.Recovering) === 1,
+      startsAt: this.startsAt(),
+      endsAt: this.endsAt(),
+    };
+  }
+
+  /** Its state now (sale-state.ts), and whether a ticket can still come back when none is left (an order is reserved). */
+  state(now = Date.now()): { state: SaleState; reserved: number; final: boolean } {
+    const figures = this.figures();
+    const reserved = Math.max(0, figures.sold - Atomics.load(this.#cells, Global.Paid));
+    return { state: saleState(figures, now), reserved, final: figures.sold >= figures.total && reserved === 0 };
   }
 
   isOpen(): boolean {

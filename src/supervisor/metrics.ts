@@ -9,6 +9,7 @@ import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { PAID_FIELD, SOLD_FIELD } from '../redis/keys.ts';
 import { BATCH_BUCKETS } from '../stock/local-stock.ts';
+import { SALE_STATES } from '../stock/sale-state.ts';
 import type { QueueBoard } from '../queue/board.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 
@@ -71,6 +72,12 @@ function saleMetrics(registry: Registry, { book, ports }: MetricsDeps): void {
     '1 while the sale sells; 0 paused, outside its window or recovering.',
     'gauge',
     perSale((e) => (e.stock.isOpen() ? 1 : 0)),
+  );
+  sampled(registry, 'spike_sale_state', "The sale's state (1 for the one it is in), as everywhere else.", 'gauge', () =>
+    book.all().flatMap(({ id, stock }) => {
+      const { state } = stock.state();
+      return SALE_STATES.map((name) => ({ labels: { sale: id, state: name }, value: name === state ? 1 : 0 }));
+    }),
   );
   sampled(registry, 'spike_requests_total', 'Purchase answers, by sale, worker port and result.', 'counter', () =>
     book

@@ -4,6 +4,7 @@ import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { PAID_FIELD, SOLD_FIELD } from '../redis/keys.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
+import type { SaleState } from '../stock/sale-state.ts';
 
 export interface SnapshotDeps {
   readonly node: string;
@@ -24,6 +25,11 @@ export interface NodeSnapshot {
     sold: number;
     remaining: number;
     open: boolean;
+    /** Its state (stock/sale-state.ts), and whether a ticket can still come back once none is left. */
+    state: SaleState;
+    final: boolean;
+    paid: number;
+    reserved: number;
     /** Tickets sold so far (answers "sold", released ones included), for sold/s. */
     soldAnswers: number;
     orders: Record<string, number> | null;
@@ -61,7 +67,21 @@ export async function nodeSnapshot({ node, book, redis, ports, restarts }: Snaps
       const extra = redisUp ? await fromRedis(redis, keys) : { orders: null, writerLag: null };
       const room = queue.view();
       const waiting = room.queued ? { joined: room.tail, admitted: room.serving } : null;
-      return { id, total, sold, remaining, open: stock.isOpen(), soldAnswers, ...extra, queue: waiting };
+      const { state, final, reserved } = stock.state();
+      return {
+        id,
+        total,
+        sold,
+        remaining,
+        open: stock.isOpen(),
+        state,
+        final,
+        paid: sold - reserved,
+        reserved,
+        soldAnswers,
+        ...extra,
+        queue: waiting,
+      };
     }),
   );
   const workers = ports.map((port, w) => {

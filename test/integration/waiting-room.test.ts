@@ -21,6 +21,7 @@ interface Status {
   ahead: number;
   etaSeconds: number;
   pollAfterMs: number;
+  lapsed?: boolean;
   msg?: string;
   admissionEndsAt?: string;
 }
@@ -225,7 +226,7 @@ describe('the waiting room', () => {
     await Bun.sleep(2300);
     const expired = await buy('strict', 'bob', bob.ticket);
     expect(expired.status).toBe(403);
-    expect(expired.body.status).toMatchObject({ state: 'closed', msg: 'your admission has expired' });
+    expect(expired.body.status).toMatchObject({ state: 'closed', lapsed: true });
     expect(late.position).toBe(3);
     expect(await redis.client.hget('strict', SOLD_FIELD)).toBe('0');
     expect(await redis.client.hget('other', SOLD_FIELD)).toBe('0');
@@ -256,11 +257,40 @@ describe('the waiting room', () => {
     const second = await Promise.all(users.map((u) => poll('idle', tickets.get(u)!)));
     const admitted = users.filter((_, i) => second[i]!.state === 'admitted');
     expect(admitted).toEqual(users.slice(300, 600));
-    expect(second.slice(0, 300).every((s) => s.state === 'closed' && s.msg === 'your admission has expired')).toBe(true);
+    expect(second.slice(0, 300).every((s) => s.state === 'closed' && s.lapsed === true)).toBe(true);
     const answers = await Promise.all(admitted.map((u, i) => buy('idle', u, tickets.get(u)!, i % 4)));
     expect(answers.filter((a) => a.body.code === 1)).toHaveLength(250);
     expect(answers.filter((a) => a.body.code === -1)).toHaveLength(50);
     expect(Number(await redis.client.hget('idle', SOLD_FIELD))).toBe(250);
+  });
+
+  // An expired admission was a dead end: the page said "your admission has expired", joining
+  // again gave back the same lapsed place, and the buyer was out of the sale for good.
+  test('a lapsed admission joins again once at the back of the line and can buy; a second lapse is final', async () => {
+    await createSale('lapse', 5, { admissionSeconds: 1, admitPerSecond: 5000 });
+    const first = await join('lapse', 'lena');
+    await admitRound();
+    expect((await poll('lapse', first.ticket!)).state).toBe('admitted');
+    await join('lapse', 'max');
+    await Bun.sleep(1200);
+    await admitRound();
+    expect(await poll('lapse', first.ticket!)).toMatchObject({ state: 'closed', lapsed: true });
+    expect((await buy('lapse', 'lena', first.ticket!)).status).toBe(403);
+    const again = await join('lapse', 'lena');
+    expect(again.position).toBeGreaterThan(first.position);
+    expect(await join('lapse', 'lena')).toMatchObject({ position: again.position });
+    await admitRound();
+    expect((await poll('lapse', again.ticket!)).state).toBe('admitted');
+    expect((await buy('lapse', 'lena', again.ticket!)).body).toMatchObject({ code: 1 });
+    // Max never buys, joins again once, lets that lapse too: no third place.
+    const maxAgain = await join('lapse', 'max');
+    expect(maxAgain.position).toBeGreaterThan(again.position);
+    await admitRound();
+    await Bun.sleep(1200);
+    await admitRound();
+    const refused = await fetch(`${spike.url(1)}/queue/join?sale=lapse&user=max`, { method: 'POST' });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ error: 'rejoin_used' });
   });
 
   test('sold out while 4 000 wait: every waiter reads soldout after one admission round, and their polls never reach Redis', async () => {

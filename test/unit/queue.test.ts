@@ -76,7 +76,7 @@ describe('what a waiter is told', () => {
       ahead: 0,
       admissionEndsAt: new Date(T0 + 55_000).toISOString(),
     });
-    expect(statusOf(view, 50, window)).toMatchObject({ state: 'closed', msg: 'your admission has expired' });
+    expect(statusOf(view, 50, window)).toMatchObject({ state: 'closed', lapsed: true });
     expect(statusOf(view, 260, window)).toMatchObject({ state: 'waiting', position: 260, ahead: 59, etaSeconds: 1 });
   });
 

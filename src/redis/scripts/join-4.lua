@@ -1,6 +1,8 @@
 --[[
   Puts a batch of users in a sale's waiting room, in arrival order. A user who joined before
-  keeps their place: one entry per user per sale, however often they join.
+  keeps their place: one entry per user per sale, however often they join. Once: a user whose
+  admission lapsed without a purchase joins again at the back of the line (the place is then
+  marked "r"); a second lapse is final.
 
   Before the sale's starts_at a user joins the pre-queue: a sorted set scored by a random number
   the caller drew for them, so that its order at the opening (draw-3.lua) is a uniform shuffle
@@ -11,8 +13,10 @@
     KEYS[1] sale hash: ticket_total_nums, queue ("1": the sale has a waiting room), starts_at,
             ends_at, queue_joined (how many joined from the opening on), last_id, recovering
             (nobody joins while recovering: see includes/guard.lua)
-    KEYS[2] places hash: user -> position, or "pre" (in the pre-queue, not drawn yet)
+    KEYS[2] places hash: user -> position ("<n>r" once rejoined), or "pre" (in the pre-queue,
+            not drawn yet)
     KEYS[3] pre-queue sorted set: user, scored by a random number
+    KEYS[4] admission steps list, "<ms>:<serving>" oldest first (admit-3.lua): which admissions lapsed
     ARGV[1] the newest order id of this sale the caller has seen ("0-0": none)
     ARGV[2..n] user, random score, user, random score, ... (the batch, in arrival order)
 
@@ -23,13 +27,15 @@
     -3       the sale has ended
     -4       the sale has no waiting room
     -5       the sale is recovering lost orders: try again in a moment
+    -6       this user's admission lapsed a second time: no more places
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
 
 local FIRST = 2
 local n = (#ARGV - 1) / 2
-local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined', 'last_id', 'recovering')
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined', 'last_id', 'recovering',
+  'queue_admission_ms')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
@@ -51,6 +57,16 @@ if refuse then
   return out
 end
 
+-- Positions up to this were admitted more than one admission ago: their turn has lapsed.
+local lapsed = 0
+local window = tonumber(sale[8]) or 0
+for _, step in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  local at, value = string.match(step, '^(%d+):(%d+)$')
+  if tonumber(at) <= now - window then
+    lapsed = math.max(lapsed, tonumber(value))
+  end
+end
+
 local users = {}
 for i = 1, n do
   users[i] = ARGV[FIRST + 2 * i - 2]
@@ -62,11 +78,27 @@ local joined = tonumber(sale[5]) or 0
 local before = joined
 local placed = {}
 local news = {}
+-- The next place at the back of the line: behind the whole pre-queue, which stopped growing at starts_at.
+local function back()
+  base = base or redis.call('ZCARD', KEYS[3])
+  joined = joined + 1
+  return base + joined
+end
 for i = 1, n do
   local user = users[i]
   local place = placed[user] or held[i]
-  if place then
-    out[i] = place == 'pre' and 0 or tonumber(place)
+  local position = place and place ~= 'pre' and tonumber(string.match(place, '^(%d+)'))
+  local again = place and string.sub(place, -1) == 'r'
+  if position and position <= lapsed and not again then
+    position = back()
+    placed[user] = position .. 'r'
+    news[#news + 1] = user
+    news[#news + 1] = placed[user]
+    out[i] = position
+  elseif position and position <= lapsed then
+    out[i] = -6
+  elseif place then
+    out[i] = place == 'pre' and 0 or position
   elseif early then
     redis.call('ZADD', KEYS[3], ARGV[FIRST + 2 * i - 1], user)
     placed[user] = 'pre'
@@ -74,10 +106,7 @@ for i = 1, n do
     news[#news + 1] = 'pre'
     out[i] = 0
   else
-    -- Behind the whole pre-queue: it stopped growing at starts_at.
-    base = base or redis.call('ZCARD', KEYS[3])
-    joined = joined + 1
-    local position = base + joined
+    local position = back()
     placed[user] = position
     news[#news + 1] = user
     news[#news + 1] = position
