@@ -9,7 +9,7 @@ import { isOrderSecret, orderCookieName, orderFromCookie } from '../orders/secre
 import { error, RETRY_AFTER } from './errors.ts';
 import { caller, canonicalUser, queryUser, USER_RULE, type Who } from './identity.ts';
 import { Attempts, type AttemptLimit } from './attempts.ts';
-import { buyerPageRoutes } from './buyer-page.tsx';
+import { buyerPageRoutes, notFoundPage, wantsPage } from './buyer-page.tsx';
 import { allowedMethods } from './methods.ts';
 import { orderRoutes } from './order-routes.ts';
 import { admissionGate, queueRoutes } from './queue-routes.ts';
@@ -88,7 +88,9 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
     const { workers, ...global } = sale.stock.snapshot();
     const own = workers[worker]!;
     const answered = sale.stock.answers(worker).reduce((sum, n) => sum + n, 0);
-    return c.json({ sale: id, ...global, ...sale.stock.state(), port, local: { stock: own.stock, sales: own.sales, answered } });
+    // `now`: the server's clock, for a page's countdowns on a device whose clock is off.
+    const now = Date.now();
+    return c.json({ sale: id, ...global, ...sale.stock.state(now), now, port, local: { stock: own.stock, sales: own.sales, answered } });
   });
   app.get('/livez', (c) => c.json({ ok: true, port }));
   const ready = async (c: Context) => {
@@ -112,6 +114,9 @@ function fallbacks(app: Hono, port: number): void {
   app.notFound((c) => {
     const allow = allowed(c.req.path);
     if (allow) return error(c, 405, 'method_not_allowed', `use ${allow.replace(', ', ' or ')}`, { Allow: allow });
+    // A person following a broken link gets a page with a way back; a program gets JSON.
+    if (c.req.method === 'GET' && wantsPage(c))
+      return notFoundPage(c, `There is no page at ${c.req.path}. The link may be mistyped or old.`);
     return error(c, 404, 'not_found', `no route ${c.req.method} ${c.req.path}; try GET /buy/ticket`);
   });
   app.onError((err, c) => {
