@@ -14,6 +14,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DbOrder } from './db.ts';
+import { log } from '../log.ts';
 import { compareOrderIds, idTime } from './model.ts';
 import { SettleCode, type OrderStore } from './store.ts';
 
@@ -46,15 +47,29 @@ export class Journal {
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Appends `entries` in one write; returns once the kernel has them. */
+  /**
+   * Appends `entries` in one write; returns once the kernel has them. A write that fails (a full
+   * disk) is said once and the sale goes on without the journal until a write succeeds again:
+   * Redis still holds every sale; refusing buyers here would only turn sales into 503s.
+   */
   append(entries: readonly Omit<JournalEntry, 'at'>[]): void {
     if (entries.length === 0) return;
     const at = Date.now();
-    if (this.#fd < 0 || at - this.#segmentStart >= SEGMENT_MS) this.#open(at);
     let text = '';
     for (const e of entries) text += `${JSON.stringify({ ...e, at })}\n`;
-    writeSync(this.#fd, text);
+    try {
+      if (this.#fd < 0 || at - this.#segmentStart >= SEGMENT_MS) this.#open(at);
+      writeSync(this.#fd, text);
+      if (this.#failing) log.info(`[journal] writing to ${this.#dir} again`);
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing)
+        log.error(`[journal] cannot write to ${this.#dir} (${error instanceof Error ? error.message : error}); sales go on without it`);
+      this.#failing = true;
+    }
   }
+
+  #failing = false;
 
   #open(at: number): void {
     if (this.#fd >= 0) closeSync(this.#fd);
