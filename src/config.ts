@@ -68,6 +68,13 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   /** Bearer token of the admin API; undefined: the admin API refuses every call. */
   readonly adminToken: string | undefined;
+  /**
+   * Every operator's token, by name (SPIKE_ADMIN_TOKENS, and SPIKE_ADMIN_TOKEN as `admin`): each
+   * action through the admin API is logged with the name of the token that made it.
+   */
+  readonly adminTokens: readonly { readonly name: string; readonly token: string }[];
+  /** Most dashboard streams at once; the next is refused with 429. */
+  readonly dashboardStreams: number;
   /** Port of the admin API; 0: do not serve it. */
   readonly adminPort: number;
   readonly adminHost: string;
@@ -253,6 +260,26 @@ function resetSetting(env: Env, argv: readonly string[]): { reset: boolean; rese
   return { reset: force || raw === '1' || argv.includes('--reset'), resetForce: force };
 }
 
+/** SPIKE_ADMIN_TOKENS (`name:token,...`) and SPIKE_ADMIN_TOKEN (named `admin`). */
+function adminTokens(env: Env): { name: string; token: string }[] {
+  const tokens: { name: string; token: string }[] = [];
+  const single = secret(env, 'SPIKE_ADMIN_TOKEN');
+  if (single) tokens.push({ name: 'admin', token: single });
+  const raw = (env.SPIKE_ADMIN_TOKENS ?? '').trim();
+  const accepted = 'name:token,name:token,... (names of 1 to 32 of A-Z a-z 0-9 _ . -, tokens of 16 characters or more)';
+  for (const part of raw ? raw.split(',') : []) {
+    const match = /^([A-Za-z0-9_.-]{1,32}):(.{16,})$/.exec(part.trim());
+    if (!match)
+      throw new ConfigError(`SPIKE_ADMIN_TOKENS has "${part.trim().replace(/:.*/, ':…')}", which is not accepted; accepted: ${accepted}`);
+    if (tokens.some((t) => t.name === match[1] || t.token === match[2]))
+      throw new ConfigError(
+        `SPIKE_ADMIN_TOKENS names ${match[1]} twice, or gives one token two names; each operator needs a name and a token of their own`,
+      );
+    tokens.push({ name: match[1]!, token: match[2]! });
+  }
+  return tokens;
+}
+
 /** The settings that meet the crowd: limits at the edge and per user, and the waiting room. */
 function crowdSettings(env: Env) {
   return {
@@ -329,6 +356,8 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
     databaseUrl: databaseUrl(env),
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),
+    adminTokens: Object.freeze(adminTokens(env)),
+    dashboardStreams: integer(env, 'SPIKE_DASHBOARD_STREAMS', 100, 1, 100_000),
     adminPort: integer(env, 'SPIKE_ADMIN_PORT', 3100, 0, PORT_MAX),
     adminHost: (env.SPIKE_ADMIN_HOST ?? '').trim() || '127.0.0.1',
     adminUrl: adminUrl(env),

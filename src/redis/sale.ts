@@ -90,8 +90,10 @@ export interface SaleCount {
   /** Whether it sells now: not paused, inside its start and end, not recovering. */
   readonly open: boolean;
   readonly paused: boolean;
-  /** Paid orders (the rest of `sold` is reserved). */
+  /** Paid orders (the rest of `sold` is reserved); cancelled and expired ones. */
   readonly paid: number;
+  readonly cancelled: number;
+  readonly expired: number;
   /** Its start and end, ms since the epoch; 0 when it has none. */
   readonly startsAt: number;
   readonly endsAt: number;
@@ -101,21 +103,24 @@ export interface SaleCount {
 
 /** Total and sold of a sale; `null` when the sale does not exist. */
 export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount | null> {
-  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate, epoch, paid] = await redis.hmget(
-    keys.sale,
-    TOTAL_FIELD,
-    SOLD_FIELD,
-    LAST_ID_FIELD,
-    RECOVERING_FIELD,
-    'paused',
-    'starts_at',
-    'ends_at',
-    QUEUE_FIELD,
-    QUEUE_ADMISSION_FIELD,
-    QUEUE_RATE_FIELD,
-    EPOCH_FIELD,
-    PAID_FIELD,
-  );
+  const [total, sold, lastId, recovering, paused, startsAt, endsAt, queue, admissionMs, rate, epoch, paid, cancelled, expired] =
+    await redis.hmget(
+      keys.sale,
+      TOTAL_FIELD,
+      SOLD_FIELD,
+      LAST_ID_FIELD,
+      RECOVERING_FIELD,
+      'paused',
+      'starts_at',
+      'ends_at',
+      QUEUE_FIELD,
+      QUEUE_ADMISSION_FIELD,
+      QUEUE_RATE_FIELD,
+      EPOCH_FIELD,
+      PAID_FIELD,
+      'ticket_cancelled_nums',
+      'ticket_expired_nums',
+    );
   if (total === null || total === undefined) return null;
   const now = Date.now();
   // As purchase-3.lua decides it (with Redis' clock): paused, outside its window, or recovering.
@@ -129,6 +134,8 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     open,
     paused: paused === '1',
     paid: Number(paid ?? 0) || 0,
+    cancelled: Number(cancelled ?? 0) || 0,
+    expired: Number(expired ?? 0) || 0,
     startsAt: Number(startsAt ?? 0) || 0,
     endsAt: Number(endsAt ?? 0) || 0,
     queue: queue === '1' ? { admissionMs: Number(admissionMs) || 0, rate: Number(rate) || 0 } : undefined,
@@ -168,6 +175,8 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
       open: true,
       paused: false,
       paid: 0,
+      cancelled: 0,
+      expired: 0,
       startsAt: 0,
       endsAt: 0,
       queue: undefined,

@@ -25,7 +25,12 @@ export interface RenderOptions {
   readonly limits?: EdgeLimits;
   /** Open files per nginx worker (worker_rlimit_nofile; worker_connections a little below); the template's when undefined. */
   readonly openFiles?: number;
+  /** Where nginx logs each answer's time, status and upstream statuses for the supervisor (edge-log.ts); none when undefined. */
+  readonly edgeLog?: string;
 }
+
+/** `$msec $status $upstream_status`: when the last upstream status is not the status, nginx answered itself. */
+export const EDGE_LOG_FORMAT = "log_format spike_edge '$msec $status $upstream_status';";
 
 /** The original's weights, 1:2:3:4, for workers in port order (and 5, 6, … for more). */
 export function weightedUpstreams(host: string, ports: readonly number[]): Upstream[] {
@@ -36,7 +41,7 @@ export function weightedUpstreams(host: string, ports: readonly number[]): Upstr
  * The template with its `upstream load_rule` servers replaced (keeping their failover settings),
  * its `listen` replaced, and private temp paths added, so nothing is written outside `runtimeDir`.
  */
-export function renderNginxConf(template: string, { listen, upstreams, runtimeDir, limits, openFiles }: RenderOptions): string {
+export function renderNginxConf(template: string, { listen, upstreams, runtimeDir, limits, openFiles, edgeLog }: RenderOptions): string {
   if (upstreams.length === 0) throw new Error('nginx needs at least one upstream');
   const serverLine = /^(\s*)server\s+[^\s;]+\s+weight=\d+([^;]*);\s*$/m;
   const first = serverLine.exec(template);
@@ -62,6 +67,12 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
       (_, indent) => `${indent}keepalive ${Math.min(4096, Math.max(64, Math.floor(openFiles / 4)))};`,
     );
   }
+  if (edgeLog)
+    conf = swap(
+      conf,
+      /^(\s*)access_log off;$/m,
+      (_, indent) => `${indent}${EDGE_LOG_FORMAT}\n${indent}access_log ${resolve(edgeLog)} spike_edge buffer=32k flush=250ms;`,
+    );
   const dir = resolve(runtimeDir);
   const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);

@@ -29,8 +29,10 @@ enum Global {
    * release must not set the sold-out flag the release just cleared.
    */
   Releases,
-  /** As of the last sync: paid orders, and 1 while the sale is paused or recovering (sale-state.ts). */
+  /** As of the last sync: paid, cancelled and expired orders, and 1 while the sale is paused or recovering (sale-state.ts). */
   Paid,
+  Cancelled,
+  Expired,
   Paused,
   Recovering,
   /** Purchase script calls (batches) observed, then one counter per bucket of BATCH_BUCKETS. */
@@ -299,10 +301,35 @@ export class LocalStock {
   }
 
   /** Publishes what the sale's state is made of besides its counts and window (sale-state.ts). */
-  setStatus({ paid, paused, recovering }: { paid: number; paused: boolean; recovering: boolean }): void {
+  setStatus({
+    paid,
+    cancelled = 0,
+    expired = 0,
+    paused,
+    recovering,
+  }: {
+    paid: number;
+    cancelled?: number;
+    expired?: number;
+    paused: boolean;
+    recovering: boolean;
+  }): void {
     Atomics.store(this.#cells, Global.Paid, paid);
+    Atomics.store(this.#cells, Global.Cancelled, cancelled);
+    Atomics.store(this.#cells, Global.Expired, expired);
     Atomics.store(this.#cells, Global.Paused, paused ? 1 : 0);
     Atomics.store(this.#cells, Global.Recovering, recovering ? 1 : 0);
+  }
+
+  /** Orders by state as of the last sync (no Redis call): for the dashboard and the metrics. */
+  orders(): { reserved: number; paid: number; cancelled: number; expired: number } {
+    const paid = Atomics.load(this.#cells, Global.Paid);
+    return {
+      reserved: Math.max(0, Atomics.load(this.#cells, Global.Sold) - paid),
+      paid,
+      cancelled: Atomics.load(this.#cells, Global.Cancelled),
+      expired: Atomics.load(this.#cells, Global.Expired),
+    };
   }
 
   /** The sale's figures as of the last sync, for saleState(). */

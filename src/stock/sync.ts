@@ -92,7 +92,7 @@ export class StockSync {
     queue.setSettings(count.queue);
     stock.publishGlobal(count.total, count.sold);
     stock.setOpen(count.open);
-    stock.setStatus({ paid: count.paid, paused: count.paused, recovering: count.recovering !== undefined });
+    stock.setStatus({ ...count, recovering: count.recovering !== undefined });
     stock.setWindow(count.startsAt, count.endsAt);
     const remaining = count.total - count.sold;
     if (remaining <= 0) {

@@ -2,8 +2,9 @@
 import { resolve } from 'node:path';
 import { journalDir } from './background.ts';
 import { ConfigError, type Config } from '../config.ts';
-import { createAdminApp } from '../http/admin.ts';
+import { createAdminApp } from '../admin/api.ts';
 import { Attempts } from '../http/attempts.ts';
+import type { RequestStats } from '../http/request-stats.ts';
 import { localQueueSecret } from '../queue/ticket.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
@@ -12,8 +13,9 @@ import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../se
 import type { Sales } from './background.ts';
 import type { RedisStep } from './redis-step.ts';
 import type { Stack } from './stack.ts';
+import type { EdgeLog } from './edge-log.ts';
 import { createMetrics } from './metrics.ts';
-import { nodeSnapshot } from './snapshot.ts';
+import { Telemetry } from './telemetry.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** One worker thread per port; resolves once all listen. */
@@ -21,6 +23,7 @@ export async function startWorkers(
   config: Config,
   { target, redis }: RedisStep,
   { book, sync, health }: Sales,
+  requests: RequestStats,
   stack: Stack,
   say: (line: string) => void,
   onFatal: (error: Error) => void,
@@ -45,6 +48,7 @@ export async function startWorkers(
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,
     journalDir: journalDir(config),
+    requests: requests.buffer,
     onTopUp: () => void sync.kick(),
     onReleased: () => void sync.kick(),
     say,
@@ -55,13 +59,44 @@ export async function startWorkers(
   return pool;
 }
 
+/** Where nginx logs its answers for the supervisor (edge-log.ts). */
+export const edgeLogPath = (config: Config) => resolve(config.dataDir, 'nginx', 'edge.log');
+
+/** The figures of the node, taken once a second for every dashboard (telemetry.ts), and nginx's log read into them. */
+export function startTelemetry(
+  config: Config,
+  { redis, restarts: redisRestarts }: RedisStep,
+  { book, health }: Sales,
+  { pool, requests, edge }: { pool: WorkerPool; requests: RequestStats; edge: EdgeLog | undefined },
+  stack: Stack,
+): Telemetry {
+  const telemetry = new Telemetry({
+    node: config.nodeId,
+    book,
+    redis,
+    health,
+    requests,
+    ports: config.ports,
+    restarts: (i) => pool.restarts(i),
+    redisRestarts,
+    edge: () => edge?.counts(),
+    maxStreams: config.dashboardStreams,
+  });
+  edge?.start();
+  telemetry.start();
+  stack.defer(async () => {
+    telemetry.stop();
+    edge?.stop();
+  });
+  return telemetry;
+}
+
 /** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
 export function startAdmin(
   config: Config,
   { redis, problem, restarts: redisRestarts }: RedisStep,
   { book, sync, admission, health }: Sales,
-  pool: WorkerPool,
-  writer: BackgroundWriter | undefined,
+  { pool, writer, telemetry }: { pool: WorkerPool; writer: BackgroundWriter | undefined; telemetry: Telemetry },
   stack: Stack,
   say: (line: string) => void,
 ): void {
@@ -87,9 +122,12 @@ export function startAdmin(
     restarts: (i) => pool.restarts(i),
     redisRestarts,
     redisOutages: () => health.outages(),
+    requests: telemetry.requests,
+    edge: () => telemetry.edge(),
   });
   const admin = createAdminApp({
-    token: config.adminToken,
+    tokens: config.adminTokens,
+    onAction: (action) => telemetry.note(action),
     redis,
     book,
     ports: config.ports,
@@ -100,7 +138,7 @@ export function startAdmin(
     restarts: (i) => pool.restarts(i),
     notReady,
     metrics: () => registry.metrics(),
-    snapshot: () => nodeSnapshot({ node: config.nodeId, book, redis, ports: config.ports, restarts: (i) => pool.restarts(i) }),
+    stream: (send) => telemetry.subscribe(send),
     metricsToken: config.metricsToken,
     queueDefaults: { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate },
   });
@@ -115,7 +153,7 @@ export function startAdmin(
   }
   stack.defer(async () => server.stop());
   say(
-    `admin API on http://${config.adminHost}:${server.port}${config.adminToken ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`,
+    `admin API on http://${config.adminHost}:${server.port}${config.adminTokens.length > 0 ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`,
   );
 }
 
@@ -138,6 +176,7 @@ export async function startFrontNginx(
       openFiles,
       upstreams: weightedUpstreams(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.ports),
       runtimeDir: `${config.dataDir}/nginx`,
+      edgeLog: edgeLogPath(config),
     });
     stack.defer(() => nginx.stop(), 'nginx');
     say(

@@ -36,6 +36,8 @@ export interface WorkerSettings {
   readonly health: SharedArrayBuffer;
   /** Where the worker journals what it told buyers (orders/journal.ts). */
   readonly journalDir: string;
+  /** Every answer counted and timed by route and status (http/request-stats.ts), shared by the node's workers. */
+  readonly requests: SharedArrayBuffer;
 }
 
 export type ToWorker =

@@ -4,10 +4,11 @@
  * the orders and the writer's lag from Redis, and the process metrics prom-client gives.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { LATENCY_BUCKETS, type RequestStats } from '../http/request-stats.ts';
+import type { EdgeCounts } from './edge-log.ts';
 import { STAT_RESULTS } from '../http/stat-log.ts';
 import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
-import { PAID_FIELD, SOLD_FIELD } from '../redis/keys.ts';
 import { BATCH_BUCKETS } from '../stock/local-stock.ts';
 import { SALE_STATES } from '../stock/sale-state.ts';
 import type { QueueBoard } from '../queue/board.ts';
@@ -23,6 +24,10 @@ export interface MetricsDeps {
   readonly redisRestarts: () => number;
   /** Times the supervisor saw Redis stop answering. */
   readonly redisOutages: () => number;
+  /** Every answer of the workers, counted and timed (http/request-stats.ts). */
+  readonly requests: RequestStats;
+  /** What nginx answered, from its log (edge-log.ts); undefined without nginx. */
+  readonly edge: () => EdgeCounts | undefined;
 }
 
 type Sample = { readonly labels?: Record<string, string | number>; readonly value: number; readonly metricName?: string };
@@ -79,6 +84,11 @@ function saleMetrics(registry: Registry, { book, ports }: MetricsDeps): void {
       return SALE_STATES.map((name) => ({ labels: { sale: id, state: name }, value: name === state ? 1 : 0 }));
     }),
   );
+  workerMetrics(registry, { book, ports } as MetricsDeps);
+}
+
+/** Each worker's purchase answers, local stock and purchase batches, from shared memory. */
+function workerMetrics(registry: Registry, { book, ports }: MetricsDeps): void {
   sampled(registry, 'spike_requests_total', 'Purchase answers, by sale, worker port and result.', 'counter', () =>
     book
       .all()
@@ -138,17 +148,9 @@ function queueMetrics(registry: Registry, { book }: MetricsDeps): void {
 /** Orders by state and the writer's lag, from Redis; nothing when Redis does not answer (spike_redis_up says so). */
 function orderMetrics(registry: Registry, { book, redis }: MetricsDeps): void {
   const fromRedis = async <T>(read: () => Promise<T>): Promise<T | undefined> => read().catch(() => undefined);
-  sampled(registry, 'spike_orders', 'Orders of the sale, by state.', 'gauge', async () => {
-    const samples: Sample[] = [];
-    for (const { id, keys } of book.all()) {
-      const counts = await fromRedis(() => redis.hmget(keys.sale, SOLD_FIELD, PAID_FIELD, 'ticket_cancelled_nums', 'ticket_expired_nums'));
-      if (!counts) continue;
-      const [sold, paid, cancelled, expired] = counts.map((v) => Number(v ?? 0)) as [number, number, number, number];
-      const states = { reserved: sold - paid, paid, cancelled, expired };
-      for (const [state, value] of Object.entries(states)) samples.push({ labels: { sale: id, state }, value });
-    }
-    return samples;
-  });
+  sampled(registry, 'spike_orders', 'Orders of the sale, by state (as of the last sync).', 'gauge', () =>
+    book.all().flatMap(({ id, stock }) => Object.entries(stock.orders()).map(([state, value]) => ({ labels: { sale: id, state }, value }))),
+  );
   sampled(
     registry,
     'spike_order_writer_lag_entries',
@@ -166,6 +168,41 @@ function orderMetrics(registry: Registry, { book, redis }: MetricsDeps): void {
   sampled(registry, 'spike_redis_up', '1 when Redis answers a PING from the supervisor.', 'gauge', async () => [
     { value: (await fromRedis(() => redis.ping())) === 'PONG' ? 1 : 0 },
   ]);
+}
+
+/** Every answer through nginx by status and by who gave it, and every worker answer's time. */
+function edgeAndLatency(registry: Registry, { edge, requests }: MetricsDeps): void {
+  sampled(
+    registry,
+    'spike_edge_responses_total',
+    'Answers nginx sent, by status and by who gave them: a worker, or nginx itself (no worker could answer, its limits, requests it refused).',
+    'counter',
+    () =>
+      [...(edge() ?? [])].map(([key, value]) => {
+        const [code, source] = key.split('|');
+        return { labels: { code: code!, source: source! }, value };
+      }),
+  );
+  sampled(
+    registry,
+    'spike_request_duration_seconds',
+    "Time of a worker's answer, from the request to the answer, by route and status.",
+    'histogram',
+    () =>
+      requests.figures().flatMap(({ route, status, buckets, count, seconds }) => {
+        let cumulative = 0;
+        const labels = { route, code: status };
+        return [
+          ...buckets.map((n, i) => {
+            cumulative += n;
+            const le = LATENCY_BUCKETS[i] === Number.POSITIVE_INFINITY ? '+Inf' : LATENCY_BUCKETS[i]!;
+            return { metricName: 'spike_request_duration_seconds_bucket', labels: { ...labels, le }, value: cumulative };
+          }),
+          { metricName: 'spike_request_duration_seconds_sum', labels, value: seconds },
+          { metricName: 'spike_request_duration_seconds_count', labels, value: count },
+        ];
+      }),
+  );
 }
 
 /** The node's registry; `metrics()` renders the Prometheus text format. */
@@ -188,5 +225,6 @@ export function createMetrics(deps: MetricsDeps): Registry {
     { value: deps.redisOutages() },
   ]);
   orderMetrics(registry, deps);
+  edgeAndLatency(registry, deps);
   return registry;
 }

@@ -6,6 +6,7 @@ import type { Reaper } from '../orders/reaper.ts';
 import type { Admission } from '../queue/admission.ts';
 import type { Reconciler } from '../orders/reconciler.ts';
 import type { RedisTarget } from '../redis/client.ts';
+import { RequestStats } from '../http/request-stats.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import type { Nginx } from '../services/nginx.ts';
 import { raiseOpenFiles } from '../services/open-files.ts';
@@ -14,7 +15,8 @@ import { localStockFor } from '../stock/refill.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import type { StockSync } from '../stock/sync.ts';
 import { refillPolicy, startReaper, startSales, startWriter, type OnExpired } from './background.ts';
-import { startAdmin, startFrontNginx, startWorkers } from './front.ts';
+import { EdgeLog } from './edge-log.ts';
+import { edgeLogPath, startAdmin, startFrontNginx, startTelemetry, startWorkers } from './front.ts';
 import { openDatabase, startDefaultSale, startRedis } from './redis-step.ts';
 import { Stack } from './stack.ts';
 import type { WorkerPool } from './worker-pool.ts';
@@ -66,11 +68,16 @@ export async function startSupervisor(
       pool?.addSale({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer });
       writer?.setSales(sales.book.all().map((e) => e.id));
     });
-    pool = await startWorkers(config, redisStep, sales, stack, say, onFatal);
+    const requests = RequestStats.create(config.ports.length);
+    pool = await startWorkers(config, redisStep, sales, requests, stack, say, onFatal);
     writer = await startWriter(config, redisStep, sales.book, stack, say);
     const reaper = startReaper(config, redis, sales, stack, onExpired);
-    startAdmin(config, redisStep, sales, pool, writer, stack, say);
-    const nginx = await startFrontNginx(config, stack, say, files?.limit);
+    let nginx: Nginx | undefined;
+    // nginx's own answers, read from its log (edge-log.ts); told to reopen it after a rotation.
+    const edge = config.nginx === 'off' ? undefined : new EdgeLog(edgeLogPath(config), () => nginx?.process.kill('SIGUSR1'));
+    const telemetry = startTelemetry(config, redisStep, sales, { pool, requests, edge }, stack);
+    startAdmin(config, redisStep, sales, { pool, writer, telemetry }, stack, say);
+    nginx = await startFrontNginx(config, stack, say, files?.limit);
     let stopping: Promise<void> | undefined;
     const localStock = localStockFor(refillPolicy(config), sale.total);
     say(

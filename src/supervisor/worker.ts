@@ -13,6 +13,7 @@ import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
 import { QueueBoard } from '../queue/board.ts';
 import { RedisHealth } from '../redis/health.ts';
+import { RequestStats, routeOf } from '../http/request-stats.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 
@@ -152,10 +153,12 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   if (stopping) return;
   try {
     // Signed users need the JWT checked first: with them on, every request goes through the app.
-    const fast = soldOutRoute(appDeps, app.fetch);
+    const timed = timing(RequestStats.attach(init.requests, init.workers), worker);
+    const fetch = timed((req: Request) => app.fetch(req));
+    const fast = timed(soldOutRoute(appDeps, (req) => app.fetch(req)));
     server = init.jwtSecret
-      ? Bun.serve({ port, hostname: init.host, fetch: app.fetch })
-      : Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: fast } }, fetch: app.fetch });
+      ? Bun.serve({ port, hostname: init.host, fetch })
+      : Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: fast } }, fetch });
   } catch (cause) {
     send({
       type: 'fatal',
@@ -176,6 +179,27 @@ async function stop(worker: number): Promise<void> {
   await redis?.quit().catch(() => redis?.disconnect());
   await purchaseClient?.quit().catch(() => purchaseClient?.disconnect());
   send({ type: 'stopped', worker });
+}
+
+/** `handler`, each answer counted and timed by route and status (http/request-stats.ts): two Atomics per request. */
+function timing(stats: RequestStats, worker: number) {
+  return (handler: (req: Request) => Response | Promise<Response>) =>
+    (req: Request): Response | Promise<Response> => {
+      const started = performance.now();
+      const url = req.url;
+      const from = url.indexOf('/', url.indexOf('//') + 2);
+      const query = url.indexOf('?', from);
+      const route = routeOf(query < 0 ? url.slice(from) : url.slice(from, query));
+      const answer = handler(req);
+      if (answer instanceof Response) {
+        stats.observe(worker, route, answer.status, performance.now() - started);
+        return answer;
+      }
+      return answer.then((res) => {
+        stats.observe(worker, route, res.status, performance.now() - started);
+        return res;
+      });
+    };
 }
 
 let index = -1;

@@ -2,7 +2,7 @@
 // resume, start and end times; and a token that guards every call.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
-import { createAdminApp } from '../../src/http/admin.ts';
+import { createAdminApp } from '../../src/admin/api.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { SaleBook } from '../../src/stock/sale-book.ts';
 import { freePort } from '../../src/services/free-port.ts';
@@ -68,7 +68,7 @@ describe('the admin API', () => {
     try {
       await waitReady(client, 5000, redis.url);
       const app = createAdminApp({
-        token: undefined,
+        tokens: [],
         redis: client,
         book: new SaleBook({ workers: 1 }),
         ports: [1],

@@ -3,8 +3,8 @@ import { log } from '../log.ts';
 import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { dashboardRoutes, type Snapshot } from './dashboard.tsx';
-import { error } from './errors.ts';
+import { dashboardRoutes, type Stream } from './dashboard.tsx';
+import { error } from '../http/errors.ts';
 import { readSale } from '../redis/sale.ts';
 import { NAME_FIELD, PAID_FIELD, queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
 import { setQueue, type QueueSettings } from '../redis/queue.ts';
@@ -14,8 +14,13 @@ import { MAX_TICKETS } from '../stock/local-stock.ts';
 import { saleState as stateOf } from '../stock/sale-state.ts';
 
 export interface AdminDeps {
-  /** Every call must carry it as `Authorization: Bearer <token>`; none set: the admin API refuses everything. */
-  readonly token: string | undefined;
+  /**
+   * Every call must carry one as `Authorization: Bearer <token>`; each has the name of its
+   * operator, logged with every action. None set: the admin API refuses everything.
+   */
+  readonly tokens: readonly { readonly name: string; readonly token: string }[];
+  /** An action was taken (already logged): the dashboards show the latest. */
+  readonly onAction?: (action: { at: number; operator: string; action: string; sale: string }) => void;
   readonly redis: Redis;
   readonly book: SaleBook;
   readonly ports: readonly number[];
@@ -24,8 +29,8 @@ export interface AdminDeps {
   readonly restarts: (worker: number) => number;
   /** The Prometheus text of this node's metrics (supervisor/metrics.ts). */
   readonly metrics?: () => Promise<string>;
-  /** The dashboard's figures, sent each second (supervisor/snapshot.ts). */
-  readonly snapshot?: Snapshot;
+  /** The dashboard's stream of the node's figures (supervisor/telemetry.ts). */
+  readonly stream?: Stream;
   /** The token Prometheus sends for GET /metrics instead of the admin token (SPIKE_METRICS_TOKEN). */
   readonly metricsToken?: string;
   /** Why the supervisor is not ready (Redis, workers, order writer), or undefined when it is. */
@@ -137,15 +142,26 @@ function newSale(
   return { id, total: total as number, name: name as string | undefined, startsAt, endsAt, queue };
 }
 
-/** Every call must carry the token; without one configured, the admin API refuses everything. */
-function requireToken(token: string | undefined) {
+/** Every call must carry one of the tokens (its name is then the call's `operator`); with none configured, everything is refused. */
+function requireToken(tokens: readonly { name: string; token: string }[]) {
   return async (c: Context, next: Next) => {
-    if (!token) return error(c, 403, 'admin_disabled', 'the admin API is off: set SPIKE_ADMIN_TOKEN (16 characters or more) to enable it');
+    if (tokens.length === 0)
+      return error(c, 403, 'admin_disabled', 'the admin API is off: set SPIKE_ADMIN_TOKEN (16 characters or more) to enable it');
     const header = c.req.header('authorization') ?? '';
     const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? '';
-    if (!given || !sameToken(given, token)) return error(c, 401, 'unauthorized', 'send Authorization: Bearer <SPIKE_ADMIN_TOKEN>');
+    // Every token is compared, so the time taken tells nothing of which one matched.
+    const matched = tokens.filter((t) => given !== '' && sameToken(given, t.token));
+    if (matched.length === 0) return error(c, 401, 'unauthorized', 'send Authorization: Bearer <SPIKE_ADMIN_TOKEN>');
+    c.set('operator' as never, matched[0]!.name as never);
     await next();
   };
+}
+
+/** Logs an operator's action with the time and the name of their token, and tells the dashboards. */
+function logAction(c: Context, deps: AdminDeps, action: string, sale: string): void {
+  const operator = (c.get('operator' as never) as string | undefined) ?? 'unknown';
+  log.info(`admin: ${operator} ${action} sale ${sale}`, { operator, action, sale });
+  deps.onAction?.({ at: Date.now(), operator, action, sale });
 }
 
 /** POST /sales: HSETNX on the total is the gate, so of two admins creating the same sale one gets 409. */
@@ -165,6 +181,7 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     await deps.redis.sadd(SALES_KEY, sale.id);
     deps.book.add(sale.id);
     deps.kick();
+    logAction(c, deps, `created (${sale.total} tickets)`, sale.id);
     return c.json(await saleState(deps, sale.id), 201);
   });
 }
@@ -191,6 +208,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
         `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${total}, so add at most ${MAX_TICKETS - total}`,
       );
     deps.kick();
+    logAction(c, deps, `added ${add} tickets to`, id);
     return c.json(await saleState(deps, id));
   });
   for (const [action, paused] of [
@@ -204,6 +222,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
       if (paused) await deps.redis.hset(keys.sale, 'paused', '1');
       else await deps.redis.hdel(keys.sale, 'paused');
       deps.kick();
+      logAction(c, deps, paused ? 'paused' : 'resumed', id);
       return c.json(await saleState(deps, id));
     });
   }
@@ -217,13 +236,14 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const reason = await deps.notReady?.();
     return reason ? c.json({ ok: false, error: 'unavailable', msg: reason }, 503, { 'Retry-After': '1' }) : c.json({ ok: true });
   });
-  // Prometheus sends its bearer token: the metrics token when one is set, else the admin token.
-  app.get('/metrics', requireToken(deps.metricsToken ?? deps.token), async (c) => {
+  // Prometheus sends its bearer token: the metrics token, or any admin token.
+  const scrapers = deps.metricsToken ? [{ name: 'metrics', token: deps.metricsToken }, ...deps.tokens] : deps.tokens;
+  app.get('/metrics', requireToken(scrapers), async (c) => {
     if (!deps.metrics) return error(c, 404, 'not_found', 'no metrics on this admin API');
     return c.body(await deps.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
-  if (deps.snapshot) dashboardRoutes(app, deps.snapshot, requireToken(deps.token));
-  app.use('*', requireToken(deps.token));
+  if (deps.stream) dashboardRoutes(app, deps.stream, requireToken(deps.tokens));
+  app.use('*', requireToken(deps.tokens));
   app.get('/sales', async (c) => {
     const ids = (await deps.redis.smembers(SALES_KEY)).sort();
     return c.json((await Promise.all(ids.map((id) => saleState(deps, id)))).filter(Boolean));

@@ -1,0 +1,193 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The operator's live dashboard on the admin port: one server-rendered page (Hono JSX), its own
+ * script and stylesheet, and uPlot (a small chart library, served from node_modules: nothing is
+ * loaded from outside the machine) for the last 15 minutes. The figures come over Server-Sent
+ * Events from the node's one producer (supervisor/telemetry.ts); the events need an admin token,
+ * which the page takes from the URL fragment (`#token=…`, never sent to a server or a log) or
+ * asks for once. Pause, resume and add stock go through the admin API with the same token.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Hono, MiddlewareHandler } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { PAGE_HEADERS } from '../http/headers.ts';
+import { ALERTS, runbookAnchor } from './alerts.ts';
+
+/** Subscribes a dashboard to the node's figures: every message is sent to `send`; undefined when too many are open. */
+export type Stream = (send: (message: string) => void) => (() => void) | undefined;
+
+const file = (name: string) => readFileSync(join(import.meta.dir, name), 'utf8');
+const vendor = (name: string) => readFileSync(join(import.meta.dir, '..', '..', 'node_modules', 'uplot', 'dist', name), 'utf8');
+const ASSETS: Record<string, { body: string; type: string }> = {
+  'dashboard.js': { body: file('dashboard.js'), type: 'text/javascript; charset=utf-8' },
+  'dashboard.css': { body: file('dashboard.css'), type: 'text/css; charset=utf-8' },
+  'uplot.js': { body: vendor('uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uplot.css': { body: vendor('uPlot.min.css'), type: 'text/css; charset=utf-8' },
+};
+
+function Head({ title }: { title: string }) {
+  return (
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <title>{title}</title>
+      <link rel="stylesheet" href="/dashboard/uplot.css" />
+      <link rel="stylesheet" href="/dashboard/dashboard.css" />
+    </head>
+  );
+}
+
+function Charts() {
+  const charts = [
+    ['answers', 'Answers a second: sold, sold out, held'],
+    ['refusals', 'Refusals a second: 4xx, 429, 503 (workers and nginx)'],
+    ['latency', 'Purchase time in the worker (ms): p50, p99'],
+    ['room', 'Waiting room: waiting, admitted a second'],
+    ['lag', 'Order writer lag (events), Redis up'],
+  ];
+  return (
+    <section aria-labelledby="charts-title">
+      <h2 id="charts-title">Last 15 minutes</h2>
+      <div class="charts">
+        {charts.map(([id, title]) => (
+          <figure class="chart">
+            <figcaption>{title}</figcaption>
+            <div id={`chart-${id}`} />
+          </figure>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function Page() {
+  return (
+    <html lang="en">
+      <Head title="spike dashboard" />
+      <body>
+        <header>
+          <h1>
+            spike · node <span id="node">…</span> · Redis <span id="redis">…</span>
+          </h1>
+          <p id="message" role="status" aria-live="polite" />
+        </header>
+        <form id="ask" hidden>
+          <label for="token">Admin token</label>
+          <input id="token" type="password" autocomplete="off" />
+          <button type="submit">Show</button>
+        </form>
+        <main id="data" hidden>
+          <section id="firing" aria-labelledby="firing-title">
+            <h2 id="firing-title">Now firing</h2>
+            <ul id="firing-list" />
+          </section>
+          <section aria-labelledby="figures-title">
+            <h2 id="figures-title">Against the alert thresholds</h2>
+            <ul id="figures" class="figures" />
+          </section>
+          <Charts />
+          <section aria-labelledby="sales-title">
+            <h2 id="sales-title">Sales</h2>
+            <p class="legend">
+              <b>sold</b> = live orders: <b>reserved</b> (bought, not paid yet: may expire and come back) + <b>paid</b> (final). Cancelled
+              and expired orders gave their ticket back. <b>lag</b>: order events not in the database yet.
+            </p>
+            <div id="sales" class="cards" />
+          </section>
+          <section aria-labelledby="workers-title">
+            <h2 id="workers-title">Workers</h2>
+            <div id="workers" class="cards" />
+          </section>
+          <section aria-labelledby="actions-title">
+            <h2 id="actions-title">Recent actions</h2>
+            <ul id="actions" />
+          </section>
+        </main>
+        <dialog id="confirm" aria-labelledby="confirm-text">
+          <form method="dialog">
+            <p id="confirm-text" />
+            <button value="cancel" type="submit" class="quiet">
+              Cancel
+            </button>
+            <button id="confirm-yes" value="yes" type="submit" class="primary">
+              Confirm
+            </button>
+          </form>
+        </dialog>
+        <script src="/dashboard/uplot.js" defer />
+        <script src="/dashboard/dashboard.js" defer />
+      </body>
+    </html>
+  );
+}
+
+/** The runbook: what each alert means and what to do, from the same definitions as the rules. */
+function Runbook() {
+  return (
+    <html lang="en">
+      <Head title="spike runbook" />
+      <body>
+        <main>
+          <h1>Runbook</h1>
+          {ALERTS.map((rule) => (
+            <section id={runbookAnchor(rule.name)}>
+              <h2>{rule.name}</h2>
+              <p>
+                <b>{rule.summary}.</b> Fires when <code>{rule.expr}</code>
+                {rule.forSeconds ? ` for ${rule.forSeconds} s` : ''}.
+              </p>
+              <p>{rule.runbook}</p>
+            </section>
+          ))}
+          <p>
+            <a href="/dashboard">Back to the dashboard</a>
+          </p>
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/**
+ * GET /dashboard (the page, no data, no token), its files, /dashboard/runbook, and
+ * GET /dashboard/events (needs a token: `guard`; 429 past SPIKE_DASHBOARD_STREAMS open ones).
+ */
+export function dashboardRoutes(app: Hono, stream: Stream, guard: MiddlewareHandler): void {
+  app.get('/dashboard', (c) => c.html(`<!doctype html>${(<Page />).toString()}`, 200, PAGE_HEADERS));
+  app.get('/dashboard/runbook', (c) => c.html(`<!doctype html>${(<Runbook />).toString()}`, 200, PAGE_HEADERS));
+  for (const [name, asset] of Object.entries(ASSETS))
+    app.get(`/dashboard/${name}`, (c) =>
+      c.body(asset.body, 200, { 'Content-Type': asset.type, 'Cache-Control': 'public, max-age=300', ...PAGE_HEADERS }),
+    );
+  app.get('/dashboard/events', guard, (c) => {
+    const queue: string[] = [];
+    let wake: (() => void) | undefined;
+    const unsubscribe = stream((message) => {
+      queue.push(message);
+      wake?.();
+    });
+    if (!unsubscribe)
+      return c.json(
+        { error: 'too_many_streams', msg: 'too many dashboards are open on this node; close one or raise SPIKE_DASHBOARD_STREAMS' },
+        429,
+        {
+          'Retry-After': '5',
+        },
+      );
+    return streamSSE(c, async (sse) => {
+      sse.onAbort(unsubscribe);
+      try {
+        while (!sse.aborted) {
+          while (queue.length > 0) await sse.writeSSE({ data: queue.shift()! });
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 5000);
+          });
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+}

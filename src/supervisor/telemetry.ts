@@ -1,0 +1,219 @@
+/**
+ * The node's figures, taken once a second by one producer and shared by every dashboard stream:
+ * 1 or 2 000 open dashboards cost the same (before, each stream read Redis itself: 2 000 streams
+ * made 32 000 Redis commands a second). Almost everything comes from shared memory; Redis is
+ * asked only for the writer's lag of a sale whose orders changed (an idle sale costs nothing).
+ */
+import { ALERTS, evaluate } from '../admin/alerts.ts';
+import { FIGURES, History, type Row } from '../admin/history.ts';
+import { quantile, type RequestStats } from '../http/request-stats.ts';
+import { STAT_RESULTS } from '../http/stat-log.ts';
+import { unwrittenEvents } from '../orders/audit.ts';
+import type { RedisClient } from '../redis/client.ts';
+import type { RedisHealth } from '../redis/health.ts';
+import type { SaleBook, SaleEntry } from '../stock/sale-book.ts';
+import type { EdgeCounts } from './edge-log.ts';
+
+export interface TelemetryDeps {
+  readonly node: string;
+  readonly book: SaleBook;
+  readonly redis: RedisClient;
+  readonly health: RedisHealth;
+  readonly requests: RequestStats;
+  readonly ports: readonly number[];
+  readonly restarts: (worker: number) => number;
+  readonly redisRestarts: () => number;
+  /** What nginx answered (edge-log.ts), once nginx runs. */
+  readonly edge: () => EdgeCounts | undefined;
+  /** Most dashboard streams at once (SPIKE_DASHBOARD_STREAMS). */
+  readonly maxStreams: number;
+}
+
+/** One operator action, as the admin API logged it. */
+export interface Action {
+  readonly at: number;
+  readonly operator: string;
+  readonly action: string;
+  readonly sale: string;
+}
+
+const RESULT = Object.fromEntries(STAT_RESULTS.map((r, i) => [r, i])) as Record<(typeof STAT_RESULTS)[number], number>;
+
+/** Counters the rows are the per-second differences of. */
+interface Totals {
+  sold: number;
+  soldout: number;
+  held: number;
+  w4xx: number;
+  w429: number;
+  w503: number;
+  n4xx: number;
+  n429: number;
+  n503: number;
+  admitted: number;
+  buckets: number[];
+}
+
+export class Telemetry {
+  readonly #deps: TelemetryDeps;
+  readonly history = new History();
+  readonly #streams = new Set<(message: string) => void>();
+  readonly #lag = new Map<string, { key: string; lag: number | null }>();
+  readonly #actions: Action[] = [];
+  #previous: Totals | undefined;
+  #latest = '';
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(deps: TelemetryDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.tick(), 1000);
+  }
+
+  /** The workers' answers counted and timed, and what nginx answered: for the metrics too. */
+  get requests(): RequestStats {
+    return this.#deps.requests;
+  }
+
+  edge(): EdgeCounts | undefined {
+    return this.#deps.edge();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** A new dashboard stream: the whole history first, then a tick a second. Undefined when SPIKE_DASHBOARD_STREAMS are open already. */
+  subscribe(send: (message: string) => void): (() => void) | undefined {
+    if (this.#streams.size >= this.#deps.maxStreams) return undefined;
+    this.#streams.add(send);
+    send(JSON.stringify({ type: 'hello', node: this.#deps.node, history: this.history.all(), rules: rulesForPages() }));
+    if (this.#latest) send(this.#latest);
+    return () => this.#streams.delete(send);
+  }
+
+  get streams(): number {
+    return this.#streams.size;
+  }
+
+  /** An operator's action, shown on every dashboard (the log line is the admin API's). */
+  note(action: Action): void {
+    this.#actions.unshift(action);
+    this.#actions.length = Math.min(this.#actions.length, 20);
+  }
+
+  /** Takes the figures of this second, keeps them, and sends them to every stream. */
+  async tick(now = Date.now()): Promise<void> {
+    const totals = this.#totals();
+    const previous = this.#previous ?? totals;
+    this.#previous = totals;
+    const sales = await Promise.all(this.#deps.book.all().map((entry) => this.#sale(entry, now)));
+    const row = this.#row(now, totals, previous, sales);
+    this.history.push(row);
+    const alerts = evaluate(this.history);
+    this.#latest = JSON.stringify({
+      type: 'tick',
+      node: this.#deps.node,
+      at: now,
+      row,
+      alerts,
+      sales,
+      workers: this.#workers(),
+      actions: this.#actions,
+    });
+    for (const send of this.#streams) send(this.#latest);
+  }
+
+  #row(now: number, totals: Totals, previous: Totals, sales: { lag: number | null; waiting: number; state: string }[]): Row {
+    const delta = (key: Exclude<keyof Totals, 'buckets'>) => Math.max(0, totals[key] - previous[key]);
+    const buckets = totals.buckets.map((n, i) => Math.max(0, n - (previous.buckets[i] ?? 0)));
+    const figures: Row = Object.fromEntries(FIGURES.map((f) => [f, 0])) as Row;
+    for (const key of ['sold', 'soldout', 'held', 'w4xx', 'w429', 'w503', 'n4xx', 'n429', 'n503', 'admitted'] as const)
+      figures[key] = delta(key);
+    return {
+      ...figures,
+      t: Math.floor(now / 1000),
+      p50: quantile(buckets, 0.5) * 1000,
+      p99: quantile(buckets, 0.99) * 1000,
+      waiting: sales.reduce((n, s) => n + s.waiting, 0),
+      lag: sales.reduce((n, s) => n + (s.lag ?? 0), 0),
+      redis: this.#deps.health.isUp() ? 1 : 0,
+      recovering: sales.filter((s) => s.state === 'recovering').length,
+      workerRestarts: this.#deps.ports.reduce((n, _, w) => n + this.#deps.restarts(w), 0),
+      redisRestarts: this.#deps.redisRestarts(),
+    };
+  }
+
+  #totals(): Totals {
+    const totals: Totals = { sold: 0, soldout: 0, held: 0, w4xx: 0, w429: 0, w503: 0, n4xx: 0, n429: 0, n503: 0, admitted: 0, buckets: [] };
+    for (const { stock, queue } of this.#deps.book.all()) {
+      for (let w = 0; w < this.#deps.ports.length; w++) {
+        const answers = stock.answers(w);
+        totals.sold += answers[RESULT.sold]!;
+        totals.soldout += answers[RESULT.soldout]!;
+        totals.held += answers[RESULT.held]!;
+      }
+      if (queue.isQueued()) totals.admitted += queue.view().serving;
+    }
+    for (const f of this.#deps.requests.figures()) {
+      const kind = f.status === '429' ? 'w429' : f.status === '503' ? 'w503' : f.status.startsWith('4') ? 'w4xx' : undefined;
+      if (kind) totals[kind] += f.count;
+      if (f.route === 'buy') for (const [i, n] of f.buckets.entries()) totals.buckets[i] = (totals.buckets[i] ?? 0) + n;
+    }
+    for (const [key, n] of this.#deps.edge() ?? []) {
+      const [status, source] = key.split('|') as [string, string];
+      if (source !== 'nginx') continue;
+      const kind = status === '429' ? 'n429' : status === '503' ? 'n503' : status.startsWith('4') ? 'n4xx' : undefined;
+      if (kind) totals[kind] += n;
+    }
+    return totals;
+  }
+
+  /** A sale's figures for the dashboard: shared memory, and the writer's lag when its orders changed. */
+  async #sale({ id, keys, stock, queue }: SaleEntry, now: number) {
+    const { total, sold, remaining } = stock.snapshot();
+    const { state, final } = stock.state(now);
+    const orders = stock.orders();
+    const key = `${stock.seen()}|${sold}|${orders.paid}|${orders.cancelled}|${orders.expired}`;
+    let cached = this.#lag.get(id);
+    if (!cached || cached.key !== key || cached.lag !== 0) {
+      const lag = this.#deps.health.isUp() ? await unwrittenEvents(this.#deps.redis, keys).catch(() => null) : null;
+      cached = { key, lag };
+      this.#lag.set(id, cached);
+    }
+    const room = queue.isQueued() ? queue.view() : undefined;
+    const waiting = room ? Math.max(0, room.tail - room.serving) : 0;
+    return {
+      id,
+      state,
+      final,
+      total,
+      sold,
+      remaining,
+      ...orders,
+      lag: cached.lag,
+      waiting,
+      queue: room ? { joined: room.tail, admitted: room.serving } : null,
+    };
+  }
+
+  #workers() {
+    return this.#deps.ports.map((port, w) => {
+      let localStock = 0;
+      let sales = 0;
+      for (const { stock } of this.#deps.book.all()) {
+        localStock += stock.level(w);
+        sales += stock.sales(w);
+      }
+      return { port, localStock, sales, restarts: this.#deps.restarts(w) };
+    });
+  }
+}
+
+/** What a dashboard needs of the rules: names, figures and thresholds (the rules themselves stay here). */
+function rulesForPages() {
+  return ALERTS.map(({ name, figure, above, warnAt, summary, forSeconds }) => ({ name, figure, above, warnAt, summary, forSeconds }));
+}
