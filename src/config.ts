@@ -27,6 +27,8 @@ export interface Config {
   readonly host: string;
   /** Tickets of the default sale when it does not exist yet. */
   readonly total: number;
+  /** Whether SPIKE_TOTAL was given (for an existing sale it cannot apply, and the start says so). */
+  readonly totalGiven: boolean;
   /** Extra local stock over the fair share, as a ratio (0.2 = 20 % more). */
   readonly buffer: number;
   /** A fixed local stock per worker for every sale; undefined: each sale's fair share plus the buffer (stock/refill.ts). */
@@ -134,6 +136,104 @@ export function logFormat(env: Env): LogFormat {
   if (raw === '' || raw === 'text') return 'text';
   if (raw === 'json') return 'json';
   throw new ConfigError(`SPIKE_LOG_FORMAT=${raw} is not accepted; accepted: text (default) or json`);
+}
+
+/** Every setting spike reads (a unit test keeps this list and the code in step). */
+export const SETTINGS = [
+  'DATABASE_URL',
+  'REDIS_CLUSTER',
+  'REDIS_URL',
+  'SPIKE_ADMIN_HOST',
+  'SPIKE_ADMIN_PORT',
+  'SPIKE_ADMIN_TOKEN',
+  'SPIKE_ADMIN_TOKENS',
+  'SPIKE_ADMIN_URL',
+  'SPIKE_ALLOW_LOW_PORTS',
+  'SPIKE_APPENDFSYNC',
+  'SPIKE_BUFFER',
+  'SPIKE_DASHBOARD_STREAMS',
+  'SPIKE_DATA_DIR',
+  'SPIKE_DB_PATH',
+  'SPIKE_HOST',
+  'SPIKE_JWT_SECRET',
+  'SPIKE_LOCAL_STOCK',
+  'SPIKE_LOG_DIR',
+  'SPIKE_LOG_FORMAT',
+  'SPIKE_METRICS_TOKEN',
+  'SPIKE_NGINX',
+  'SPIKE_NGINX_BURST',
+  'SPIKE_NGINX_CONN',
+  'SPIKE_NGINX_EXEMPT',
+  'SPIKE_NGINX_LISTEN',
+  'SPIKE_NGINX_RATE',
+  'SPIKE_NODE_ID',
+  'SPIKE_PAY_WINDOW',
+  'SPIKE_PORTS',
+  'SPIKE_QUEUE',
+  'SPIKE_QUEUE_ADMISSION',
+  'SPIKE_QUEUE_RATE',
+  'SPIKE_QUEUE_SECRET',
+  'SPIKE_REAP_MS',
+  'SPIKE_REDIS_TIMEOUT_MS',
+  'SPIKE_RESET',
+  'SPIKE_STAT_LOG_KEEP',
+  'SPIKE_STAT_LOG_MAX_MB',
+  'SPIKE_SYNC_MS',
+  'SPIKE_TOTAL',
+  'SPIKE_USER_ATTEMPTS',
+  'SPIKE_USER_WINDOW',
+  'SPIKE_WAIT_MS',
+  'SPIKE_WAIT_REPLICAS',
+  'SPIKE_WRITER',
+  'SPIKE_WRITER_MAX_LAG',
+  'SPIKE_WRITER_NICE',
+] as const;
+
+/** SPIKE_ variables that are not settings of spike: read by its tests and its bench's wrk script. */
+const NOT_SETTINGS = new Set([
+  'SPIKE_SCREENSHOTS',
+  'SPIKE_TEST_NETNS',
+  'SPIKE_USER_PREFIX',
+  'SPIKE_REQUESTS',
+  'SPIKE_ANONYMOUS',
+  'SPIKE_SALES',
+]);
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Refuses a SPIKE_ variable spike does not know: a typo must not be ignored silently (SPIKE_TOTL=5 sold 10 000). */
+function refuseUnknown(env: Env): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('SPIKE_') || env[name] === undefined || NOT_SETTINGS.has(name) || (SETTINGS as readonly string[]).includes(name))
+      continue;
+    const closest = [...SETTINGS].sort((a, b) => distance(name, a) - distance(name, b))[0]!;
+    throw new ConfigError(`${name} is not a setting; did you mean ${closest}?`);
+  }
+}
+
+/** Ports below 1024 need root and clash with system services: refused unless SPIKE_ALLOW_LOW_PORTS=1 (nginx's listen is not counted). */
+function refuseLowPorts(env: Env, ports: readonly number[], adminPort: number): void {
+  if (flag(env, 'SPIKE_ALLOW_LOW_PORTS')) return;
+  const low = ports.find((p) => p < 1024);
+  if (low !== undefined)
+    throw new ConfigError(
+      `SPIKE_PORTS has port ${low}, below 1024; choose ports from 1024 on (3001,3002,…), or set SPIKE_ALLOW_LOW_PORTS=1`,
+    );
+  if (adminPort > 0 && adminPort < 1024)
+    throw new ConfigError(`SPIKE_ADMIN_PORT=${adminPort} is below 1024; choose a port from 1024 on, or set SPIKE_ALLOW_LOW_PORTS=1`);
 }
 
 /** Thrown for an invalid setting; the message names the setting and what it accepts. */
@@ -304,6 +404,8 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   }
   if (argv.includes('--force') && !argv.includes('--reset'))
     throw new ConfigError('--force goes with --reset (wipe the default sale even though it holds orders)');
+  refuseUnknown(env);
+  const admin = adminSettings(env);
   const portList = ports(env);
   const total = integer(env, 'SPIKE_TOTAL', 10_000, 0, 1_000_000_000);
   const buffer = ratio(env, 'SPIKE_BUFFER', 0.2, 10);
@@ -323,6 +425,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     throw new ConfigError(
       `SPIKE_WAIT_MS=${waitMs} is not accepted; accepted: less than SPIKE_REDIS_TIMEOUT_MS (${redisTimeoutMs}), or the wait itself would time out`,
     );
+  refuseLowPorts(env, portList, admin.adminPort);
   const nodeId = (env.SPIKE_NODE_ID ?? '').trim() || `${hostname()}-${portList[0]}`;
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId))
     throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
@@ -336,6 +439,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     ports: Object.freeze(portList),
     host,
     total,
+    totalGiven: Boolean(env.SPIKE_TOTAL?.trim()),
     buffer,
     localStock,
     nginx: nginxMode(env),
@@ -348,6 +452,15 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     syncMs: integer(env, 'SPIKE_SYNC_MS', 100, 10, 60_000),
     redisTimeoutMs,
     ...resetSetting(env, argv),
+    ...orderSettings(env),
+    ...admin,
+    logFormat: logFormat(env),
+  });
+}
+
+/** The orders' life and their database. */
+function orderSettings(env: Env) {
+  return {
     payWindowMs: integer(env, 'SPIKE_PAY_WINDOW', 300, 0, 86_400) * 1000,
     reapMs: integer(env, 'SPIKE_REAP_MS', 1000, 10, 60_000),
     writer: env.SPIKE_WRITER === undefined || env.SPIKE_WRITER === '' ? true : flag(env, 'SPIKE_WRITER'),
@@ -355,6 +468,12 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     writerMaxLagMs: integer(env, 'SPIKE_WRITER_MAX_LAG', 60, 0, 3600) * 1000,
     dbPath: (env.SPIKE_DB_PATH ?? '').trim() || join((env.SPIKE_DATA_DIR ?? '').trim() || './data', 'orders.sqlite'),
     databaseUrl: databaseUrl(env),
+  };
+}
+
+/** The admin API, its tokens and the dashboards, the metrics token, signed users. */
+function adminSettings(env: Env) {
+  return {
     adminToken: secret(env, 'SPIKE_ADMIN_TOKEN'),
     adminTokens: Object.freeze(adminTokens(env)),
     dashboardStreams: integer(env, 'SPIKE_DASHBOARD_STREAMS', 100, 1, 100_000),
@@ -363,6 +482,5 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     adminUrl: adminUrl(env),
     jwtSecret: secret(env, 'SPIKE_JWT_SECRET'),
     metricsToken: secret(env, 'SPIKE_METRICS_TOKEN'),
-    logFormat: logFormat(env),
-  });
+  };
 }

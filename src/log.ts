@@ -9,8 +9,15 @@ import { logFormat } from './config.ts';
 
 export type Level = 'info' | 'warn' | 'error';
 
-// Read once per thread from the environment, which config.ts validates at start.
-const json = logFormat(Bun.env) === 'json';
+// Read once per thread from the environment, which config.ts validates at start (a bad value
+// stops the start there, with exit 2); here it must not throw while the program is loading.
+const json = (() => {
+  try {
+    return logFormat(Bun.env) === 'json';
+  } catch {
+    return false;
+  }
+})();
 
 /** One line of `level`; `fields` go into the JSON object, or after the message as key=value. */
 export function logLine(level: Level, msg: string, fields?: Record<string, string | number | boolean>): string {

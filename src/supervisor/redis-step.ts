@@ -55,6 +55,11 @@ export async function startDefaultSale(config: Config, redis: RedisClient, say: 
   if (config.reset && !config.resetForce) await refuseToWipeOrders(redis, keys);
   const sale = await ensureSale(redis, keys, config.total, config.reset);
   say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
+  // A setting that cannot apply is said, not ignored in silence.
+  if (config.totalGiven && !sale.created && !config.reset && sale.total !== config.total)
+    say(
+      `warning: SPIKE_TOTAL=${config.total} does not apply: sale ${keys.sale} exists with ${sale.total} tickets (add stock with bun run sale -- add, or start again with --reset)`,
+    );
   if (config.queue) {
     await setQueue(redis, queueKeys(DEFAULT_SALE), { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate });
     say(`sale ${keys.sale}: waiting room on (admissions last ${config.queueAdmissionMs / 1000} s, at most ${config.queueRate} a second)`);

@@ -277,6 +277,17 @@ describe('bun run start', () => {
     expect(isAlive(redisPid)).toBe(false);
   });
 
+  test('a misspelt setting or a value in the wrong case stops the start with exit 2 and one line, no stack trace', async () => {
+    for (const [env, said] of [
+      [{ SPIKE_TOTL: '5' }, 'spike: SPIKE_TOTL is not a setting; did you mean SPIKE_TOTAL?'],
+      [{ SPIKE_LOG_FORMAT: 'JSON' }, 'spike: SPIKE_LOG_FORMAT=JSON is not accepted; accepted: text (default) or json'],
+    ] as const) {
+      const proc = run({ ...env, REDIS_URL: '' });
+      expect(await proc.exited).toBe(2);
+      expect((await new Response(proc.stderr).text()).trim()).toBe(said);
+    }
+  });
+
   test('SPIKE_HOST that is not an address stops the start with exit 2', async () => {
     const proc = run({ SPIKE_HOST: 'notanip', REDIS_URL: '' });
     expect(await proc.exited).toBe(2);
@@ -382,8 +393,11 @@ describe('stopping and resetting safely', () => {
     expect(await new Response(refused.stderr).text()).toContain(
       'SPIKE_RESET: sale ticket_hash_key holds 2 paid and 1 reserved orders; a reset would move them to the orders_archive table',
     );
-    const kept = run(env);
-    expect(await readUntil(kept, 'ready:')).toContain('sale ticket_hash_key: 3 of 10000 sold (continuing)');
+    // A setting that cannot apply to an existing sale is said, not ignored.
+    const kept = run({ ...env, SPIKE_TOTAL: '5' });
+    const out = await readUntil(kept, 'ready:');
+    expect(out).toContain('sale ticket_hash_key: 3 of 10000 sold (continuing)');
+    expect(out).toContain('warning: SPIKE_TOTAL=5 does not apply: sale ticket_hash_key exists with 10000 tickets');
     kept.kill('SIGTERM');
     expect(await kept.exited).toBe(0);
 

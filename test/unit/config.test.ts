@@ -61,6 +61,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ SPIKE_USER_WINDOW: '0' }, [])).toThrow(/SPIKE_USER_WINDOW/);
   });
 
+  // SPIKE_TOTL=5 was ignored (the sale started with 10 000), SPIKE_LOG_FORMAT=JSON crashed with a
+  // stack trace, SPIKE_PORTS=1,2 bound ports 1 and 2 as root without a word.
+  test('refuses an unknown SPIKE_ variable naming the closest setting, and ports below 1024 unless allowed', () => {
+    expect(() => loadConfig({ SPIKE_TOTL: '5' }, [])).toThrow('SPIKE_TOTL is not a setting; did you mean SPIKE_TOTAL?');
+    expect(() => loadConfig({ SPIKE_ADMIN_TOKN: 'x' }, [])).toThrow('did you mean SPIKE_ADMIN_TOKEN?');
+    expect(() => loadConfig({ SPIKE_LOG_FORMAT: 'JSON' }, [])).toThrow(/SPIKE_LOG_FORMAT=JSON .*text \(default\) or json/);
+    expect(() => loadConfig({ SPIKE_PORTS: '1,2' }, [])).toThrow(/SPIKE_PORTS has port 1, below 1024/);
+    expect(() => loadConfig({ SPIKE_ADMIN_PORT: '80' }, [])).toThrow(/SPIKE_ADMIN_PORT=80 is below 1024/);
+    expect(loadConfig({ SPIKE_PORTS: '81', SPIKE_ALLOW_LOW_PORTS: '1' }, []).ports).toEqual([81]);
+    expect(loadConfig({ SPIKE_SCREENSHOTS: '1' }, []).ports).toHaveLength(4);
+  });
+
   test('--reset (with --force to wipe orders) are the only flags; anything else is refused', () => {
     expect(loadConfig({}, ['--reset'])).toMatchObject({ reset: true, resetForce: false });
     expect(loadConfig({}, ['--reset', '--force'])).toMatchObject({ reset: true, resetForce: true });

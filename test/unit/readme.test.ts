@@ -4,6 +4,7 @@
 import { describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SETTINGS } from '../../src/config.ts';
 import { STAT_RESULTS } from '../../src/http/stat-log.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
@@ -34,8 +35,9 @@ describe('README', () => {
     expect(readme.split('\n').length).toBeLessThanOrEqual(601);
   });
 
-  test('documents exactly the settings src/config.ts reads', () => {
+  test('documents exactly the settings src/config.ts reads, which are the ones it knows (an unknown SPIKE_ name is refused)', () => {
     expect(documentedSettings().sort()).toEqual(configSettings().sort());
+    expect([...SETTINGS].sort()).toEqual(configSettings().sort());
   });
 
   test('names the Bun version package.json runs on, and so does @types/bun', () => {
