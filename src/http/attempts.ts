@@ -4,12 +4,13 @@
  * SharedArrayBuffer by every worker of the node, so there is no Redis call and a user cannot
  * spread attempts over the workers.
  *
- * An open-addressing table of (fingerprint, count) pairs: each user and sale has a slot of its
+ * An open-addressing table of (fingerprint, count) pairs, placed by a keyed hash (hashes()): each user and sale has a slot of its
  * own, so one heavy user never holds an innocent one back (a sketch that shares counters did, in
  * a test of 100 000 users). Each count carries the window it counts, so a slot of an older window
  * is free again without a sweep. When a window holds more users than the table (a million on one
  * node), the newcomers are let through: the limit fails open, never shut.
  */
+import { randomBytes } from 'node:crypto';
 
 const SLOT_BITS = 20;
 const SLOTS = 1 << SLOT_BITS;
@@ -19,22 +20,20 @@ const PROBES = 32;
 const COUNT_BITS = 23;
 const COUNT_MAX = (1 << COUNT_BITS) - 1;
 
-/** Two independent 32-bit hashes of `text` (cyrb53's mixing): the slot and the fingerprint. */
-function hashes(text: string): [number, number] {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return [h1 >>> 0, h2 | 1];
+/**
+ * The slot and the fingerprint of `text`: an HMAC-SHA256 under a secret drawn per node at start
+ * (0.6 µs). With a public hash, 32 names found offline in 4 s filled a chosen name's probe
+ * sequence and lifted its cap; nobody can find such names without the secret.
+ */
+function hashes(secret: string, text: string): [number, number] {
+  const mac = new Bun.CryptoHasher('sha256', secret).update(text).digest() as Buffer;
+  return [mac.readUInt32LE(0), mac.readUInt32LE(4) | 1];
 }
 
 export interface AttemptLimit {
   readonly buffer: SharedArrayBuffer;
+  /** The node's key of the table's hash (Attempts.secret()), the same in every worker. */
+  readonly secret: string;
   /** Attempts allowed per user per sale in each window; 0: no limit. */
   readonly limit: number;
   readonly windowMs: number;
@@ -45,11 +44,18 @@ export class Attempts {
   readonly #cells: Int32Array;
   readonly #limit: number;
   readonly #windowMs: number;
+  readonly #secret: string;
 
-  constructor({ buffer, limit, windowMs }: AttemptLimit) {
+  constructor({ buffer, limit, windowMs, secret }: AttemptLimit) {
     this.#cells = new Int32Array(buffer);
     this.#limit = limit;
     this.#windowMs = windowMs;
+    this.#secret = secret;
+  }
+
+  /** A new key for one node's table. */
+  static secret(): string {
+    return randomBytes(32).toString('hex');
   }
 
   /** A new buffer for one node (8 MiB). */
@@ -62,7 +68,7 @@ export class Attempts {
     if (this.#limit === 0) return 0;
     const window = Math.floor(now / this.#windowMs);
     const tag = window & 0xff;
-    const [start, print] = hashes(`${sale}\n${user}`);
+    const [start, print] = hashes(this.#secret, `${sale}\n${user}`);
     for (let probe = 0; probe < PROBES; probe++) {
       const slot = ((start + probe) & (SLOTS - 1)) * 2;
       if (!this.#claim(slot, print, tag)) continue;

@@ -250,6 +250,6 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     if (!sale)
       return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
     if (sale.stock.isSoldOut()) return reply(c, sale.stock, id, user, SOLD_OUT);
-    return limited(c, sale.stock, id, user) ?? admitted(c, id, sale, user) ?? buyTicket(c, sale, id, user);
+    return admitted(c, id, sale, user) ?? limited(c, sale.stock, id, user) ?? buyTicket(c, sale, id, user);
   };
 }

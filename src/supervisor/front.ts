@@ -44,7 +44,7 @@ export async function startWorkers(
     orderKey: await orderKey(redis),
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
-    attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs },
+    attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs, secret: Attempts.secret() },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,
     journalDir: journalDir(config),

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { fire } from '../helpers/load.ts';
 import { startTestNet, type TestNet } from '../helpers/netns.ts';
 import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { servesQueue, startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { queueKeys, SALES_KEY } from '../../src/redis/keys.ts';
+import { setQueue } from '../../src/redis/queue.ts';
 
 setDefaultTimeout(60_000);
 
@@ -81,5 +83,28 @@ describe('per-address limits at the edge', () => {
     } finally {
       await nginx.close();
     }
+  });
+});
+
+describe('the per-user cap and the waiting room', () => {
+  // Attempts were counted before the admission check: ~4 requests a second carrying an admitted
+  // buyer's name, without their ticket, kept that buyer at 429 until their admission ran out.
+  test("a flood of an admitted buyer's name without their ticket leaves that buyer able to buy", async () => {
+    await redis.client.hset('capped', 'ticket_total_nums', 10, 'ticket_sold_nums', 0);
+    await setQueue(redis.client, queueKeys('capped'), { admissionMs: 60_000, admitPerSecond: 100 });
+    await redis.client.sadd(SALES_KEY, 'capped');
+    await spike.sync.kick();
+    await servesQueue(spike, 'capped');
+    const joined = (await (await fetch(`${spike.url(0)}/queue/join?sale=capped&user=vera`, { method: 'POST' })).json()) as {
+      ticket: string;
+    };
+    await spike.admission.tick();
+    const stranger = await fire(
+      Array.from({ length: 100 }, (_, i) => `${spike.url(i % 4)}/buy/ticket?sale=capped&user=vera`),
+      10,
+    );
+    expect(stranger.every((a) => a.status === 403 && a.body.error === 'not_admitted')).toBe(true);
+    const bought = await fetch(`${spike.url(1)}/buy/ticket?sale=capped&user=vera`, { headers: { 'x-queue-ticket': joined.ticket } });
+    expect(await bought.json()).toMatchObject({ code: 1 });
   });
 });

@@ -37,7 +37,7 @@ describe('README', () => {
 
   test('documents exactly the settings src/config.ts reads, which are the ones it knows (an unknown SPIKE_ name is refused)', () => {
     expect(documentedSettings().sort()).toEqual(configSettings().sort());
-    expect([...SETTINGS].sort()).toEqual(configSettings().sort());
+    expect([...SETTINGS].sort() as string[]).toEqual(configSettings().sort());
   });
 
   test('names the Bun version package.json runs on, and so does @types/bun', () => {
