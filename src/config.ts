@@ -108,6 +108,8 @@ export interface EdgeLimits {
   readonly conn: number;
   /** Addresses and CIDR blocks never limited. */
   readonly exempt: readonly string[];
+  /** An IPv6 client is its network of this many bits (a multiple of 16; 128: each address). */
+  readonly ipv6Prefix: number;
 }
 
 /** SPIKE_NGINX_RATE, _BURST, _CONN and _EXEMPT: also read by `bun run nginx-conf`. */
@@ -127,7 +129,15 @@ export function nginxLimits(env: Env): EdgeLimits {
     burst: integer(env, 'SPIKE_NGINX_BURST', 20, 0, 1_000_000),
     conn: integer(env, 'SPIKE_NGINX_CONN', 50, 0, 1_000_000),
     exempt: Object.freeze(exempt),
+    ipv6Prefix: ipv6Prefix(env),
   });
+}
+
+function ipv6Prefix(env: Env): number {
+  const prefix = integer(env, 'SPIKE_NGINX_IPV6_PREFIX', 64, 16, 128);
+  if (prefix % 16 !== 0)
+    throw new ConfigError(`SPIKE_NGINX_IPV6_PREFIX=${prefix} is not accepted; accepted: 16, 32, 48, 64 (default), 80, 96, 112 or 128`);
+  return prefix;
 }
 
 /** SPIKE_LOG_FORMAT: how operational lines are written (src/log.ts). */
@@ -164,6 +174,7 @@ export const SETTINGS = [
   'SPIKE_NGINX_BURST',
   'SPIKE_NGINX_CONN',
   'SPIKE_NGINX_EXEMPT',
+  'SPIKE_NGINX_IPV6_PREFIX',
   'SPIKE_NGINX_LISTEN',
   'SPIKE_NGINX_RATE',
   'SPIKE_NODE_ID',

@@ -134,6 +134,11 @@ function fallbacks(app: Hono, port: number): void {
 /** Builds a worker's app: the purchase path (purchase.ts), the order routes, /stock, /healthz. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+  // Every answer of the app says nosniff (the prebuilt hot-path answers carry it in JSON_HEADERS).
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
   const maxBody = deps.maxBodyBytes ?? 4096;
   const orderKey = deps.orderKey ?? ownOrderKey();
   const signed = Boolean(deps.jwtSecret);

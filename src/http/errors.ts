@@ -4,7 +4,8 @@ import type { Context } from 'hono';
 import { SaleStoppedError } from '../orders/store.ts';
 import { RedisStalledError, RedisTimeoutError } from '../redis/purchase-batcher.ts';
 
-export const JSON_HEADERS = { 'Content-Type': 'application/json' } as const;
+/** Every JSON answer: never sniffed for another type (nginx adds it too, for what it answers itself). */
+export const JSON_HEADERS = { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' } as const;
 
 /** Seconds a client should wait after a 503. */
 export const RETRY_AFTER = '1';

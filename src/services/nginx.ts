@@ -56,6 +56,14 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   if (!/^\s*listen\s+80;/m.test(conf)) throw new Error('nginx.conf has no "listen 80;" line to replace');
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
   if (limits) conf = renderLimits(conf, limits);
+  conf = swap(conf, /^(\s*)map \$remote_addr \$spike_client \{\n(\s*)default \$remote_addr;\n/m, (_, open, inner) =>
+    [
+      `${open}map $remote_addr $spike_client {`,
+      `${inner}default $remote_addr;`,
+      ...ipv6ClientMap(limits?.ipv6Prefix ?? 64, inner),
+      '',
+    ].join('\n'),
+  );
   if (openFiles) {
     conf = swap(conf, /^worker_rlimit_nofile \d+;/m, `worker_rlimit_nofile ${openFiles};`);
     // Room for the log and listening files within the limit.
@@ -77,6 +85,32 @@ export function renderNginxConf(template: string, { listen, upstreams, runtimeDi
   const temps = TEMP_KINDS.map((kind) => `    ${kind}_temp_path ${dir}/temp/${kind};`).join('\n');
   conf = conf.replace(/^http\s*\{\n/m, (open) => `${open}${temps}\n`);
   return conf;
+}
+
+/**
+ * The `map $remote_addr $spike_client` lines that make an IPv6 client its network: the first
+ * `prefix` bits (a multiple of 16), written `a:b:c:d::/64`. nginx writes an IPv6 address in its
+ * short form (a run of zero groups as `::`), so there is one pattern per way the first groups can
+ * be written: L groups, `::`, R groups. An IPv4-mapped address is its IPv4 address.
+ */
+export function ipv6ClientMap(prefix: number, indent = '        '): string[] {
+  const keep = prefix / 16;
+  const hex = (name: string) => `(?<${name}>[0-9a-f]{1,4})`;
+  // Quoted: nginx reads `{` in a bare pattern as the start of a block.
+  const lines = [`${indent}"~^::ffff:(?<v4>[0-9.]+)$" $v4;`];
+  // Every form without a run of zeros, then with one: l groups before it, r after (l + r <= 7).
+  const out = (group: (i: number) => string) => Array.from({ length: keep }, (_, i) => group(i + 1)).join(':');
+  if (keep >= 8) return lines;
+  lines.push(`${indent}"~^${Array.from({ length: 8 }, (_, i) => hex(`g${i + 1}`)).join(':')}$" ${out((i) => `$g${i}`)}::/${prefix};`);
+  for (let l = 0; l <= 7; l++) {
+    for (let r = 0; l + r <= 7; r++) {
+      const left = Array.from({ length: l }, (_, i) => hex(`g${i + 1}`)).join(':');
+      const right = Array.from({ length: r }, (_, i) => hex(`h${i + 1}`)).join(':');
+      const group = (i: number) => (i <= l ? `$g${i}` : i <= 8 - r ? '0' : `$h${i - (8 - r)}`);
+      lines.push(`${indent}"~^${left}::${right}$" ${out(group)}::/${prefix};`);
+    }
+  }
+  return lines;
 }
 
 /** One rewrite of the template; throws when its line is gone, so a template edit cannot silently drop a limit. */

@@ -2,17 +2,22 @@
  * A client for the rate-limit tests, run as its own process on a test host (inside its network
  * namespace, or bound to its loopback address): `bun http-burst.ts URL COUNT CONCURRENCY GAP_MS
  * [FROM_ADDRESS]` sends COUNT GET requests, at most CONCURRENCY at once, each lane waiting GAP_MS
- * between its requests, and prints {"statuses":{"200":n,…},"limited":{body,retryAfter}} as JSON.
+ * between its requests, and prints {"statuses":{"200":n,…},"limited":{body,retryAfter},"seconds":s} as JSON.
  */
 import { request } from 'node:http';
 
+// FROM_ADDRESS may be a comma-separated list: the requests take turns among them.
 const [url, count, concurrency, gapMs, from] = Bun.argv.slice(2);
+const sources = from ? from.split(',') : [undefined];
+let sent = 0;
+const started = performance.now();
 const statuses: Record<string, number> = {};
 let limited: { body: string; retryAfter: string | undefined } | undefined;
 
 function get(): Promise<void> {
   return new Promise((done) => {
-    const req = request(url!, { method: 'GET', localAddress: from, agent: false }, (res) => {
+    const localAddress = sources[sent++ % sources.length];
+    const req = request(url!, { method: 'GET', localAddress, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk) => {
         body += chunk;
@@ -40,4 +45,4 @@ const lane = async () => {
   }
 };
 await Promise.all(Array.from({ length: Number(concurrency) }, lane));
-console.log(JSON.stringify({ statuses, limited }));
+console.log(JSON.stringify({ statuses, limited, seconds: (performance.now() - started) / 1000 }));

@@ -22,6 +22,11 @@ export interface TestNet {
   address(host: string, target: string, port: number): Promise<string>;
   /** Starts `cmd` inside `host`'s namespace. */
   spawn(host: string, cmd: string[], env?: Record<string, string | undefined>): Subprocess<'ignore', 'pipe', 'pipe'>;
+  /**
+   * Gives `host` `count` IPv6 addresses of one /64 (and the test's own side one of the same
+   * network); answers them and the address the test listens on for that host.
+   */
+  addIpv6(host: string, count: number): { gateway: string; addresses: string[] };
   /** `host` can no longer reach `target` (a blackhole route); everything else still works. */
   cut(host: string, target: string): void;
   heal(host: string, target: string): void;
@@ -53,6 +58,8 @@ function namespaceNet(names: readonly string[]): TestNet {
   const bridge = `spkbr${tag}`;
   const made: string[] = [];
   const hosts = new Map<string, TestHost>();
+  const insides = new Map<string, string>();
+  const net6 = `fd00:${tag}:${(process.pid % 250) + 1}:1`;
   const close = () => {
     for (const ns of made) Bun.spawnSync(['ip', 'netns', 'del', ns]);
     Bun.spawnSync(['ip', 'link', 'del', bridge]);
@@ -75,6 +82,7 @@ function namespaceNet(names: readonly string[]): TestNet {
       ip('-n', ns, 'link', 'set', inside, 'up');
       ip('-n', ns, 'link', 'set', 'lo', 'up');
       hosts.set(name, { name, ns, ip: `${subnet}.${i + 1}` });
+      insides.set(name, inside);
     });
   } catch (error) {
     close();
@@ -90,6 +98,12 @@ function namespaceNet(names: readonly string[]): TestNet {
     hosts,
     gateway: `${subnet}.254`,
     address: async (_, target, port) => `${host(target).ip}:${port}`,
+    addIpv6: (name, count) => {
+      ip('-6', 'addr', 'add', `${net6}::fffe/64`, 'dev', bridge, 'nodad');
+      const addresses = Array.from({ length: count }, (_, k) => `${net6}::${(k + 1).toString(16)}`);
+      for (const address of addresses) ip('-n', host(name).ns, '-6', 'addr', 'add', `${address}/64`, 'dev', insides.get(name)!, 'nodad');
+      return { gateway: `${net6}::fffe`, addresses };
+    },
     spawn: (name, cmd, env) =>
       Bun.spawn(['ip', 'netns', 'exec', host(name).ns, ...cmd], {
         env: { ...process.env, ...env },
@@ -159,6 +173,13 @@ function loopbackNet(names: readonly string[]): TestNet {
       return `${hosts.get(host)!.ip}:${listener.port}`;
     },
     spawn: (_, cmd, env) => Bun.spawn(cmd, { env: { ...process.env, ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }),
+    addIpv6: (_, count) => {
+      // Without namespaces: addresses of a test network on the loopback device.
+      const net6 = `fd00:${process.pid % 10_000}:2:1`;
+      const addresses = Array.from({ length: count }, (_, k) => `${net6}::${(k + 1).toString(16)}`);
+      for (const address of [`${net6}::fffe`, ...addresses]) ip('-6', 'addr', 'add', `${address}/128`, 'dev', 'lo', 'nodad');
+      return { gateway: `${net6}::fffe`, addresses };
+    },
     cut: (host, target) => {
       const proxy = proxies.get(key(host, target));
       if (!proxy) throw new Error(`${host} does not reach ${target} through a proxy`);

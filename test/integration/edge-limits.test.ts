@@ -21,12 +21,13 @@ let net: TestNet;
 interface Burst {
   statuses: Record<string, number>;
   limited?: { body: string; retryAfter?: string };
+  seconds: number;
 }
 
-/** Runs the burst client on `host`: `count` requests to `url`, `lanes` at once, `gapMs` apart in each lane. */
-async function burst(host: string, url: string, count: number, lanes: number, gapMs: number): Promise<Burst> {
+/** Runs the burst client on `host`: `count` requests to `url`, `lanes` at once, `gapMs` apart in each lane (from `sources` in turn, when given). */
+async function burst(host: string, url: string, count: number, lanes: number, gapMs: number, sources?: string[]): Promise<Burst> {
   // On loopback the client binds its host's own address, so nginx sees one address per host.
-  const from = net.kind === 'loopback' ? [net.hosts.get(host)!.ip] : [];
+  const from = sources ? [sources.join(',')] : net.kind === 'loopback' ? [net.hosts.get(host)!.ip] : [];
   const child = net.spawn(host, [process.execPath, CLIENT, url, String(count), String(lanes), String(gapMs), ...from]);
   const [out, err] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (child.exitCode !== 0) throw new Error(`client on ${host} failed: ${err}`);
@@ -36,7 +37,7 @@ async function burst(host: string, url: string, count: number, lanes: number, ga
 beforeAll(async () => {
   redis = await startTestRedis();
   spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force' });
-  net = startTestNet(['greedy', 'polite']);
+  net = startTestNet(['greedy', 'polite', 'rotating']);
 });
 afterAll(async () => {
   net?.close();
@@ -48,7 +49,7 @@ describe('per-address limits at the edge', () => {
   test('a greedy address gets 429 JSON with Retry-After while a polite one and loopback are not throttled', async () => {
     // On loopback every host is in 127.0.0.0/8: exempt only 127.0.0.1 there, so the hosts are limited.
     const exempt = net.kind === 'loopback' ? ['127.0.0.1'] : ['127.0.0.0/8', '::1'];
-    const nginx = await startTestNginx(spike.ports, { host: net.gateway, limits: { rate: 5, burst: 5, conn: 50, exempt } });
+    const nginx = await startTestNginx(spike.ports, { host: net.gateway, limits: { rate: 5, burst: 5, conn: 50, exempt, ipv6Prefix: 64 } });
     try {
       const url = `${nginx.url}/buy/ticket`;
       const [greedy, polite] = await Promise.all([burst('greedy', url, 300, 10, 0), burst('polite', url, 8, 1, 250)]);
@@ -73,13 +74,36 @@ describe('per-address limits at the edge', () => {
   });
 
   test('loopback is exempt with the default limits: the original ab run (-c 100) is never throttled', async () => {
-    const nginx = await startTestNginx(spike.ports, { limits: { rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'] } });
+    const nginx = await startTestNginx(spike.ports, {
+      limits: { rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'], ipv6Prefix: 64 },
+    });
     try {
       const answers = await fire(
         Array.from({ length: 1000 }, () => `${nginx.url}/buy/ticket`),
         100,
       );
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    } finally {
+      await nginx.close();
+    }
+  });
+});
+
+describe('IPv6 clients', () => {
+  // Every home IPv6 connection has a whole /64: keyed by address, 60 addresses of one /64 passed
+  // 300 of 300 purchases (each address stayed within the burst).
+  test('300 purchases from 60 addresses of one /64 are limited as one client: at most rate and burst pass', async () => {
+    const { gateway, addresses } = net.addIpv6('rotating', 60);
+    const nginx = await startTestNginx(spike.ports, {
+      host: `[${gateway}]`,
+      limits: { rate: 5, burst: 5, conn: 50, exempt: [], ipv6Prefix: 64 },
+    });
+    try {
+      const result = await burst('rotating', `${nginx.url}/buy/ticket`, 300, 10, 0, addresses);
+      const passed = result.statuses['200'] ?? 0;
+      console.log(`edge: ${passed} of 300 passed from 60 addresses of one /64 in ${result.seconds.toFixed(2)} s`);
+      expect(passed + (result.statuses['429'] ?? 0)).toBe(300);
+      expect(passed).toBeLessThanOrEqual(Math.ceil(5 * result.seconds) + 5 + 1);
     } finally {
       await nginx.close();
     }

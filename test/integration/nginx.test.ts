@@ -146,3 +146,46 @@ describe('nginx', () => {
     }
   });
 });
+
+describe('every answer a client can get through nginx', () => {
+  // A URI over 8 KB, a body over nginx's limit and an unknown HTTP version came back as nginx's
+  // HTML pages; Bun's 400 and 431 passed through with an empty body.
+  test("is JSON in the workers' shape, and says nosniff: too long, too large, bad headers, bad version", async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: 'force' });
+    const nginx = await startTestNginx(spike.ports);
+    const port = Number(new URL(nginx.url).port);
+    try {
+      const long = await fetch(`${nginx.url}/buy/ticket?user=${'a'.repeat(9000)}`);
+      const big = await fetch(`${nginx.url}/buy/ticket`, {
+        method: 'POST',
+        body: 'x'.repeat(100_000),
+        headers: { 'content-type': 'text/plain' },
+      });
+      const cases = [
+        [long.status, await long.text(), long.headers.get('x-content-type-options')],
+        [big.status, await big.text(), big.headers.get('x-content-type-options')],
+      ];
+      expect(cases[0]).toEqual([414, '{"error":"uri_too_long","msg":"the address is too long"}', 'nosniff']);
+      expect(cases[1]).toEqual([413, '{"error":"too_large","msg":"the request body is too large"}', 'nosniff']);
+      const raw = async (request: string) => {
+        const { status, text } = await rawHttp(port, request);
+        return { status, body: text.slice(text.indexOf('\r\n\r\n') + 4), nosniff: /x-content-type-options: nosniff/i.test(text) };
+      };
+      expect(await raw(`GET /buy/ticket HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(10_000)}\r\nConnection: close\r\n\r\n`)).toMatchObject({
+        status: 431,
+        body: '{"error":"headers_too_large","msg":"the request headers are too large"}',
+      });
+      expect(await raw('GET /buy/ticket HTTP/1.1\r\nHost: x\r\nbad header line\r\nConnection: close\r\n\r\n')).toMatchObject({
+        status: 400,
+        body: '{"error":"bad_request","msg":"nginx could not read the request"}',
+      });
+      expect(await raw('GET /buy/ticket HTTP/3.0\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatchObject({ status: 505, nosniff: true });
+      const ok = await fetch(`${nginx.url}/buy/ticket?user=fine`);
+      expect(ok.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(await ok.json()).toMatchObject({ code: 1 });
+    } finally {
+      await nginx.close();
+      await spike.close();
+    }
+  });
+});

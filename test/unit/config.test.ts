@@ -45,7 +45,7 @@ describe('configuration', () => {
 
   test('edge limits: defaults exempt loopback; a bad address, block or number is refused by name', () => {
     const config = loadConfig({}, []);
-    expect(config.nginxLimits).toEqual({ rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'] });
+    expect(config.nginxLimits).toEqual({ rate: 10, burst: 20, conn: 50, exempt: ['127.0.0.0/8', '::1'], ipv6Prefix: 64 });
     expect(config.userAttempts).toBe(30);
     expect(config.userWindowMs).toBe(10_000);
     expect(loadConfig({ SPIKE_NGINX_EXEMPT: 'none' }, []).nginxLimits.exempt).toEqual([]);

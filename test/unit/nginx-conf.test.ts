@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
-import { NGINX_TEMPLATE, renderNginxConf, weightedUpstreams } from '../../src/services/nginx.ts';
+import { ipv6ClientMap, NGINX_TEMPLATE, renderNginxConf, weightedUpstreams } from '../../src/services/nginx.ts';
 
 const template = readFileSync(NGINX_TEMPLATE, 'utf8');
 
@@ -42,13 +42,16 @@ describe('nginx.conf', () => {
   test('the runtime copy carries the configured per-address limits; a 0 drops a limit and loopback is exempt by default', () => {
     const base = { listen: '80', upstreams: weightedUpstreams('127.0.0.1', [3001]), runtimeDir: '/tmp/x' };
     expect(template).toMatch(/^\s*127\.0\.0\.0\/8 1;$/m);
-    const conf = renderNginxConf(template, { ...base, limits: { rate: 7, burst: 3, conn: 12, exempt: ['10.0.0.0/8', '::1'] } });
-    expect(conf.match(/rate=7r\/s;/g)).toHaveLength(2);
-    expect(conf.match(/limit_req zone=spike_\w+ burst=3 nodelay;/g)).toHaveLength(2);
+    const conf = renderNginxConf(template, {
+      ...base,
+      limits: { rate: 7, burst: 3, conn: 12, exempt: ['10.0.0.0/8', '::1'], ipv6Prefix: 64 },
+    });
+    expect(conf.match(/rate=7r\/s;/g)).toHaveLength(3);
+    expect(conf.match(/limit_req zone=spike_\w+ burst=3 nodelay;/g)).toHaveLength(3);
     expect(conf).toMatch(/^\s*limit_conn spike_conn 12;$/m);
     expect(conf).toMatch(/geo \$spike_exempt \{\n\s*default 0;\n\s*10\.0\.0\.0\/8 1;\n\s*::1 1;\n\s*\}/);
     expect(conf).not.toContain('127.0.0.0/8');
-    const off = renderNginxConf(template, { ...base, limits: { rate: 0, burst: 3, conn: 0, exempt: [] } });
+    const off = renderNginxConf(template, { ...base, limits: { rate: 0, burst: 3, conn: 0, exempt: [], ipv6Prefix: 64 } });
     expect(off).not.toMatch(/^\s*limit_req zone=/m);
     expect(off).not.toMatch(/^\s*limit_conn spike_conn/m);
     expect(off).toMatch(/geo \$spike_exempt \{\n\s*default 0;\n\s*\}/);
@@ -67,4 +70,56 @@ describe('nginx.conf', () => {
   test('refuses to render without upstreams', () => {
     expect(() => renderNginxConf(template, { listen: '80', upstreams: [], runtimeDir: '/tmp/x' })).toThrow(/at least one upstream/);
   });
+
+  // 60 addresses of one /64 passed 300 of 300 purchases when nginx keyed its limits by address.
+  test('an IPv6 client is its /64 however nginx writes the address; an IPv4 client its address', () => {
+    const patterns = ipv6ClientMap(64).map((line) => {
+      const [, regex, value] = /^\s*"~(\S+)" (\S+);$/.exec(line)!;
+      return { regex: new RegExp(regex!), value: value! };
+    });
+    const client = (address: string) => {
+      for (const { regex, value } of patterns) {
+        const match = regex.exec(address);
+        if (match) return value.replace(/\$(\w+)/g, (_, name) => match.groups?.[name] ?? '');
+      }
+      return address;
+    };
+    for (let n = 0; n < 2000; n++) {
+      const groups = Array.from({ length: 8 }, () => (Math.random() < 0.4 ? 0 : Math.floor(Math.random() * 65536)));
+      expect(client(shortForm(groups))).toBe(
+        `${groups
+          .slice(0, 4)
+          .map((g) => g.toString(16))
+          .join(':')}::/64`,
+      );
+    }
+    expect(client('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(client('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(client('192.0.2.7')).toBe('192.0.2.7');
+    const rendered = renderNginxConf(template, {
+      listen: '[::]:8080',
+      upstreams: weightedUpstreams('127.0.0.1', [3001]),
+      runtimeDir: '/tmp/x',
+    });
+    expect(rendered).toMatch(/^\s*listen \[::\]:8080;$/m);
+    expect(rendered).toContain('"~^::ffff:(?<v4>[0-9.]+)$" $v4;');
+  });
 });
+
+/** An IPv6 address as nginx writes it: hex groups without leading zeros, the longest run of two or more zero groups as `::`. */
+function shortForm(groups: number[]): string {
+  let best = [-1, 0];
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best[1]! && j - i >= 2) best = [i, j - i];
+    i = j;
+  }
+  const text = groups.map((g) => g.toString(16));
+  if (best[0]! < 0) return text.join(':');
+  return `${text.slice(0, best[0]).join(':')}::${text.slice(best[0]! + best[1]!).join(':')}`;
+}
