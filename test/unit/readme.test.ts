@@ -18,13 +18,13 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
 /** The README's settings table: every variable in its first column. */
 function documentedSettings(): string[] {
   const table = readme.slice(readme.indexOf('## Settings'), readme.indexOf('\n## ', readme.indexOf('## Settings') + 1));
-  return [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!);
+  return [...table.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]!);
 }
 
 /** Every environment variable src/config.ts reads. */
 function configSettings(): string[] {
   const source = readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8');
-  const names = [...source.matchAll(/env\.([A-Z_]+)/g), ...source.matchAll(/\(env, '([A-Z_]+)'/g)].map((m) => m[1]!);
+  const names = [...source.matchAll(/env\.([A-Z0-9_]+)/g), ...source.matchAll(/\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]!);
   return [...new Set(names)];
 }
 
