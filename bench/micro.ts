@@ -33,8 +33,9 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   const dir = mkdtempSync(join(tmpdir(), 'spike-micro-'));
   const log = new StatLog(join(dir, 'stat.log'));
   let user = 0;
-  const batcher = new PurchaseBatcher(redis, keys, SELLER);
-  const sale = { stock, buy: (u: string) => batcher.buy(u) };
+  const batcher = new PurchaseBatcher(redis, SELLER);
+  const batched = { keys };
+  const sale = { stock, buy: (u: string) => batcher.buy(batched, { user: u, client: '' }) };
   const app = createApp({ port: 1, worker: 0, sale: () => sale, defaultSale: keys.sale, ping: () => redis.ping() });
 
   summary(() => {
@@ -53,7 +54,7 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
         do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => purchase(redis, keys, `m${user++}`, SELLER))));
       });
       bench('purchase script: 16 buyers in one batch (PurchaseBatcher)', async () => {
-        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => batcher.buy(`m${user++}`))));
+        do_not_optimize(await Promise.all(Array.from({ length: 16 }, () => batcher.buy(batched, { user: `m${user++}`, client: '' }))));
       });
     });
   });

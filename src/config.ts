@@ -38,6 +38,10 @@ export interface Config {
   readonly nginxListen: string;
   /** nginx's per-address limits (SPIKE_NGINX_RATE, _BURST, _CONN, _EXEMPT). */
   readonly nginxLimits: EdgeLimits;
+  /** Most unpaid orders and waiting-room places one client (address, IPv6 network) holds per sale; 0: no limit. */
+  readonly addressHolds: number;
+  /** Peers whose X-Spike-Client header names the client (nginx on this host); others are their own address. */
+  readonly trustedProxies: readonly string[];
   /** The app's own cap: attempts per user per sale in each window (0: none), and the window. */
   readonly userAttempts: number;
   readonly userWindowMs: number;
@@ -114,23 +118,29 @@ export interface EdgeLimits {
 
 /** SPIKE_NGINX_RATE, _BURST, _CONN and _EXEMPT: also read by `bun run nginx-conf`. */
 export function nginxLimits(env: Env): EdgeLimits {
-  const raw = (env.SPIKE_NGINX_EXEMPT ?? '').trim();
-  const exempt = raw === '' ? ['127.0.0.0/8', '::1'] : raw === 'none' ? [] : raw.split(',').map((net) => net.trim());
-  for (const net of exempt) {
-    const [address, bits, extra] = net.split('/');
-    const max = isIP(address ?? '') === 6 ? 128 : 32;
-    if (isIP(address ?? '') === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max)))
-      throw new ConfigError(
-        `SPIKE_NGINX_EXEMPT=${raw} is not accepted; accepted: addresses or CIDR blocks, comma-separated (default 127.0.0.0/8,::1), or none`,
-      );
-  }
+  const exempt = networks(env, 'SPIKE_NGINX_EXEMPT');
   return Object.freeze({
     rate: integer(env, 'SPIKE_NGINX_RATE', 10, 0, 1_000_000),
     burst: integer(env, 'SPIKE_NGINX_BURST', 20, 0, 1_000_000),
     conn: integer(env, 'SPIKE_NGINX_CONN', 50, 0, 1_000_000),
-    exempt: Object.freeze(exempt),
+    exempt,
     ipv6Prefix: ipv6Prefix(env),
   });
+}
+
+/** A list of addresses and CIDR blocks (default loopback), or `none`. */
+function networks(env: Env, name: string): readonly string[] {
+  const raw = (env[name] ?? '').trim();
+  const list = raw === '' ? ['127.0.0.0/8', '::1'] : raw === 'none' ? [] : raw.split(',').map((net) => net.trim());
+  for (const net of list) {
+    const [address, bits, extra] = net.split('/');
+    const max = isIP(address ?? '') === 6 ? 128 : 32;
+    if (isIP(address ?? '') === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max)))
+      throw new ConfigError(
+        `${name}=${raw} is not accepted; accepted: addresses or CIDR blocks, comma-separated (default 127.0.0.0/8,::1), or none`,
+      );
+  }
+  return Object.freeze(list);
 }
 
 function ipv6Prefix(env: Env): number {
@@ -153,6 +163,7 @@ export const SETTINGS = [
   'DATABASE_URL',
   'REDIS_CLUSTER',
   'REDIS_URL',
+  'SPIKE_ADDRESS_HOLDS',
   'SPIKE_ADMIN_HOST',
   'SPIKE_ADMIN_PORT',
   'SPIKE_ADMIN_TOKEN',
@@ -191,6 +202,7 @@ export const SETTINGS = [
   'SPIKE_STAT_LOG_MAX_MB',
   'SPIKE_SYNC_MS',
   'SPIKE_TOTAL',
+  'SPIKE_TRUSTED_PROXIES',
   'SPIKE_USER_ATTEMPTS',
   'SPIKE_USER_WINDOW',
   'SPIKE_WAIT_MS',
@@ -395,6 +407,8 @@ function adminTokens(env: Env): { name: string; token: string }[] {
 function crowdSettings(env: Env) {
   return {
     nginxLimits: nginxLimits(env),
+    addressHolds: integer(env, 'SPIKE_ADDRESS_HOLDS', 4, 0, 1_000_000),
+    trustedProxies: networks(env, 'SPIKE_TRUSTED_PROXIES'),
     userAttempts: integer(env, 'SPIKE_USER_ATTEMPTS', 30, 0, 1_000_000),
     userWindowMs: integer(env, 'SPIKE_USER_WINDOW', 10, 1, 3600) * 1000,
     queue: flag(env, 'SPIKE_QUEUE'),

@@ -9,6 +9,7 @@ import { isOrderSecret, orderCookieName, orderFromCookie } from '../orders/secre
 import { error, RETRY_AFTER } from './errors.ts';
 import { caller, canonicalUser, queryUser, USER_RULE, type Who } from './identity.ts';
 import { Attempts, type AttemptLimit } from './attempts.ts';
+import { clientKey, type ClientKeyOptions } from './client-key.ts';
 import { buyerPageRoutes, notFoundPage, wantsPage } from './buyer-page.tsx';
 import { allowedMethods } from './methods.ts';
 import { orderRoutes } from './order-routes.ts';
@@ -47,6 +48,10 @@ export interface AppDeps {
   readonly attempts?: AttemptLimit;
   /** The secret of waiting-room tickets, shared by every node (queue/ticket.ts); default: one of this app's own. */
   readonly queueKey?: string;
+  /** How buyers are told apart for SPIKE_ADDRESS_HOLDS (client-key.ts); none: nobody is counted. */
+  readonly clients?: ClientKeyOptions;
+  /** How long a client at its holds limit is told to wait (about the pay window), ms. */
+  readonly holdsRetryMs?: number;
 }
 
 /** GET and POST /buy/ticket. The GET of a plain (unsigned) buyer is the hot path: no promise until Redis. */
@@ -150,9 +155,11 @@ export function createApp(deps: AppDeps): Hono {
   const attempts = deps.attempts && new Attempts(deps.attempts);
   const queueKey = deps.queueKey ?? ownOrderKey();
   const gate = admissionGate(queueKey);
-  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey, attempts, gate });
+  // A signed user holds one order per sale at most already: only the unsigned are counted per client.
+  const clientOf = deps.clients && !signed ? clientKey(deps.clients) : undefined;
+  const sell = purchasePath({ ...deps, refillWaitMs: deps.refillWaitMs ?? 0, orderKey, attempts, gate, clientOf });
   buyRoutes(app, sell, who, signed, maxBody);
-  queueRoutes(app, { sale: deps.sale, defaultSale: deps.defaultSale, who, key: queueKey, maxBodyBytes: maxBody, attempts });
+  queueRoutes(app, { sale: deps.sale, defaultSale: deps.defaultSale, who, key: queueKey, maxBodyBytes: maxBody, attempts, clientOf });
   infoRoutes(app, deps);
   buyerPageRoutes(
     app,

@@ -18,15 +18,18 @@ import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
 /** What a worker holds for one sale. */
 export interface SaleContext {
   readonly stock: LocalStock;
-  /** Runs the global purchase in Redis for `user` (`''` = anonymous). Throws when Redis fails. */
-  readonly buy: (user: string) => Promise<Purchase>;
+  /**
+   * Runs the global purchase in Redis for `user` (`''` = anonymous) from `client` (`''`: not
+   * counted against SPIKE_ADDRESS_HOLDS). Throws when Redis fails.
+   */
+  readonly buy: (user: string, client: string) => Promise<Purchase>;
   readonly orders?: OrderStore;
   /** The sale's display name (the buyer's page), when it has one; may call Redis. */
   readonly name?: () => Promise<string | null>;
   /** Its waiting room: the board in shared memory, and the two Redis calls a waiter may cause. */
   readonly queue?: {
     readonly board: QueueBoard;
-    join(user: string): Promise<number>;
+    join(user: string, client: string): Promise<number>;
     placeOf(user: string): Promise<number | null>;
   };
 }
@@ -49,6 +52,10 @@ export interface PurchaseDeps {
   readonly attempts?: Attempts;
   /** The admission check of a sale with a waiting room (queue-routes.ts). */
   readonly gate?: Gate;
+  /** Who the buyer is for the per-client holds (client-key.ts); none: nobody is counted. */
+  readonly clientOf?: (c: Context) => string;
+  /** How long a client that holds its most unpaid orders is told to wait, in ms (about the pay window). */
+  readonly holdsRetryMs?: number;
 }
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
@@ -67,6 +74,12 @@ function answerFor(purchase: Purchase): Answer {
       return { code: PurchaseCode.NoSale, msg: 'no such sale', result: 'nosale' };
     case PurchaseCode.Closed:
       return { code: PurchaseCode.Closed, msg: 'the sale is not open (paused, or outside its start and end)', result: 'closed' };
+    case PurchaseCode.TooManyHolds:
+      return {
+        code: 429,
+        msg: 'this address holds as many unpaid orders of this sale as it may: pay or cancel one first',
+        result: 'limited',
+      };
   }
 }
 
@@ -217,7 +230,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     // A release while this call runs makes its "sold out" stale: only an unchanged count may set the flag.
     const releases = stock.releases();
     try {
-      purchase = await buy(user);
+      purchase = await buy(user, deps.clientOf?.(c) ?? '');
     } catch (cause) {
       // Redis is down or slow: the unit goes back. A script that timed out may still run: an
       // anonymous buyer's sale is then undone, a named buyer's retry is told code 2 with it.
@@ -234,6 +247,11 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       if (purchase.code === PurchaseCode.SoldOut && stock.releases() === releases) stock.markSoldOut();
     }
     const answer = answerFor(purchase);
+    if (purchase.code === PurchaseCode.TooManyHolds) {
+      stock.countAnswer(worker, ANSWER_INDEX.limited);
+      log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
+      return tooMany(c, 'too_many_holds', answer.msg, deps.holdsRetryMs ?? 60_000);
+    }
     if (purchase.code === PurchaseCode.NoSale) {
       stock.countAnswer(worker, ANSWER_INDEX.nosale);
       log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });

@@ -2,7 +2,7 @@
  * The waiting room's HTTP side: POST /queue/join and GET /queue/status, and the admission check
  * a queued sale's purchase passes first. A status poll and the check are answered from the
  * ticket and the board in shared memory; only a join (once per user) and a pre-queue user's
- * first poll after the draw ask Redis.
+ * first poll after the draw on each worker ask Redis (queue/drawn-places.ts).
  */
 import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -25,6 +25,8 @@ export interface QueueRouteDeps {
   readonly key: string;
   readonly maxBodyBytes: number;
   readonly attempts?: Attempts;
+  /** Who the joiner is for the per-client places (client-key.ts); none: nobody is counted. */
+  readonly clientOf?: (c: Context) => string;
 }
 
 const windowOf = (sale: SaleContext): SaleWindow => ({ startsAt: sale.stock.startsAt(), endsAt: sale.stock.endsAt() });
@@ -60,12 +62,14 @@ async function join(c: Context, deps: QueueRouteDeps): Promise<Response> {
   if (waitMs > 0) return tooMany(c, 'too_many_attempts', `${user} joined too often`, waitMs);
   let place: number;
   try {
-    place = await sale.queue!.join(user);
+    place = await sale.queue!.join(user, deps.clientOf?.(c) ?? '');
   } catch (cause) {
     return storeFailed(c, cause, 'queue');
   }
   if (place === JoinCode.NoSale) return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
   if (place === JoinCode.NoQueue) return error(c, 409, 'no_queue', `sale ${id} has no waiting room: buy at /buy/ticket`);
+  if (place === JoinCode.TooManyPlaces)
+    return error(c, 429, 'too_many_holds', 'this address has taken as many places in this waiting room as it may');
   if (place === JoinCode.RejoinUsed)
     return error(
       c,
@@ -90,7 +94,7 @@ async function status(c: Context, deps: QueueRouteDeps): Promise<Response> {
   const ticket = readTicket(deps.key, token);
   if (!ticket || ticket.sale !== id) return error(c, 403, 'bad_ticket', `that ticket is not one of sale ${id}'s`);
   if (ticket.position > 0 || !view.drawn) return answer(c, deps.key, view, sale, ticket);
-  // A pre-queue ticket after the draw: its place, once, from Redis; the new ticket carries it.
+  // A pre-queue ticket after the draw: its place, once per worker, from Redis; the new ticket carries it.
   try {
     const position = (await sale.queue!.placeOf(ticket.user)) ?? 0;
     return answer(c, deps.key, view, sale, { ...ticket, position });

@@ -37,7 +37,7 @@ export async function streamReached(redis: Redis, keys: SaleKeys): Promise<strin
 
 /**
  * Why the sale must be reconciled now, or undefined: it is marked recovering (a worker saw Redis
- * behind, see purchase-3.lua), its stream ends before the newest event the database holds, or its
+ * behind, see purchase-N.lua), its stream ends before the newest event the database holds, or its
  * newest order is older than `seen`, the newest this node saw Redis make.
  */
 export async function behindReason(redis: Redis, keys: SaleKeys, db: OrderDb, seen = '0-0'): Promise<string | undefined> {

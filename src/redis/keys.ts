@@ -14,9 +14,11 @@ export interface SaleKeys {
   readonly orders: string;
   /** Hash order id → "state|payBy|port|updatedAt|user", for orders no longer only `created` on the stream. */
   readonly states: string;
+  /** Hash of what each client holds: `r:<client>` its unpaid orders (purchase-N.lua), `p:<client>` its places (join-5.lua). */
+  readonly holds: string;
 }
 
-/** Every key of a sale, in the order the scripts take them: purchase-3.lua the first three, settle-4.lua all four. */
+/** The four keys settle-4.lua and restore-4.lua take, in their order (purchase-N.lua takes these and `holds`). */
 export function keyList(keys: SaleKeys): string[] {
   return [keys.sale, keys.buyers, keys.orders, keys.states];
 }
@@ -27,7 +29,11 @@ export function keyList(keys: SaleKeys): string[] {
  * runs unchanged on Redis Cluster.
  */
 export function saleKeys(id: string): SaleKeys {
-  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states` };
+  return { sale: id, buyers: `{${id}}:buyers`, orders: `{${id}}:orders`, states: `{${id}}:order-states`, holds: holdsKey(id) };
+}
+
+function holdsKey(id: string): string {
+  return `{${id}}:holds`;
 }
 
 export const PAID_FIELD = 'ticket_paid_nums';
@@ -42,10 +48,12 @@ export interface QueueKeys {
   readonly prequeue: string;
   /** List of admission steps `<ms>:<serving>`, oldest first: those of the last admission window. */
   readonly steps: string;
+  /** The sale's holds hash (SaleKeys.holds): the places each client took. */
+  readonly holds: string;
 }
 
 export function queueKeys(id: string): QueueKeys {
-  return { sale: id, places: `{${id}}:queue`, prequeue: `{${id}}:prequeue`, steps: `{${id}}:queue-steps` };
+  return { sale: id, places: `{${id}}:queue`, prequeue: `{${id}}:prequeue`, steps: `{${id}}:queue-steps`, holds: holdsKey(id) };
 }
 
 /** Sale hash fields of the waiting room (set by the admin API or SPIKE_QUEUE; counters by the scripts). */

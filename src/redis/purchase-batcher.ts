@@ -1,8 +1,10 @@
-/** Gathers the purchases a worker receives in one event-loop turn into one script call. */
+/** Gathers the purchases a worker receives in one event-loop turn, for every sale, into one script call. */
+import { Cluster } from 'ioredis';
 import type { RedisClient as Redis } from './client.ts';
 import { waitForReplicas } from './client.ts';
 import type { SaleKeys } from './keys.ts';
-import { PurchaseCode, purchaseMany, type Purchase, type Seller } from './sale.ts';
+import { PurchaseCode, purchaseSales, type Buyer, type Purchase, type SaleBatch, type Seller } from './sale.ts';
+import { hashSlot } from './slot.ts';
 import { TurnBatch } from './turn-batch.ts';
 
 /** Confirm sales on this many replicas (Redis WAIT) before answering; see SPIKE_WAIT_REPLICAS. */
@@ -25,19 +27,24 @@ export interface Sold {
   readonly user: string;
 }
 
-export interface BatcherOptions {
-  readonly maxBatch?: number;
-  readonly durability?: Durability;
+/** One sale as the batcher sells it: its keys, and what hears of its sales. */
+export interface BatchedSale {
+  readonly keys: SaleKeys;
   readonly seen?: Seen;
   /** Hears of a batch's sales before any of its buyers is answered (the node's journal). */
   readonly onSold?: (sold: readonly Sold[]) => void;
-  /**
-   * How long a buyer waits for Redis before being told 503. The script may still run after that
-   * (Redis was slow, not gone): its late answer then goes to `onUnanswered`. Default: no limit.
-   */
-  readonly timeoutMs?: number;
   /** Sales made for buyers who had been told 503 already (see timeoutMs): to undo or keep. */
   readonly onUnanswered?: (sold: readonly Sold[], lateMs: number) => void;
+}
+
+export interface BatcherOptions {
+  readonly maxBatch?: number;
+  readonly durability?: Durability;
+  /**
+   * How long a buyer waits for Redis before being told 503. The script may still run after that
+   * (Redis was slow, not gone): its late answer then goes to the sale's `onUnanswered`. Default: no limit.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** A purchase refused without asking Redis: an earlier call has waited past the timeout, so Redis is stalled. */
@@ -50,9 +57,22 @@ export class RedisTimeoutError extends Error {
   override name = 'RedisTimeoutError';
 }
 
+interface Order {
+  readonly sale: BatchedSale;
+  readonly buyer: Buyer;
+}
+
+/** A turn's orders of one sale, and where each stands in the turn. */
+interface Part {
+  readonly sale: BatchedSale;
+  readonly buyers: Buyer[];
+  readonly at: number[];
+}
+
 /**
- * A worker's purchases of one sale, one script call per event-loop turn (turn-batch.ts). The
- * script still handles the buyers one by one, in arrival order, atomically.
+ * A worker's purchases, one script call per event-loop turn (turn-batch.ts) for all its sales:
+ * a hundred sales on sale at once cost the calls of one (on a Cluster, one call per slot). The
+ * script still handles each sale's buyers one by one, in arrival order, atomically.
  *
  * While Redis stalls, a buyer is told 503 after `timeoutMs`, and later buyers at once, without
  * another call: a frozen Redis that wakes up runs every script it was sent, and each would sell
@@ -61,25 +81,23 @@ export class RedisTimeoutError extends Error {
  */
 export class PurchaseBatcher {
   readonly #redis: Redis;
-  readonly #keys: SaleKeys;
   readonly #seller: Seller;
-  readonly #turns: TurnBatch<string, Purchase>;
+  readonly #turns: TurnBatch<Order, Purchase>;
   readonly #options: BatcherOptions;
   /** When each call still waiting for Redis was sent (performance.now()). */
   readonly #inFlight = new Set<number>();
 
-  constructor(redis: Redis, keys: SaleKeys, seller: Seller, options: BatcherOptions = {}) {
+  constructor(redis: Redis, seller: Seller, options: BatcherOptions = {}) {
     this.#redis = redis;
-    this.#keys = keys;
     this.#seller = seller;
     this.#options = options;
-    this.#turns = new TurnBatch((users) => this.#sell(users), options.maxBatch ?? 64);
+    this.#turns = new TurnBatch((orders) => this.#sellTurn(orders), options.maxBatch ?? 64);
   }
 
   /** Resolves with this buyer's answer; rejects when the batch's Redis call fails or Redis is stalled. */
-  buy(user: string): Promise<Purchase> {
+  buy(sale: BatchedSale, buyer: Buyer): Promise<Purchase> {
     if (this.#stalled()) return Promise.reject(new RedisStalledError('Redis has not answered an earlier purchase in time'));
-    return this.#turns.add(user);
+    return this.#turns.add({ sale, buyer });
   }
 
   #stalled(): boolean {
@@ -90,30 +108,63 @@ export class PurchaseBatcher {
     return false;
   }
 
-  async #sell(users: string[]): Promise<Purchase[]> {
-    const sent = performance.now();
-    this.#inFlight.add(sent);
-    const call = purchaseMany(this.#redis, this.#keys, this.#seller, users, this.#options.seen?.newest() ?? '0-0').finally(() =>
-      this.#inFlight.delete(sent),
-    );
-    const answers = await this.#inTime(call, users, sent);
-    this.#options.seen?.batchTook?.((performance.now() - sent) / 1000);
-    this.#noteNewest(answers);
-    const sold = soldOf(answers, users);
-    if (sold.length > 0) this.#options.onSold?.(sold);
-    const durability = this.#options.durability;
-    if (durability && sold.length > 0) {
-      // Tell no buyer "sold" before that many replicas hold the sale: a failover right now
-      // must not lose it. A buyer who is not told retries, and is shown their order (code 2).
-      const acked = await waitForReplicas(this.#redis, this.#keys.sale, durability.replicas, durability.timeoutMs);
-      if (acked < durability.replicas)
-        throw new Error(`only ${acked} of ${durability.replicas} replicas confirmed the sale within ${durability.timeoutMs} ms`);
+  /** A turn's orders, grouped by sale and each group of sales by slot: one call per slot. */
+  async #sellTurn(orders: readonly Order[]): Promise<Purchase[]> {
+    const parts = new Map<BatchedSale, Part>();
+    orders.forEach(({ sale, buyer }, i) => {
+      const part = parts.get(sale) ?? { sale, buyers: [], at: [] };
+      parts.set(sale, part);
+      part.buyers.push(buyer);
+      part.at.push(i);
+    });
+    const slots = new Map<number, Part[]>();
+    const cluster = this.#redis instanceof Cluster;
+    for (const part of parts.values()) {
+      const slot = cluster ? hashSlot(part.sale.keys.sale) : 0;
+      slots.set(slot, [...(slots.get(slot) ?? []), part]);
     }
+    const answers: Purchase[] = new Array(orders.length);
+    await Promise.all(
+      [...slots.values()].map(async (group) => {
+        const results = await this.#sell(group);
+        group.forEach((part, p) => {
+          part.at.forEach((i, b) => {
+            answers[i] = results[p]![b]!;
+          });
+        });
+      }),
+    );
     return answers;
   }
 
+  async #sell(parts: readonly Part[]): Promise<Purchase[][]> {
+    const sent = performance.now();
+    this.#inFlight.add(sent);
+    const batches: SaleBatch[] = parts.map(({ sale, buyers }) => ({ keys: sale.keys, seen: sale.seen?.newest() ?? '0-0', buyers }));
+    const call = purchaseSales(this.#redis, this.#seller, batches).finally(() => this.#inFlight.delete(sent));
+    const results = await this.#inTime(call, parts, sent);
+    const took = (performance.now() - sent) / 1000;
+    let sold = 0;
+    parts.forEach(({ sale, buyers }, p) => {
+      sale.seen?.batchTook?.(took);
+      noteNewest(sale, results[p]!);
+      const made = soldOf(results[p]!, buyers);
+      sold += made.length;
+      if (made.length > 0) sale.onSold?.(made);
+    });
+    const durability = this.#options.durability;
+    if (durability && sold > 0) {
+      // Tell no buyer "sold" before that many replicas hold the sale: a failover right now
+      // must not lose it. A buyer who is not told retries, and is shown their order (code 2).
+      const acked = await waitForReplicas(this.#redis, parts[0]!.sale.keys.sale, durability.replicas, durability.timeoutMs);
+      if (acked < durability.replicas)
+        throw new Error(`only ${acked} of ${durability.replicas} replicas confirmed the sale within ${durability.timeoutMs} ms`);
+    }
+    return results;
+  }
+
   /** `call`'s answers, or a rejection after timeoutMs; a late answer still reaches onUnanswered. */
-  async #inTime(call: Promise<Purchase[]>, users: readonly string[], sent: number): Promise<Purchase[]> {
+  async #inTime(call: Promise<Purchase[][]>, parts: readonly Part[], sent: number): Promise<Purchase[][]> {
     const limit = this.#options.timeoutMs;
     if (limit === undefined) return call;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -125,11 +176,12 @@ export class PurchaseBatcher {
     } catch (error) {
       if (error instanceof RedisTimeoutError)
         call.then(
-          (answers) => {
-            this.#noteNewest(answers);
-            const sold = soldOf(answers, users);
-            if (sold.length > 0) this.#options.onUnanswered?.(sold, performance.now() - sent);
-          },
+          (results) =>
+            parts.forEach(({ sale, buyers }, p) => {
+              noteNewest(sale, results[p]!);
+              const sold = soldOf(results[p]!, buyers);
+              if (sold.length > 0) sale.onUnanswered?.(sold, performance.now() - sent);
+            }),
           () => {},
         );
       throw error;
@@ -137,19 +189,19 @@ export class PurchaseBatcher {
       clearTimeout(timer);
     }
   }
+}
 
-  /** The last sale of a batch is its newest order: one note per batch, not per buyer. */
-  #noteNewest(answers: readonly Purchase[]): void {
-    for (let i = answers.length - 1; i >= 0; i--) {
-      const answer = answers[i]!;
-      if (answer.code === PurchaseCode.Sold) {
-        this.#options.seen?.note(answer.orderId);
-        return;
-      }
+/** The last sale of a batch is its newest order: one note per sale per batch, not per buyer. */
+function noteNewest(sale: BatchedSale, answers: readonly Purchase[]): void {
+  for (let i = answers.length - 1; i >= 0; i--) {
+    const answer = answers[i]!;
+    if (answer.code === PurchaseCode.Sold) {
+      sale.seen?.note(answer.orderId);
+      return;
     }
   }
 }
 
-function soldOf(answers: readonly Purchase[], users: readonly string[]): Sold[] {
-  return answers.flatMap((a, i) => (a.code === PurchaseCode.Sold ? [{ orderId: a.orderId, user: users[i]! }] : []));
+function soldOf(answers: readonly Purchase[], buyers: readonly Buyer[]): Sold[] {
+  return answers.flatMap((a, i) => (a.code === PurchaseCode.Sold ? [{ orderId: a.orderId, user: buyers[i]!.user }] : []));
 }

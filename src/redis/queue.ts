@@ -1,10 +1,10 @@
-/** The waiting room's operations in Redis (join-4.lua, draw-3.lua, admit-3.lua); the policy is in src/queue/. */
+/** The waiting room's operations in Redis (join-5.lua, draw-3.lua, admit-3.lua); the policy is in src/queue/. */
 import { randomInt } from 'node:crypto';
 import type { RedisClient as Redis } from './client.ts';
 import { QUEUE_ADMISSION_FIELD, QUEUE_FIELD, QUEUE_RATE_FIELD, type QueueKeys } from './keys.ts';
 import { TurnBatch } from './turn-batch.ts';
 
-/** join-4.lua's answers other than a position (n >= 1) or the pre-queue (0). */
+/** join-5.lua's answers other than a position (n >= 1) or the pre-queue (0). */
 export enum JoinCode {
   PreQueue = 0,
   NoSale = -2,
@@ -14,6 +14,8 @@ export enum JoinCode {
   Recovering = -5,
   /** The user joined again once after a lapsed admission, and that one lapsed too. */
   RejoinUsed = -6,
+  /** The joiner's client took as many places as it may (SPIKE_ADDRESS_HOLDS). */
+  TooManyPlaces = -7,
 }
 
 /** Pre-queue users placed per draw-3.lua call: about 25 ms of Redis' time each, so no other sale waits long. */
@@ -35,10 +37,26 @@ export async function setQueue(redis: Redis, keys: QueueKeys, settings: QueueSet
 /** A random pre-queue score per joiner: drawn here (crypto), never by the client, never by Lua's seeded random. */
 const score = () => String(randomInt(0, 2 ** 48 - 1));
 
-/** Joins a batch of users, in order; one answer each (a position, or a JoinCode). `seen`: includes/guard.lua. */
-export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly string[], seen = '0-0'): Promise<number[]> {
-  const args = users.flatMap((user) => [user, score()]);
-  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, keys.steps, seen, ...args);
+/** A joiner: the user, and the client they came from (`''`: not counted). */
+export interface Joiner {
+  readonly user: string;
+  readonly client: string;
+}
+
+/**
+ * Joins a batch of users, in order; one answer each (a position, or a JoinCode). `seen`:
+ * includes/guard.lua; `maxPlaces`: most places per client (0: no limit).
+ */
+export async function joinMany(
+  redis: Redis,
+  keys: QueueKeys,
+  joiners: readonly (string | Joiner)[],
+  seen = '0-0',
+  maxPlaces = 0,
+): Promise<number[]> {
+  const users = joiners.map((j) => (typeof j === 'string' ? { user: j, client: '' } : j));
+  const args = users.flatMap(({ user, client }) => [user, score(), client]);
+  const reply = await redis.join(keys.sale, keys.places, keys.prequeue, keys.steps, keys.holds, seen, String(maxPlaces), ...args);
   if (reply.length !== users.length) throw new Error(`join script answered ${reply.length} values for ${users.length} users`);
   return reply.map(Number);
 }
@@ -47,7 +65,7 @@ export async function joinMany(redis: Redis, keys: QueueKeys, users: readonly st
 export async function placeOf(redis: Redis, keys: QueueKeys, user: string): Promise<number | null> {
   const place = await redis.hget(keys.places, user);
   if (place === null) return null;
-  // "<n>r": placed again after a lapsed admission (join-4.lua).
+  // "<n>r": placed again after a lapsed admission (join-5.lua).
   return place === 'pre' ? 0 : Number.parseInt(place, 10);
 }
 
@@ -103,13 +121,13 @@ export async function admit(redis: Redis, keys: QueueKeys, factor: number, minSt
 
 /** Gathers the joins a worker receives in one event-loop turn into one script call (turn-batch.ts). */
 export class JoinBatcher {
-  readonly #turns: TurnBatch<string, number>;
+  readonly #turns: TurnBatch<Joiner, number>;
 
-  constructor(redis: Redis, keys: QueueKeys, seen: () => string = () => '0-0') {
-    this.#turns = new TurnBatch((users) => joinMany(redis, keys, users, seen()));
+  constructor(redis: Redis, keys: QueueKeys, seen: () => string = () => '0-0', maxPlaces = 0) {
+    this.#turns = new TurnBatch((joiners) => joinMany(redis, keys, joiners, seen(), maxPlaces));
   }
 
-  join(user: string): Promise<number> {
-    return this.#turns.add(user);
+  join(user: string, client = ''): Promise<number> {
+    return this.#turns.add({ user, client });
   }
 }

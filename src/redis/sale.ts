@@ -15,7 +15,7 @@ import {
   type SaleKeys,
 } from './keys.ts';
 
-/** The purchase script's return codes (purchase-3.lua). */
+/** The purchase script's return codes (purchase-N.lua). */
 export enum PurchaseCode {
   Sold = 1,
   SoldOut = -1,
@@ -23,58 +23,96 @@ export enum PurchaseCode {
   NoSale = -2,
   /** Paused, outside its startsAt/endsAt, or recovering lost orders. */
   Closed = -3,
+  /** The buyer's client holds as many unpaid orders of the sale as it may (SPIKE_ADDRESS_HOLDS). */
+  TooManyHolds = -4,
 }
 
 export type Purchase =
   | { readonly code: PurchaseCode.Sold; readonly orderId: string }
-  | { readonly code: PurchaseCode.SoldOut }
   | { readonly code: PurchaseCode.Held; readonly orderId: string }
-  | { readonly code: PurchaseCode.NoSale }
-  | { readonly code: PurchaseCode.Closed };
+  | { readonly code: PurchaseCode.SoldOut | PurchaseCode.NoSale | PurchaseCode.Closed | PurchaseCode.TooManyHolds };
 
 export interface Seller {
   /** Port of the selling worker, recorded with the order. */
   readonly port: number;
   /** Time to pay a reserved order, in ms; 0: no deadline. */
   readonly payWindowMs: number;
+  /** Most unpaid orders one client may hold in a sale (SPIKE_ADDRESS_HOLDS); 0 or none: no limit. */
+  readonly maxHolds?: number;
 }
 
+/** A buyer: the user (`''` anonymous) and the client they came from (`''`: not counted). */
+export interface Buyer {
+  readonly user: string;
+  readonly client: string;
+}
+
+/** One sale's part of a purchase call: its keys, the newest order of it the caller saw, its buyers. */
+export interface SaleBatch {
+  readonly keys: SaleKeys;
+  /** The newest order id of this sale the caller knows Redis made (`0-0`: none); see includes/guard.lua. */
+  readonly seen: string;
+  readonly buyers: readonly Buyer[];
+}
+
+/** The keys of purchase-N.lua for one sale, in its order. */
+const purchaseKeys = (keys: SaleKeys) => [keys.sale, keys.buyers, keys.orders, keys.states, keys.holds];
+
 /**
- * Runs purchase-3.lua for a batch of buyers (`''` = anonymous), in order; one answer per buyer.
- * `seen` is the newest order id of this sale the caller knows Redis made: a sale older than that
- * lost writes, and answers code -3 (closed) until it is restored.
+ * Runs purchase-N.lua for the buyers of several sales of one Redis slot in one call, each sale's
+ * in order; one answer per buyer, grouped as `batches`. A sale older than its `seen` lost writes
+ * and answers code -3 (closed) until it is restored.
  */
+export async function purchaseSales(redis: Redis, seller: Seller, batches: readonly SaleBatch[]): Promise<Purchase[][]> {
+  const keys = batches.flatMap((b) => purchaseKeys(b.keys));
+  const args = [String(seller.port), String(seller.payWindowMs), String(seller.maxHolds ?? 0)];
+  for (const { seen, buyers } of batches) {
+    args.push(seen, String(buyers.length));
+    for (const { user, client } of buyers) args.push(user, client);
+  }
+  const reply = await redis.purchase(keys.length, ...keys, ...args);
+  const count = batches.reduce((n, b) => n + b.buyers.length, 0);
+  if (reply.length !== count * 2) throw new Error(`purchase script answered ${reply.length} values for ${count} buyers`);
+  let at = 0;
+  return batches.map(({ buyers }) =>
+    buyers.map(() => {
+      const answer = purchaseOf(reply[at], reply[at + 1]);
+      at += 2;
+      return answer;
+    }),
+  );
+}
+
+function purchaseOf(rawCode: string | number | undefined, orderId: string | number | undefined): Purchase {
+  const code = Number(rawCode);
+  switch (code) {
+    case PurchaseCode.Sold:
+    case PurchaseCode.Held:
+      return { code, orderId: String(orderId) };
+    case PurchaseCode.SoldOut:
+    case PurchaseCode.NoSale:
+    case PurchaseCode.Closed:
+    case PurchaseCode.TooManyHolds:
+      return { code };
+    default:
+      throw new Error(`purchase script returned unknown code ${String(rawCode)}`);
+  }
+}
+
+/** One sale's buyers (a user name each, `''` anonymous, or a Buyer), in order; one answer per buyer. */
 export async function purchaseMany(
   redis: Redis,
   keys: SaleKeys,
   seller: Seller,
-  users: readonly string[],
+  buyers: readonly (string | Buyer)[],
   seen = '0-0',
 ): Promise<Purchase[]> {
-  const reply = await redis.purchase(keys.sale, keys.buyers, keys.orders, String(seller.port), String(seller.payWindowMs), seen, ...users);
-  if (reply.length !== users.length * 2) throw new Error(`purchase script answered ${reply.length} values for ${users.length} buyers`);
-  const answers: Purchase[] = new Array(users.length);
-  for (let i = 0; i < users.length; i++) {
-    const code = Number(reply[2 * i]);
-    switch (code) {
-      case PurchaseCode.Sold:
-      case PurchaseCode.Held:
-        answers[i] = { code, orderId: String(reply[2 * i + 1]) };
-        break;
-      case PurchaseCode.SoldOut:
-      case PurchaseCode.NoSale:
-      case PurchaseCode.Closed:
-        answers[i] = { code };
-        break;
-      default:
-        throw new Error(`purchase script returned unknown code ${String(reply[2 * i])}`);
-    }
-  }
-  return answers;
+  const list = buyers.map((b) => (typeof b === 'string' ? { user: b, client: '' } : b));
+  return (await purchaseSales(redis, seller, [{ keys, seen, buyers: list }]))[0]!;
 }
 
 /** One buyer: a batch of one. */
-export async function purchase(redis: Redis, keys: SaleKeys, user: string, seller: Seller): Promise<Purchase> {
+export async function purchase(redis: Redis, keys: SaleKeys, user: string | Buyer, seller: Seller): Promise<Purchase> {
   return (await purchaseMany(redis, keys, seller, [user]))[0]!;
 }
 
@@ -123,7 +161,7 @@ export async function readSale(redis: Redis, keys: SaleKeys): Promise<SaleCount 
     );
   if (total === null || total === undefined) return null;
   const now = Date.now();
-  // As purchase-3.lua decides it (with Redis' clock): paused, outside its window, or recovering.
+  // As purchase-N.lua decides it (with Redis' clock): paused, outside its window, or recovering.
   const open = !recovering && paused !== '1' && !(startsAt && now < Number(startsAt)) && !(endsAt && now >= Number(endsAt));
   const count = {
     total: Number(total),
@@ -163,7 +201,7 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
     const lastId = (await redis.hget(keys.sale, LAST_ID_FIELD)) ?? '0-0';
     await redis
       .multi()
-      .del(...keyList(keys), ...waitingRoomKeys(keys.sale))
+      .del(...keyList(keys), keys.holds, ...waitingRoomKeys(keys.sale))
       .hset(keys.sale, TOTAL_FIELD, total, SOLD_FIELD, 0, LAST_ID_FIELD, lastId, EPOCH_FIELD, lastId)
       .exec();
     return {

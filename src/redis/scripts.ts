@@ -6,10 +6,13 @@ import { join } from 'node:path';
 const SCRIPTS_DIR = join(import.meta.dir, 'scripts');
 
 export interface LuaScript {
-  /** Command name on the client, from the file name: `purchase-3.lua` → `purchase`. */
+  /** Command name on the client, from the file name: `settle-4.lua` → `settle`. */
   readonly name: string;
-  /** Key count, from the file name: `purchase-3.lua` → 3, so file and registration cannot disagree. */
-  readonly numberOfKeys: number;
+  /**
+   * Key count, from the file name: `settle-4.lua` → 4, so file and registration cannot disagree;
+   * undefined for `-N` (`purchase-N.lua`): the caller gives the count first, as EVALSHA takes it.
+   */
+  readonly numberOfKeys: number | undefined;
   readonly lua: string;
 }
 
@@ -25,14 +28,15 @@ function withIncludes(dir: string, file: string): string {
   });
 }
 
-/** Every script in the folder, named `<command>-<numberOfKeys>.lua` (bullmq's convention). */
+/** Every script in the folder, named `<command>-<numberOfKeys>.lua` (bullmq's convention), or `<command>-N.lua`. */
 export function loadScripts(dir: string = SCRIPTS_DIR): LuaScript[] {
   return readdirSync(dir)
     .filter((file) => file.endsWith('.lua'))
     .map((file) => {
-      const match = /^([a-zA-Z]+)-(\d+)\.lua$/.exec(file);
-      if (!match) throw new Error(`Lua script ${file} must be named <command>-<numberOfKeys>.lua`);
-      return { name: match[1]!, numberOfKeys: Number(match[2]), lua: withIncludes(dir, file) };
+      const match = /^([a-zA-Z]+)-(\d+|N)\.lua$/.exec(file);
+      if (!match) throw new Error(`Lua script ${file} must be named <command>-<numberOfKeys>.lua or <command>-N.lua`);
+      const numberOfKeys = match[2] === 'N' ? undefined : Number(match[2]);
+      return { name: match[1]!, numberOfKeys, lua: withIncludes(dir, file) };
     });
 }
 
@@ -40,20 +44,23 @@ const scripts = loadScripts();
 
 /** What registering needs of a client (ioredis' Redis and Cluster both have it). */
 export interface ScriptHost {
-  defineCommand(name: string, definition: { lua: string; numberOfKeys: number }): void;
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
 }
 
 /** Registers every script with `defineCommand`: EVALSHA, EVAL on NOSCRIPT, and pipelining for free. */
 export function defineScripts(redis: ScriptHost): void {
   for (const script of scripts) {
-    redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
+    redis.defineCommand(
+      script.name,
+      script.numberOfKeys === undefined ? { lua: script.lua } : { lua: script.lua, numberOfKeys: script.numberOfKeys },
+    );
   }
 }
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** See purchase-3.lua: the sale hash, buyers hash and orders stream, then the port, the payment window (ms), the newest order seen and the buyers. */
-    purchase(...keysPortWindowUsers: string[]): Result<(string | number)[], Context>;
+    /** See purchase-N.lua: the key count, five keys per sale, then the port, the payment window (ms), the holds limit, and per sale the newest order seen and its buyers. */
+    purchase(numberOfKeys: number, ...keysAndArgs: string[]): Result<(string | number)[], Context>;
     /** See settle-4.lua: the sale's four keys (keyList), then the action, the order id (or a limit), the user, the newest id seen and the outage. */
     settle(...keysAndArgs: string[]): Result<(string | number)[], Context>;
     /** See add-1.lua: the sale hash, then the tickets to add, the largest total and the newest id seen. */
@@ -64,7 +71,7 @@ declare module 'ioredis' {
     restore(...keysAndOrders: string[]): Result<number[], Context>;
     /** See resume-1.lua: the sale hash, then the newest id known. */
     resume(sale: string, newest: string): Result<string, Context>;
-    /** See join-4.lua: the sale hash, places hash, pre-queue and steps, then the newest id seen, and a user and a random score per joiner. */
+    /** See join-5.lua: the sale hash, places hash, pre-queue, steps and holds, then the newest id seen, the places limit, and a user, a random score and a client per joiner. */
     join(...keysAndJoiners: string[]): Result<number[], Context>;
     /** See draw-3.lua: the sale hash, places hash and pre-queue, then the slice size and the newest id seen. */
     draw(sale: string, places: string, prequeue: string, slice: string, seen: string): Result<number, Context>;

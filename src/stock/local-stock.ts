@@ -249,7 +249,7 @@ export class LocalStock {
 
   /**
    * Remembers that Redis made order `id` (a stream id) for this sale. If Redis later shows an
-   * older newest order, it lost writes (see purchase-3.lua). A sequence past 2^20 - 1 counts as
+   * older newest order, it lost writes (see purchase-N.lua). A sequence past 2^20 - 1 counts as
    * 2^20 - 1: the mark may then be a little older than the truth, never newer.
    */
   noteSeen(id: string): void {

@@ -44,6 +44,8 @@ export async function startWorkers(
     orderKey: await orderKey(redis),
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
+    addressHolds: config.addressHolds,
+    clients: { trusted: config.trustedProxies, ipv6Prefix: config.nginxLimits.ipv6Prefix },
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs, secret: Attempts.secret() },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,

@@ -2,6 +2,7 @@
 import type { RedisTarget } from '../redis/client.ts';
 import type { Rotation } from '../http/stat-log.ts';
 import type { AttemptLimit } from '../http/attempts.ts';
+import type { ClientKeyOptions } from '../http/client-key.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {
@@ -28,6 +29,9 @@ export interface WorkerSettings {
   readonly logDir: string;
   /** See StatLog's Rotation. */
   readonly statLog: Rotation;
+  /** Most unpaid orders and places per client per sale (SPIKE_ADDRESS_HOLDS; 0: no limit), and how clients are told apart. */
+  readonly addressHolds: number;
+  readonly clients: ClientKeyOptions;
   /** The node's per-user attempt counts, shared by its workers. */
   readonly attempts: AttemptLimit;
   /** The secret of waiting-room tickets, the same on every node (SPIKE_QUEUE_SECRET). */

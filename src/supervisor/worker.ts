@@ -8,10 +8,11 @@ import { createRedis, waitReady } from '../redis/client.ts';
 import { Journal, journaling } from '../orders/journal.ts';
 import { redisOrderStore, releasing, type OrderStore } from '../orders/store.ts';
 import { log as logLine } from '../log.ts';
-import { PurchaseBatcher } from '../redis/purchase-batcher.ts';
+import { PurchaseBatcher, type BatchedSale } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
 import { QueueBoard } from '../queue/board.ts';
+import { DrawnPlaces } from '../queue/drawn-places.ts';
 import { RedisHealth } from '../redis/health.ts';
 import { RequestStats, routeOf } from '../http/request-stats.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
@@ -39,6 +40,8 @@ interface Shared {
   /** Purchases only: the batcher answers the buyer after SPIKE_REDIS_TIMEOUT_MS, but waits longer for Redis' late answer. */
   readonly purchases: Redis;
   readonly journal: Journal;
+  /** One script call per event-loop turn for every sale of the worker. */
+  readonly batcher: PurchaseBatcher;
 }
 
 function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
@@ -52,13 +55,13 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
     stock.noteRelease();
     send({ type: 'released', worker: init.worker, sale: id });
   });
-  const batcher = purchaseBatcher(shared, id, stock, orders);
+  const sale = batchedSale(shared, id, stock, orders);
   sales.set(id, {
     stock,
-    buy: (user) => batcher.buy(user),
+    buy: (user, client) => shared.batcher.buy(sale, { user, client }),
     orders,
     name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
-    queue: waitingRoom(client, id, queue, guard.seen),
+    queue: waitingRoom(client, id, queue, guard.seen, init.addressHolds),
   });
 }
 
@@ -67,28 +70,22 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
  * (orders/journal.ts). A sale Redis made after its buyer was told 503 (Redis was slow) is undone
  * for an anonymous buyer, who could never find it; a named buyer's retry is shown it (code 2).
  */
-function purchaseBatcher({ init, purchases, journal }: Shared, id: string, stock: LocalStock, orders: OrderStore): PurchaseBatcher {
+function batchedSale({ init, journal }: Shared, id: string, stock: LocalStock, orders: OrderStore): BatchedSale {
   const entry = (orderId: string, user: string) =>
     ({ sale: id, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs }) as const;
-  return new PurchaseBatcher(
-    purchases,
-    saleKeys(id),
-    { port: init.port, payWindowMs: init.payWindowMs },
-    {
-      durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
-      seen: { newest: () => stock.seen(), note: (orderId) => stock.noteSeen(orderId), batchTook: (s) => stock.observeBatch(s) },
-      onSold: (sold) => journal.append(sold.map(({ orderId, user }) => entry(orderId, user))),
-      timeoutMs: init.redisTimeoutMs,
-      onUnanswered: (sold, lateMs) => {
-        journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => entry(orderId, user)));
-        const anonymous = sold.filter((s) => !s.user);
-        for (const { orderId } of anonymous) void orders.settle('cancel', orderId, '*').catch(() => {});
-        logLine.warn(
-          `[worker ${init.port}] Redis answered ${sold.length} purchases ${Math.round(lateMs)} ms late, after their buyers were told 503: ${anonymous.length} anonymous ones undone`,
-        );
-      },
+  return {
+    keys: saleKeys(id),
+    seen: { newest: () => stock.seen(), note: (orderId) => stock.noteSeen(orderId), batchTook: (s) => stock.observeBatch(s) },
+    onSold: (sold) => journal.append(sold.map(({ orderId, user }) => entry(orderId, user))),
+    onUnanswered: (sold, lateMs) => {
+      journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => entry(orderId, user)));
+      const anonymous = sold.filter((s) => !s.user);
+      for (const { orderId } of anonymous) void orders.settle('cancel', orderId, '*').catch(() => {});
+      logLine.warn(
+        `[worker ${init.port}] Redis answered ${sold.length} purchases of ${id} ${Math.round(lateMs)} ms late, after their buyers were told 503: ${anonymous.length} anonymous ones undone`,
+      );
     },
-  );
+  };
 }
 
 /** `read`'s last answer for up to `ms`: a page per buyer must not be a Redis call per buyer. */
@@ -108,13 +105,14 @@ function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
 }
 
 /** A sale's waiting room on this worker: its board, and joins gathered per event-loop turn. */
-function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer, seen: () => string) {
+function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer, seen: () => string, maxPlaces: number) {
   const keys = queueKeys(id);
-  const joins = new JoinBatcher(client, keys, seen);
+  const joins = new JoinBatcher(client, keys, seen, maxPlaces);
+  const drawn = new DrawnPlaces((user) => placeOf(client, keys, user));
   return {
     board: QueueBoard.attach(buffer),
-    join: (user: string) => joins.join(user),
-    placeOf: (user: string) => placeOf(client, keys, user),
+    join: (user: string, who: string) => joins.join(user, who),
+    placeOf: (user: string) => drawn.placeOf(user),
   };
 }
 
@@ -128,7 +126,15 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const client = redis;
   const stats = log;
   journal = new Journal(init.journalDir, port);
-  const shared: Shared = { init, client, purchases: purchaseClient, journal };
+  const batcher = new PurchaseBatcher(
+    purchaseClient,
+    { port: init.port, payWindowMs: init.payWindowMs, maxHolds: init.addressHolds },
+    {
+      durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
+      timeoutMs: init.redisTimeoutMs,
+    },
+  );
+  const shared: Shared = { init, client, purchases: purchaseClient, journal, batcher };
   for (const sale of init.sales) addSale(shared, sale);
   addLater = (sale) => addSale(shared, sale);
   const appDeps: AppDeps = {
@@ -145,6 +151,9 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     orderKey: init.orderKey,
     attempts: init.attempts,
     queueKey: init.queueKey,
+    clients: init.clients,
+    // A client at its limit may buy again once an order is paid, cancelled or expired.
+    holdsRetryMs: init.payWindowMs || 60_000,
   };
   const app = createApp(appDeps);
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
@@ -154,8 +163,9 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   try {
     // Signed users need the JWT checked first: with them on, every request goes through the app.
     const timed = timing(RequestStats.attach(init.requests, init.workers), worker);
-    const fetch = timed((req: Request) => app.fetch(req));
-    const fast = timed(soldOutRoute(appDeps, (req) => app.fetch(req)));
+    // The server goes with each request: the app reads the peer's address from it (client-key.ts).
+    const fetch = timed((req: Request) => app.fetch(req, server));
+    const fast = timed(soldOutRoute(appDeps, (req) => app.fetch(req, server)));
     server = init.jwtSecret
       ? Bun.serve({ port, hostname: init.host, fetch })
       : Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: fast } }, fetch });

@@ -3,6 +3,7 @@
  * namespace, or bound to its loopback address): `bun http-burst.ts URL COUNT CONCURRENCY GAP_MS
  * [FROM_ADDRESS]` sends COUNT GET requests, at most CONCURRENCY at once, each lane waiting GAP_MS
  * between its requests, and prints {"statuses":{"200":n,…},"limited":{body,retryAfter},"seconds":s} as JSON.
+ * `{n}` in URL becomes the request's number (a new name each time); BURST_METHOD=POST posts.
  */
 import { request } from 'node:http';
 
@@ -16,8 +17,10 @@ let limited: { body: string; retryAfter: string | undefined } | undefined;
 
 function get(): Promise<void> {
   return new Promise((done) => {
-    const localAddress = sources[sent++ % sources.length];
-    const req = request(url!, { method: 'GET', localAddress, agent: false }, (res) => {
+    const n = sent++;
+    const localAddress = sources[n % sources.length];
+    const method = Bun.env.BURST_METHOD ?? 'GET';
+    const req = request(url!.replaceAll('{n}', String(n)), { method, localAddress, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk) => {
         body += chunk;

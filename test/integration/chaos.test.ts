@@ -74,6 +74,8 @@ async function startNode(name: string): Promise<void> {
   const child = net.spawn(name, [process.execPath, join(ROOT, 'src', 'cli', 'start.ts')], {
     REDIS_URL: `redis://${await net.address(name, 'redis', REDIS_PORT)}`,
     SPIKE_HOST: host.ip,
+    // nginx reaches the nodes from the test's side of the bridge: it names the clients.
+    SPIKE_TRUSTED_PROXIES: `127.0.0.0/8,${net.gateway}`,
     SPIKE_PORTS: PORTS.join(','),
     SPIKE_TOTAL: '3000',
     SPIKE_NODE_ID: name,

@@ -36,7 +36,8 @@ async function burst(host: string, url: string, count: number, lanes: number, ga
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force' });
+  // Holds per client off: these tests are about request limits (holds.test.ts has the holds).
+  spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force', SPIKE_ADDRESS_HOLDS: '0' });
   net = startTestNet(['greedy', 'polite', 'rotating']);
 });
 afterAll(async () => {

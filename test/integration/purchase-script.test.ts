@@ -1,9 +1,12 @@
-// purchase-3.lua against a real redis-server. The original 12306 script checked `total >= sold`
+// purchase-N.lua against a real redis-server. The original 12306 script checked `total >= sold`
 // before incrementing and so sold total + 1; the first test runs it side by side with ours.
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { RedisClient } from '../../src/redis/client.ts';
-import { ensureSale, purchase, purchaseMany, PurchaseCode, readSale } from '../../src/redis/sale.ts';
-import { saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
+import { ensureSale, purchase, purchaseMany, purchaseSales, PurchaseCode, readSale, type Purchase } from '../../src/redis/sale.ts';
+import { queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../../src/redis/keys.ts';
+import { NO_GUARD } from '../../src/redis/guard.ts';
+import { settle } from '../../src/orders/store.ts';
+import { setQueue } from '../../src/redis/queue.ts';
 import { startTestRedisWithClient, type TestRedis } from '../helpers/servers.ts';
 
 // Real servers and thousands of requests: more than Bun's 5 s default per test.
@@ -126,5 +129,85 @@ describe('purchase script', () => {
     expect(await client.hget(keys.buyers, 'dave')).not.toBeNull();
     expect(await ensureSale(client, keys, 20, true)).toMatchObject({ total: 20, sold: 0, created: true });
     expect(await client.exists(keys.buyers, keys.orders)).toBe(0);
+  });
+});
+
+const codes = (answers: readonly Purchase[]) => answers.map((a) => a.code);
+const orderOf = (answer: Purchase) => (answer as { orderId: string }).orderId;
+
+describe('holds per client', () => {
+  const seller = { port: 3001, payWindowMs: 60_000, maxHolds: 4 };
+  const from = (client: string, ...users: string[]) => users.map((user) => ({ user, client }));
+
+  test('a client holds at most 4 unpaid orders, named or not; other clients are not touched', async () => {
+    await ensureSale(client, keys, 100, false);
+    const answers = await purchaseMany(client, keys, seller, [...from('10.0.0.1', 'a', 'b', '', 'c', 'd', ''), ...from('10.0.0.2', 'e')]);
+    expect(codes(answers)).toEqual([1, 1, 1, 1, -4, -4, 1]);
+    // A later batch sees the same count.
+    expect(codes(await purchaseMany(client, keys, seller, from('10.0.0.1', 'f')))).toEqual([PurchaseCode.TooManyHolds]);
+    // A user who already holds an order is shown it, whatever the client's count.
+    expect(await purchaseMany(client, keys, seller, from('10.0.0.1', 'a'))).toEqual([
+      { code: PurchaseCode.Held, orderId: orderOf(answers[0]!) },
+    ]);
+    expect(await readSale(client, keys)).toMatchObject({ sold: 5 });
+  });
+
+  test('paying or cancelling an order frees its hold; the freed place is taken once', async () => {
+    await ensureSale(client, keys, 100, false);
+    const held = await purchaseMany(client, keys, seller, from('10.0.0.3', 'a', 'b', 'c', 'd'));
+    expect(codes(held)).toEqual([1, 1, 1, 1]);
+    expect((await settle(client, keys, 'pay', orderOf(held[0]!), 'a', NO_GUARD)).code).toBe(1);
+    expect((await settle(client, keys, 'cancel', orderOf(held[1]!), 'b', NO_GUARD)).code).toBe(1);
+    expect(codes(await purchaseMany(client, keys, seller, from('10.0.0.3', 'e', 'f', 'g')))).toEqual([1, 1, -4]);
+    expect((await client.hget(keys.holds, 'r:10.0.0.3'))!.split(',')).toHaveLength(4);
+  });
+
+  test('0 means no limit, and a sale with a waiting room counts places (join-5.lua), not orders', async () => {
+    await ensureSale(client, keys, 100, false);
+    const open = await purchaseMany(client, keys, { ...seller, maxHolds: 0 }, from('10.0.0.4', 'a', 'b', 'c', 'd', 'e', 'f'));
+    expect(codes(open)).toEqual([1, 1, 1, 1, 1, 1]);
+    const queued = saleKeys(`${keys.sale}-queued`);
+    await ensureSale(client, queued, 100, false);
+    await setQueue(client, queueKeys(queued.sale), { admissionMs: 60_000, admitPerSecond: 10 });
+    expect(codes(await purchaseMany(client, queued, seller, from('10.0.0.4', 'a', 'b', 'c', 'd', 'e', 'f')))).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(await client.exists(keys.holds, queued.holds)).toBe(0);
+  });
+});
+
+describe('several sales in one call', () => {
+  const seller = { port: 3001, payWindowMs: 0 };
+
+  test('each sale sells its own stock to its own buyers, in order, and answers come back grouped as asked', async () => {
+    const [a, b, c] = [saleKeys(`${keys.sale}-a`), saleKeys(`${keys.sale}-b`), saleKeys(`${keys.sale}-c`)];
+    await ensureSale(client, a, 2, false);
+    await ensureSale(client, b, 1, false);
+    await client.hset(c.sale, TOTAL_FIELD, 5, SOLD_FIELD, 0, 'paused', '1');
+    const buyers = (...users: string[]) => users.map((user) => ({ user, client: '' }));
+    const answers = await purchaseSales(client, seller, [
+      { keys: a, seen: '0-0', buyers: buyers('x', 'y', 'z') },
+      { keys: b, seen: '0-0', buyers: buyers('x', 'y') },
+      { keys: c, seen: '0-0', buyers: buyers('x') },
+      { keys: saleKeys(`${keys.sale}-none`), seen: '0-0', buyers: buyers('x') },
+    ]);
+    expect(answers.map(codes)).toEqual([[1, 1, -1], [1, -1], [-3], [-2]]);
+    expect((await readSale(client, a))!.sold).toBe(2);
+    expect((await readSale(client, b))!.sold).toBe(1);
+    expect(await client.hget(a.buyers, 'x')).toBe(orderOf(answers[0]![0]!));
+    expect(await client.hget(b.buyers, 'x')).toBe(orderOf(answers[1]![0]!));
+  });
+
+  test('a sale that lost writes is marked recovering by itself: the other sales of the call go on selling', async () => {
+    const [a, b] = [saleKeys(`${keys.sale}-a`), saleKeys(`${keys.sale}-b`)];
+    await ensureSale(client, a, 10, false);
+    await ensureSale(client, b, 10, false);
+    const first = orderOf(await purchase(client, b, 'w', seller));
+    const newer = `${Number(first.split('-')[0]) + 1000}-0`;
+    const answers = await purchaseSales(client, seller, [
+      { keys: a, seen: '0-0', buyers: [{ user: 'v', client: '' }] },
+      { keys: b, seen: newer, buyers: [{ user: 'v', client: '' }] },
+    ]);
+    expect(answers.map(codes)).toEqual([[1], [-3]]);
+    expect(await client.hget(a.sale, 'recovering')).toBeNull();
+    expect(await client.hget(b.sale, 'recovering')).toContain(`a node saw ${newer}`);
   });
 });

@@ -328,6 +328,33 @@ describe('the waiting room', () => {
     expect((await join('crowd', 'late-comer')).state).toBe('soldout');
   });
 
+  // A client that keeps polling with its pre-queue ticket after the draw made one Redis lookup
+  // per poll: 54 000 polls, 60 900 commands. The place is now asked once per worker.
+  test('10 000 polls with a pre-queue ticket after the draw cost Redis fewer than 100 lookups', async () => {
+    const startsAt = new Date(Date.now() + 1500);
+    await createSale('drawn', 100, { admissionSeconds: 60, admitPerSecond: 1 }, startsAt);
+    const early = await join('drawn', 'early-bird');
+    expect(early.position).toBe(0);
+    while (Date.now() < startsAt.getTime() + 50) await Bun.sleep(20);
+    await admitRound();
+    const placed = await poll('drawn', early.ticket!);
+    expect(placed.position).toBe(1);
+    await redis.client.config('RESETSTAT');
+    const polls = await fire(
+      Array.from({ length: 10_000 }, (_, i) => `${spike.url(i % 4)}/queue/status?sale=drawn`),
+      50,
+      { headers: { 'x-queue-ticket': early.ticket! } },
+    );
+    expect(polls.every((p) => p.status === 200 && p.body.position === 1)).toBe(true);
+    const stats = await redis.client.info('commandstats');
+    const calls = [...stats.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+    // A place is one HGET (placeOf); the rest are the background tasks' few reads a second.
+    const lookups = Number(/^cmdstat_hget:calls=(\d+)/m.exec(stats)?.[1] ?? 0);
+    console.log(`10 000 polls with a pre-queue ticket after the draw: ${lookups} HGETs, ${calls} Redis commands in all`);
+    expect(lookups).toBeLessThan(100);
+    expect(calls).toBeLessThan(1000);
+  });
+
   test('a restarted supervisor keeps every position and admission', async () => {
     await createSale('steady', 10, { admissionSeconds: 120, admitPerSecond: 5000 });
     const users = Array.from({ length: 40 }, (_, i) => `s${i}`);

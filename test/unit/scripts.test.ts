@@ -6,22 +6,33 @@ import { loadScripts } from '../../src/redis/scripts.ts';
 const scripts = loadScripts();
 
 describe('Lua scripts', () => {
-  test('purchase takes the sale, buyers and stream keys; settle also the order states', () => {
+  test('purchase takes any number of sales (the caller gives the key count); settle takes four keys', () => {
     const registered = scripts.map((s) => [s.name, s.numberOfKeys]);
-    expect(registered).toContainEqual(['purchase', 3]);
+    expect(registered).toContainEqual(['purchase', undefined]);
     expect(registered).toContainEqual(['settle', 4]);
   });
 
-  test.each(scripts.map((s) => [s.name, s] as const))(
-    '%s documents exactly the KEYS its name declares, its ARGV and its output',
+  test.each(scripts.filter((s) => s.numberOfKeys === undefined).map((s) => [s.name, s] as const))(
+    '%s documents the keys of each sale it takes, and walks KEYS in steps of that many',
     (_, script) => {
+      const header = /^--\[\[([\s\S]*?)\]\]/.exec(script.lua)?.[1] ?? '';
+      const documented = [...header.matchAll(/KEYS\[(\d+)s\+(\d+)\]/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+      const per = documented[0]![0];
+      expect(documented).toEqual(Array.from({ length: per }, (_, i) => [per, i + 1] as const));
+      expect(script.lua).toContain(`#KEYS / ${per}`);
+    },
+  );
+
+  test.each(scripts.filter((s) => s.numberOfKeys !== undefined).map((s) => [s.name, s.numberOfKeys!, s] as const))(
+    '%s documents exactly the %d KEYS its name declares, its ARGV and its output',
+    (_, numberOfKeys, script) => {
       const header = /^--\[\[([\s\S]*?)\]\]/.exec(script.lua)?.[1] ?? '';
       expect(header).toContain('Input:');
       expect(header).toContain('Output:');
       const documented = [...header.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
-      expect(new Set(documented)).toEqual(new Set(Array.from({ length: script.numberOfKeys }, (_, i) => i + 1)));
+      expect(new Set(documented)).toEqual(new Set(Array.from({ length: numberOfKeys }, (_, i) => i + 1)));
       const used = [...script.lua.slice(header.length).matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
-      expect(Math.max(...used)).toBe(script.numberOfKeys);
+      expect(Math.max(...used)).toBe(numberOfKeys);
       const argvUsed = new Set([...script.lua.slice(header.length).matchAll(/ARGV\[(\d+)\]/g)].map((m) => m[1]));
       for (const n of argvUsed) expect(header).toContain(`ARGV[${n}]`);
     },

@@ -1,7 +1,7 @@
 --[[
   The opening draw of a sale's waiting room: once starts_at has passed, gives the users of the
   pre-queue positions 1..P in the order of their random scores (a uniform shuffle), once. Users
-  who join from the opening on are already placed behind them (join-4.lua), and the pre-queue
+  who join from the opening on are already placed behind them (join-5.lua), and the pre-queue
   no longer grows.
 
   A million joiners took one script 2.5 s, during which Redis answered nobody (the buyers of every

@@ -6,7 +6,7 @@
   and must not be sold a second time.
 
   For each order given:
-  - Redis does not know it: its state goes into the states hash (purchase-3.lua's `created`
+  - Redis does not know it: its state goes into the states hash (purchase-N.lua's `created`
     entry cannot be re-added: stream ids only grow), a live one (reserved, paid) counts in
     ticket_sold_nums again (paid also in ticket_paid_nums) and becomes its user's live order,
     and a `restored` event goes on the stream, where the reaper and the audit find it.

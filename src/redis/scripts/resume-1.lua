@@ -1,6 +1,6 @@
 --[[
   Lets a sale sell again once its lost orders are restored (restore-4.lua): raises last_id to
-  at least the newest order id the caller knows (so purchase-3.lua no longer sees Redis as
+  at least the newest order id the caller knows (so purchase-N.lua no longer sees Redis as
   behind) and clears the recovering mark.
 
   Input:

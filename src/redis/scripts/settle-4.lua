@@ -4,7 +4,7 @@
   the user may buy again) exactly once; an order is never both paid and released, whichever
   of a payer and any number of reapers comes first. Every change is an event on the stream.
 
-  Where an order's state is: purchase-3.lua writes only the `created` entry, which means
+  Where an order's state is: purchase-N.lua writes only the `created` entry, which means
   "reserved until payBy". The states hash holds every order that left that state (and, once
   the reaper passed them, reserved orders without a deadline), so an order is its states entry
   if it has one, else its `created` entry.
@@ -68,7 +68,7 @@ end
 
 --- @include "includes/orders"
 
--- Appends an event to the stream; last_id follows the newest stream id (see purchase-3.lua).
+-- Appends an event to the stream; last_id follows the newest stream id (see purchase-N.lua).
 local function event(kind, id, user)
   local at = redis.call('XADD', KEYS[3], '*', 'event', kind, 'order', id, 'user', user)
   redis.call('HSET', KEYS[1], 'last_id', at)

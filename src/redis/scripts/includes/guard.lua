@@ -5,13 +5,14 @@
 -- is older than the newest id the caller saw (it is then marked recovering for every node),
 -- refuses every change until the reconciler has restored it (restore-4.lua, resume-1.lua).
 -- Needs includes/stream-ids (older). `lastId` and `recovering` are the sale hash's fields,
--- `seen` the caller's newest id ("0-0": none known).
-local function stopped(lastId, recovering, seen)
+-- `seen` the caller's newest id ("0-0": none known), `k` the index of the sale hash in KEYS
+-- (default 1; a script of several sales passes its own).
+local function stopped(lastId, recovering, seen, k)
   if recovering then
     return true
   end
   if seen ~= '0-0' and older(lastId or '0-0', seen) then
-    redis.call('HSET', KEYS[1], 'recovering', 'Redis lost writes: its newest order is ' .. (lastId or 'none') .. ', a node saw ' .. seen)
+    redis.call('HSET', KEYS[k or 1], 'recovering', 'Redis lost writes: its newest order is ' .. (lastId or 'none') .. ', a node saw ' .. seen)
     return true
   end
   return false
