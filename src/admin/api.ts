@@ -1,11 +1,13 @@
-/** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause and resume. */
+/** The admin API, served by the supervisor on its own port: create sales, read them, add stock, pause, resume and archive. */
 import { log } from '../log.ts';
 import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { dashboardRoutes, type Stream } from './dashboard.tsx';
 import { error } from '../http/errors.ts';
-import { readSale } from '../redis/sale.ts';
+import { archivedSale, readSale } from '../redis/sale.ts';
+import type { OrderDb } from '../orders/db.ts';
+import { archivedView, archiveRoutes } from './archive.ts';
 import { NAME_FIELD, PAID_FIELD, queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
 import { setQueue, type QueueSettings } from '../redis/queue.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
@@ -25,7 +27,7 @@ export interface AdminDeps {
   readonly book: SaleBook;
   readonly ports: readonly number[];
   /** Sync the local stock with Redis now (after stock was added, a sale created or resumed). */
-  readonly kick: () => void;
+  readonly kick: (sale: string) => void;
   readonly restarts: (worker: number) => number;
   /** The Prometheus text of this node's metrics (supervisor/metrics.ts). */
   readonly metrics?: () => Promise<string>;
@@ -37,6 +39,10 @@ export interface AdminDeps {
   readonly notReady?: () => Promise<string | undefined>;
   /** A new sale's waiting-room settings where `queue` leaves them out (SPIKE_QUEUE_ADMISSION, SPIKE_QUEUE_RATE). */
   readonly queueDefaults?: QueueSettings;
+  /** The order database (archiving checks it holds every order); none: nothing is archived. */
+  readonly db?: OrderDb;
+  /** A sale was archived here: let go of it and tell the other nodes. */
+  readonly archived?: (id: string) => void;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -170,6 +176,8 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     const sale = newSale(await jsonObject(c), deps.queueDefaults ?? { admissionMs: 120_000, admitPerSecond: 500 });
     if (typeof sale === 'string') return error(c, 400, 'bad_request', sale);
     const keys = saleKeys(sale.id);
+    if (await archivedSale(deps.redis, sale.id))
+      return error(c, 409, 'archived', `sale ${sale.id} was archived; its orders keep the id, so a new sale needs another`);
     if ((await deps.redis.hsetnx(keys.sale, TOTAL_FIELD, sale.total)) === 0)
       return error(c, 409, 'exists', `sale ${sale.id} exists; add stock with POST /sales/${sale.id}/stock`);
     const settings: (string | number)[] = [SOLD_FIELD, 0];
@@ -180,7 +188,7 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     if (sale.queue) await setQueue(deps.redis, queueKeys(sale.id), sale.queue);
     await deps.redis.sadd(SALES_KEY, sale.id);
     deps.book.add(sale.id);
-    deps.kick();
+    deps.kick(sale.id);
     logAction(c, deps, `created (${sale.total} tickets)`, sale.id);
     return c.json(await saleState(deps, sale.id), 201);
   });
@@ -207,7 +215,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
         'bad_request',
         `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${total}, so add at most ${MAX_TICKETS - total}`,
       );
-    deps.kick();
+    deps.kick(id);
     logAction(c, deps, `added ${add} tickets to`, id);
     return c.json(await saleState(deps, id));
   });
@@ -221,7 +229,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
       if (!(await readSale(deps.redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
       if (paused) await deps.redis.hset(keys.sale, 'paused', '1');
       else await deps.redis.hdel(keys.sale, 'paused');
-      deps.kick();
+      deps.kick(id);
       logAction(c, deps, paused ? 'paused' : 'resumed', id);
       return c.json(await saleState(deps, id));
     });
@@ -249,11 +257,20 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.json((await Promise.all(ids.map((id) => saleState(deps, id)))).filter(Boolean));
   });
   app.get('/sales/:id', async (c) => {
-    const sale = await saleState(deps, c.req.param('id'));
-    return sale ? c.json(sale) : error(c, 404, 'no_sale', `no sale ${c.req.param('id')}`);
+    const id = c.req.param('id');
+    const sale = await saleState(deps, id);
+    if (sale) return c.json(sale);
+    const archived = await archivedSale(deps.redis, id);
+    return archived ? c.json(archivedView(archived)) : error(c, 404, 'no_sale', `no sale ${id}`);
   });
   createRoute(app, deps);
   changeRoutes(app, deps);
+  archiveRoutes(app, {
+    redis: deps.redis,
+    db: deps.db,
+    archived: (id) => deps.archived?.(id),
+    logAction: (c, action, sale) => logAction(c, deps, action, sale),
+  });
   app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
     log.error(`[admin] ${err.stack ?? err.message}`);

@@ -12,12 +12,15 @@ const USAGE = `usage: bun run sale -- <command> [--json]
                                          with a waiting room when --queue is given
   add ID N                               N more tickets for sale ID
   pause ID | resume ID                   stop and restart a sale's sales
+  archive ID                             free a sale that sells no more: its orders stay in the
+                                         database, readable as before (GET /orders/:id)
   --json                                 the admin API's answer as JSON, for scripts
   --help                                 this text
 The admin API is SPIKE_ADMIN_URL (default http://127.0.0.1:SPIKE_ADMIN_PORT), the token SPIKE_ADMIN_TOKEN.`;
 
 interface SaleView {
   id: string;
+  archivedAt?: string;
   total: number;
   sold: number;
   paid: number;
@@ -33,6 +36,8 @@ interface SaleView {
 
 /** One line per sale. */
 function describe(sale: SaleView): string {
+  if ((sale.state as string) === 'archived')
+    return `${sale.id}: archived ${sale.archivedAt}: ${sale.sold} of ${sale.total} sold (${sale.paid} paid); its orders are in the database`;
   const state = STATE_WORDS[sale.state] ?? sale.state;
   const window = sale.startsAt || sale.endsAt ? ` (${sale.startsAt ?? '…'} to ${sale.endsAt ?? '…'})` : '';
   const queue = sale.queue ? `; waiting room: ${sale.queue.joined} joined, ${sale.queue.admitted} admitted` : '';
@@ -89,6 +94,7 @@ function request(command: string, args: string[], values: Record<string, string 
       return ['POST', `/sales/${sale()}/stock`, { add: Number(n) }];
     case 'pause':
     case 'resume':
+    case 'archive':
       need(1);
       return ['POST', `/sales/${sale()}/${command}`];
     default:

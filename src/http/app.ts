@@ -6,6 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
 import { getCookie } from 'hono/cookie';
 import { isOrderSecret, orderCookieName, orderFromCookie } from '../orders/secret.ts';
+import type { OrderStore } from '../orders/store.ts';
 import { error, RETRY_AFTER } from './errors.ts';
 import { caller, canonicalUser, queryUser, USER_RULE, type Who } from './identity.ts';
 import { Attempts, type AttemptLimit } from './attempts.ts';
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly worker: number;
   /** The sales this worker knows, by id. */
   readonly sale: (id: string) => SaleContext | undefined;
+  /** The order store of an archived sale (orders/archived.ts), by id. */
+  readonly archived?: (id: string) => OrderStore | undefined;
   /** The sale of a request without `?sale=`: the original's `ticket_hash_key`. */
   readonly defaultSale: string;
   /** Resolves when Redis answers; rejects otherwise. */
@@ -173,7 +176,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route(
     '/orders',
     orderRoutes({
-      store: (id) => deps.sale(id ?? deps.defaultSale)?.orders,
+      store: (id) => deps.sale(id ?? deps.defaultSale)?.orders ?? deps.archived?.(id ?? deps.defaultSale),
       who,
       maxBodyBytes: maxBody,
       isSecret: (sale, orderId, given) => isOrderSecret(orderKey, sale, orderId, given),

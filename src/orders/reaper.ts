@@ -5,9 +5,15 @@ import { expireDue } from './store.ts';
 import type { SaleGuard } from '../redis/guard.ts';
 import type { SaleKeys } from '../redis/keys.ts';
 
+/** A sale with reserved orders is visited at least this often, whatever its deadlines said (clocks drift). */
+const REVISIT_MS = 30_000;
+
 export interface ReaperOptions {
-  /** The sales to reap, as they stand at each pass, each with what the node knows of it (redis/guard.ts). */
-  readonly sales: () => readonly { readonly keys: SaleKeys; readonly guard: SaleGuard }[];
+  /**
+   * The sales to reap, as they stand at each pass, each with what the node knows of it
+   * (redis/guard.ts) and its reserved orders as of the last sync (none: it is visited each pass).
+   */
+  readonly sales: () => readonly { readonly keys: SaleKeys; readonly guard: SaleGuard; readonly reserved?: () => number }[];
   /** False while the node's Redis is down or just back and not yet checked for lost writes: no pass then. */
   readonly ready?: () => boolean;
   readonly intervalMs: number;
@@ -35,6 +41,8 @@ export class Reaper {
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<number> | undefined;
   #failing = false;
+  /** Per sale: its reserved orders, the next deadline and when it was last visited. */
+  readonly #visits = new Map<string, { reserved: number; nextDue: number; at: number }>();
 
   constructor(redis: Redis, options: ReaperOptions) {
     this.#redis = redis;
@@ -58,10 +66,13 @@ export class Reaper {
     let released = 0;
     try {
       if (this.#options.ready?.() === false) return 0;
-      for (const { keys, guard } of this.#options.sales()) {
+      for (const { keys, guard, reserved } of this.#options.sales()) {
+        const held = reserved?.();
+        if (held !== undefined && !this.#due(keys.sale, held)) continue;
         for (;;) {
           const startedAt = Date.now();
-          const { ids, users, more } = await expireDue(this.#redis, keys, batch, guard, this.#options.lateMs ?? 0);
+          const { ids, users, more, nextDue } = await expireDue(this.#redis, keys, batch, guard, this.#options.lateMs ?? 0);
+          if (held !== undefined) this.#visits.set(keys.sale, { reserved: held, nextDue, at: startedAt });
           released += ids.length;
           if (ids.length > 0)
             this.#options.onReleased?.(
@@ -78,6 +89,22 @@ export class Reaper {
       this.#failing = true;
     }
     return released;
+  }
+
+  /**
+   * Whether a sale needs a visit: it holds reserved orders, and one is due, new ones came, or it
+   * was not visited for a while. A sale without reserved orders costs nothing, however many there are.
+   */
+  #due(sale: string, reserved: number): boolean {
+    if (reserved === 0) return false;
+    const last = this.#visits.get(sale);
+    const now = Date.now();
+    return !last || last.reserved !== reserved || (last.nextDue > 0 && now >= last.nextDue) || now - last.at >= REVISIT_MS;
+  }
+
+  /** A restore may have put reserved orders back: visit every sale in the next pass. */
+  forget(): void {
+    this.#visits.clear();
   }
 
   async stop(): Promise<void> {

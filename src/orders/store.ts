@@ -144,8 +144,8 @@ export async function expireDue(
   max: number,
   guard: SaleGuard,
   lateMs = 0,
-): Promise<{ ids: string[]; users: string[]; more: boolean; stopped: boolean }> {
-  const [count, more, ...released] = await redis.settle(
+): Promise<{ ids: string[]; users: string[]; more: boolean; stopped: boolean; nextDue: number }> {
+  const [count, more, nextDue, ...released] = await redis.settle(
     ...keyList(keys),
     'expire',
     String(max),
@@ -155,10 +155,10 @@ export async function expireDue(
     String(guard.asked()),
     String(lateMs),
   );
-  if (Number(count) === SettleCode.Stopped) return { ids: [], users: [], more: false, stopped: true };
+  if (Number(count) === SettleCode.Stopped) return { ids: [], users: [], more: false, stopped: true, nextDue: 0 };
   const ids = released.filter((_, i) => i % 2 === 0).map(String);
   const users = released.filter((_, i) => i % 2 === 1).map(String);
-  return { ids, users, more: Number(more) === 1, stopped: false };
+  return { ids, users, more: Number(more) === 1, stopped: false, nextDue: Number(nextDue) || 0 };
 }
 
 /** What the order routes need of a sale's orders. */

@@ -51,7 +51,13 @@ async function start(init: Extract<ToWriter, { type: 'init' }>): Promise<void> {
     await db.close();
     throw error;
   }
-  const writer = new OrderWriter(redis, db, { sales: () => sales, consumer: init.consumer, shaving: init.shaving });
+  const writer = new OrderWriter(redis, db, {
+    sales: () => sales,
+    consumer: init.consumer,
+    shaving: init.shaving,
+    // Waits in Redis for new orders, well inside the connection's command timeout.
+    blockMs: Math.min(1000, Math.floor(init.redisTimeoutMs / 2)),
+  });
   writer.start();
   stop = async () => {
     await writer.stop();

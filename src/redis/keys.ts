@@ -79,6 +79,12 @@ export const OUTAGES_FIELD = 'outages';
 /** Every sale id, for all nodes to discover (a set of its own, outside every sale's hash slot). */
 export const SALES_KEY = 'spike:sales';
 
+/**
+ * Archived sales: id -> JSON of what remains to say of them (when, total, sold, paid, name).
+ * Their keys are gone; their orders are in the database. An archived id is never used again.
+ */
+export const ARCHIVED_KEY = 'spike:archived';
+
 /** A sale id: 1–64 characters of `[A-Za-z0-9_.:-]` (no braces: the id becomes a hash tag). */
 export const SALE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 

@@ -1,6 +1,7 @@
 /** The operations on a sale in Redis: create, reset, read, purchase. */
 import type { RedisClient as Redis } from './client.ts';
 import {
+  ARCHIVED_KEY,
   EPOCH_FIELD,
   keyList,
   LAST_ID_FIELD,
@@ -10,6 +11,7 @@ import {
   QUEUE_RATE_FIELD,
   queueKeys,
   RECOVERING_FIELD,
+  SALES_KEY,
   SOLD_FIELD,
   TOTAL_FIELD,
   type SaleKeys,
@@ -226,4 +228,32 @@ export async function ensureSale(redis: Redis, keys: SaleKeys, total: number, re
   const count = await readSale(redis, keys);
   if (!count) throw new Error(`sale ${keys.sale} vanished while it was being created`);
   return { ...count, created };
+}
+
+/** What is kept of an archived sale (ARCHIVED_KEY); its orders are in the database. */
+export interface ArchivedSale {
+  readonly id: string;
+  readonly archivedAt: number;
+  readonly name: string | null;
+  readonly total: number;
+  readonly sold: number;
+  readonly paid: number;
+}
+
+/**
+ * Archives a sale in Redis: its record first (so no node ever takes the id for a new sale), then
+ * it leaves the list of sales, then every key of it goes. The caller checked that the database
+ * holds all of its orders.
+ */
+export async function dropSale(redis: Redis, keys: SaleKeys, record: ArchivedSale): Promise<void> {
+  await redis.hset(ARCHIVED_KEY, keys.sale, JSON.stringify(record));
+  await redis.srem(SALES_KEY, keys.sale);
+  // One slot: every key carries the sale's hash tag (or is the bare id it tags).
+  await redis.del(...keyList(keys), keys.holds, ...waitingRoomKeys(keys.sale));
+}
+
+/** The record of an archived sale, or null. */
+export async function archivedSale(redis: Redis, id: string): Promise<ArchivedSale | null> {
+  const raw = await redis.hget(ARCHIVED_KEY, id);
+  return raw ? (JSON.parse(raw) as ArchivedSale) : null;
 }

@@ -321,6 +321,16 @@ export class LocalStock {
     Atomics.store(this.#cells, Global.Recovering, recovering ? 1 : 0);
   }
 
+  /** Reserved (sold, not yet paid) orders as of the last sync. */
+  reserved(): number {
+    return Math.max(0, Atomics.load(this.#cells, Global.Sold) - Atomics.load(this.#cells, Global.Paid));
+  }
+
+  /** Whether the last sync found the sale recovering lost orders. */
+  isRecovering(): boolean {
+    return Atomics.load(this.#cells, Global.Recovering) === 1;
+  }
+
   /** Orders by state as of the last sync (no Redis call): for the dashboard and the metrics. */
   orders(): { reserved: number; paid: number; cancelled: number; expired: number } {
     const paid = Atomics.load(this.#cells, Global.Paid);

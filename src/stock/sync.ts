@@ -4,50 +4,102 @@ import type { RedisClient as Redis } from '../redis/client.ts';
 import { readSale } from '../redis/sale.ts';
 import { localStockFor, lowWater, topUpTo, type RefillPolicy } from './refill.ts';
 import type { SaleBook, SaleEntry } from './sale-book.ts';
+import { SALES_CHANGED } from '../redis/changes.ts';
 
 export interface StockSyncOptions {
   /** How much local stock each worker gets (refill.ts). */
   readonly policy: RefillPolicy;
   readonly intervalMs: number;
+  /** How long a sale nothing was heard of may go unread (the slow full round, spread over the rounds). Default 10 s. */
+  readonly fullMs?: number;
   /**
    * The sale's Redis state went back in time (its newest order is older than one this node saw,
    * or a worker marked it recovering): its lost orders must be restored.
    */
   readonly onBehind?: (sale: string) => void;
+  /** A sale's newest order moved since the last read (the reconciler watches such sales closely). */
+  readonly onAdvanced?: (sale: string) => void;
+  /** This node changed `sale` (its workers sold, a release, an admin action): tell the other nodes. */
+  readonly publish?: (sale: string) => void;
+}
+
+/** What the sync remembers of a sale between rounds, to tell whether it must read it again. */
+interface Memo {
+  /** Its workers' sales plus its releases at the last read: a change means Redis changed. */
+  activity: number;
+  /** The next startsAt or endsAt after the last read (0: none): the sale opens or ends then. */
+  boundary: number;
+  lastId: string;
 }
 
 /**
- * Keeps the node's local stock in step with Redis. Every `intervalMs`, and at once when a worker
- * asks for a top-up or orders are released, for every sale:
+ * Keeps the node's local stock in step with Redis. A sale is read when something may have changed
+ * it: its workers sold or released, a worker asked for a top-up, an admin action, another node
+ * said so (redis/changes.ts), its start or end came, or it was recovering or missing; every
+ * other sale is read once every `fullMs`, a slice of them per round. So 1 000 idle sales cost a
+ * few hundred reads a second, not one per sale per round. A read:
  * - publishes total and sold for `GET /stock` (so that endpoint never calls Redis);
  * - sets the sold-out flag when nothing remains, clears it when tickets come back;
  * - tops up each worker that runs low to what remains plus the buffer, at most its local stock.
  * So a worker that sells nothing leaves its share to the others, and the sale ends with exactly
  * `total` sold while Redis sees about `total + buffer` buyers.
- * Each round also picks up sales registered in Redis by other nodes or the admin API.
+ * The full rounds also pick up sales registered in Redis by other nodes or the admin API.
  */
 export class StockSync {
   readonly #redis: Redis;
   readonly #book: SaleBook;
   readonly #options: StockSyncOptions;
+  readonly #fullMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #failing = false;
   readonly #missing = new Set<string>();
+  readonly #memo = new Map<string, Memo>();
+  /** Changed here (published after the read), and changed by another node (not published again). */
+  readonly #changedHere = new Set<string>();
+  readonly #changedThere = new Set<string>();
+  #everything = true;
+  #listChanged = false;
+  #lastDiscover = 0;
+  #cursor = 0;
 
   constructor(redis: Redis, book: SaleBook, options: StockSyncOptions) {
     this.#redis = redis;
     this.#book = book;
     this.#options = options;
+    this.#fullMs = options.fullMs ?? 10_000;
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => this.kick(), this.#options.intervalMs);
+    this.#timer ??= setInterval(() => void this.#run(), this.#options.intervalMs);
   }
 
-  /** Syncs now; a request during a sync runs one more right after it, never two at once. */
+  /** Reads every sale now (a new sale, an admin action, Redis back); a request during a round runs one more right after it. */
   kick(): Promise<void> {
+    this.#everything = true;
+    return this.#run();
+  }
+
+  /** Reads `sale` now: this node changed it (a top-up asked for, a release, an admin action). */
+  changed(sale: string): Promise<void> {
+    this.#changedHere.add(sale);
+    return this.#run();
+  }
+
+  /** This node changed the list of sales (it archived one): tell the other nodes to read it. */
+  saleListChanged(): void {
+    this.#options.publish?.(SALES_CHANGED);
+  }
+
+  /** Another node changed `sale` (SALES_CHANGED: the list of sales): read it in the next round. */
+  heard(sale: string): void {
+    // A sale this node does not know yet was created elsewhere: read the list of sales too.
+    if (sale === SALES_CHANGED || !this.#book.get(sale)) this.#listChanged = true;
+    if (sale !== SALES_CHANGED) this.#changedThere.add(sale);
+  }
+
+  #run(): Promise<void> {
     if (this.#running) {
       this.#again = true;
       return this.#running;
@@ -55,7 +107,7 @@ export class StockSync {
     this.#running = (async () => {
       do {
         this.#again = false;
-        await this.syncOnce();
+        await this.#round();
       } while (this.#again);
     })().finally(() => {
       this.#running = undefined;
@@ -64,19 +116,64 @@ export class StockSync {
   }
 
   /** One round over every sale. A Redis failure is reported once and leaves the flags as they were. */
-  async syncOnce(): Promise<void> {
+  syncOnce(): Promise<void> {
+    return this.kick();
+  }
+
+  async #round(): Promise<void> {
+    const everything = this.#everything;
+    this.#everything = false;
+    const here = new Set(this.#changedHere);
+    const there = new Set(this.#changedThere);
+    this.#changedHere.clear();
+    this.#changedThere.clear();
     try {
-      await this.#book.discover(this.#redis);
-      await Promise.all(this.#book.all().map((sale) => this.#syncSale(sale)));
+      const now = Date.now();
+      if (everything || this.#listChanged || now - this.#lastDiscover >= this.#fullMs) {
+        this.#listChanged = false;
+        this.#lastDiscover = now;
+        await this.#book.discover(this.#redis);
+      }
+      const due = everything ? this.#book.all() : this.#due(here, there, now);
+      await Promise.all(due.map((sale) => this.#syncSale(sale)));
+      for (const sale of due) if (here.has(sale.id)) this.#options.publish?.(sale.id);
       this.#failing = false;
     } catch (error) {
+      // Read again next round: what was asked for is not lost with a failed round.
+      for (const id of here) this.#changedHere.add(id);
+      for (const id of there) this.#changedThere.add(id);
+      this.#everything ||= everything;
       if (!this.#failing) log.warn(`[sync] cannot read the stock: ${error instanceof Error ? error.message : error}`);
       this.#failing = true;
     }
   }
 
-  async #syncSale({ id, keys, stock, queue }: SaleEntry): Promise<void> {
+  /** The sales to read this round; those whose own workers sold join `here`, to be told to the other nodes. */
+  #due(here: Set<string>, there: Set<string>, now: number): SaleEntry[] {
+    const all = this.#book.all();
+    const slice = Math.ceil((all.length * this.#options.intervalMs) / this.#fullMs);
+    const swept = new Set<SaleEntry>();
+    for (let i = 0; i < Math.min(slice, all.length); i++) swept.add(all[(this.#cursor + i) % all.length]!);
+    this.#cursor = all.length ? (this.#cursor + slice) % all.length : 0;
+    return all.filter((sale) => {
+      const memo = this.#memo.get(sale.id);
+      if (memo && activity(sale) !== memo.activity) here.add(sale.id);
+      return (
+        !memo ||
+        here.has(sale.id) ||
+        there.has(sale.id) ||
+        swept.has(sale) ||
+        (memo.boundary > 0 && now >= memo.boundary) ||
+        this.#missing.has(sale.id) ||
+        sale.stock.isRecovering()
+      );
+    });
+  }
+
+  async #syncSale(sale: SaleEntry): Promise<void> {
+    const { id, keys, stock, queue } = sale;
     const releases = stock.releases();
+    const before = activity(sale);
     const count = await readSale(this.#redis, keys);
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
@@ -86,6 +183,11 @@ export class StockSync {
       return;
     }
     this.#missing.delete(id);
+    const previous = this.#memo.get(id);
+    if (previous && previous.lastId !== count.lastId) this.#options.onAdvanced?.(id);
+    const now = Date.now();
+    const boundary = [count.startsAt, count.endsAt].filter((t) => t > now).sort((a, b) => a - b)[0] ?? 0;
+    this.#memo.set(id, { activity: before, boundary, lastId: count.lastId });
     if (count.recovering || stock.sawNewerThan(count.lastId)) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
     // Before any refill: a sale that needs an admission must never sell without one.
@@ -115,4 +217,11 @@ export class StockSync {
     this.#timer = undefined;
     await this.#running;
   }
+}
+
+/** What a sale's workers did that changes Redis: their sales and the releases they noted. */
+function activity({ stock }: SaleEntry): number {
+  let n = stock.releases();
+  for (let worker = 0; worker < stock.workers; worker++) n += stock.sales(worker);
+  return n;
 }

@@ -4,6 +4,7 @@ import { startBackgroundWriter, type BackgroundWriter } from '../orders/backgrou
 import { join, resolve } from 'node:path';
 import type { OrderDb } from '../orders/db.ts';
 import { Journal, newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
+import { ArchivedOrders } from '../orders/archived.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
@@ -15,6 +16,7 @@ import { RedisWatch } from './redis-watch.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import type { RefillPolicy } from '../stock/refill.ts';
 import { SaleBook, type SaleEntry } from '../stock/sale-book.ts';
+import { SaleChanges } from '../redis/changes.ts';
 import { StockSync } from '../stock/sync.ts';
 import type { RedisStep } from './redis-step.ts';
 import type { Stack } from './stack.ts';
@@ -38,6 +40,9 @@ export interface Sales {
   readonly watch: RedisWatch;
   /** What the node tells the scripts that change sale `id` (redis/guard.ts). */
   readonly guard: (id: string) => SaleGuard;
+  /** The orders of archived sales, from the database. */
+  readonly archivedOrders: ArchivedOrders;
+  readonly db: OrderDb | undefined;
 }
 
 /** The refill policy `config` asks for. */
@@ -50,7 +55,7 @@ export const refillPolicy = (config: Config): RefillPolicy => ({
 /**
  * The sales this node serves (the default one and those registered in Redis), checked for lost
  * writes before any worker sells, then kept in step with Redis by the sync. `onAdded` hears of
- * every sale added later (admin API, another node).
+ * every sale added later (admin API, another node), `onRemoved` of every sale archived.
  */
 export async function startSales(
   config: Config,
@@ -58,11 +63,12 @@ export async function startSales(
   db: OrderDb | undefined,
   stack: Stack,
   say: (line: string) => void,
-  onAdded: (entry: SaleEntry) => void,
+  listeners: { onAdded: (entry: SaleEntry) => void; onRemoved: (id: string) => void },
 ): Promise<Sales> {
-  const book = new SaleBook({ workers: config.ports.length, onAdded });
+  const book = new SaleBook({ workers: config.ports.length, ...listeners });
   book.add(DEFAULT_SALE);
   // A failure here (a cluster mid-failover) only delays a sale to the sync's next round.
+  await book.loadArchived(redis).catch(() => {});
   await book.discover(redis).catch(() => {});
   const journal = journalDir(config);
   // After a restart of the node its memory of the newest orders is the journal's: a Redis older
@@ -75,9 +81,13 @@ export async function startSales(
     asked: () => health.redisNow(),
   });
   let sync: StockSync | undefined;
-  const watched = () => book.all().map((entry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() }));
+  const watched = (entry: SaleEntry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() });
   const reconciler = new Reconciler(redis, db, {
-    sales: watched,
+    sales: () => book.all().map(watched),
+    sale: (id) => {
+      const entry = book.get(id);
+      return entry && watched(entry);
+    },
     payWindowMs: config.payWindowMs,
     intervalMs: RECONCILE_MS,
     say,
@@ -87,22 +97,33 @@ export async function startSales(
   await reconciler.checkAll();
   reconciler.start();
   stack.defer(() => reconciler.stop());
+  const changes = new SaleChanges(redis, config.nodeId);
   sync = new StockSync(redis, book, {
     policy: refillPolicy(config),
     intervalMs: config.syncMs,
     onBehind: (id) => void reconciler.check(id),
+    onAdvanced: (id) => reconciler.watchClosely(id),
+    publish: (id) => changes.publish(id),
   });
+  const synced = sync;
+  changes.start((id) => synced.heard(id));
+  stack.defer(() => changes.stop());
   await sync.syncOnce();
   sync.start();
   stack.defer(() => sync.stop());
   const watch = startWatch(redis, health, described, { book, reconciler, sync }, stack);
-  const queueSales = () => book.all().map((entry) => ({ id: entry.id, board: entry.queue, seen: () => entry.stock.seen() }));
+  // Only the sales with a waiting room: a round over the others would cost for nothing.
+  const queueSales = () =>
+    book
+      .all()
+      .filter((entry) => entry.queue.isQueued())
+      .map((entry) => ({ id: entry.id, board: entry.queue, seen: () => entry.stock.seen() }));
   const admission = new Admission(redis, queueSales, config.syncMs, () => watch.ready());
   await admission.tick();
   admission.start();
   stack.defer(() => admission.stop());
   if (db) prune(journal, db, stack);
-  return { book, sync, reconciler, admission, health, watch, guard };
+  return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db };
 }
 
 /** Deletes, every few minutes, the journal segments the database holds in full. */
@@ -187,7 +208,12 @@ export function startReaper(
   const journal = new Journal(journalDir(config), 'reaper');
   stack.defer(async () => journal.close());
   const reaper = new Reaper(redis, {
-    sales: () => book.all().map((entry) => ({ keys: entry.keys, guard: guard(entry.id) })),
+    // Only the sales holding reserved orders (as of the last sync): the others have nothing to expire.
+    sales: () =>
+      book
+        .all()
+        .filter((entry) => entry.stock.reserved() > 0)
+        .map((entry) => ({ keys: entry.keys, guard: guard(entry.id), reserved: () => entry.stock.reserved() })),
     ready: () => watch.ready(),
     intervalMs: config.reapMs,
     // Well inside the command's own timeout, so a call either acts and is answered, or does nothing.
@@ -195,7 +221,7 @@ export function startReaper(
     onReleased: (keys, released, startedAt) => {
       book.get(keys.sale)?.stock.noteRelease();
       journal.append(released.map(({ orderId, user }) => ({ sale: keys.sale, kind: 'expired', orderId, user, port: 0, window: 0 })));
-      void sync.kick();
+      void sync.changed(keys.sale);
       onExpired?.(keys.sale, released, startedAt, Date.now());
     },
   });

@@ -22,7 +22,7 @@ import { WorkerPool } from './worker-pool.ts';
 export async function startWorkers(
   config: Config,
   { target, redis }: RedisStep,
-  { book, sync, health }: Sales,
+  { book, sync, health, archivedOrders }: Sales,
   requests: RequestStats,
   stack: Stack,
   say: (line: string) => void,
@@ -32,6 +32,8 @@ export async function startWorkers(
     ports: config.ports,
     host: config.host,
     sales: () => book.all().map((entry) => ({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer })),
+    archived: () => book.archived(),
+    archivedOrder: (sale, query) => archivedOrders.find(sale, query),
     defaultSale: DEFAULT_SALE,
     redis: target,
     redisTimeoutMs: config.redisTimeoutMs,
@@ -51,8 +53,8 @@ export async function startWorkers(
     health: health.buffer,
     journalDir: journalDir(config),
     requests: requests.buffer,
-    onTopUp: () => void sync.kick(),
-    onReleased: () => void sync.kick(),
+    onTopUp: (_, sale) => void sync.changed(sale),
+    onReleased: (sale) => void sync.changed(sale),
     say,
     onFatal: (message) => onFatal(new Error(message)),
   });
@@ -97,7 +99,7 @@ export function startTelemetry(
 export function startAdmin(
   config: Config,
   { redis, problem, restarts: redisRestarts }: RedisStep,
-  { book, sync, admission, health }: Sales,
+  { book, sync, admission, health, db }: Sales,
   { pool, writer, telemetry }: { pool: WorkerPool; writer: BackgroundWriter | undefined; telemetry: Telemetry },
   stack: Stack,
   say: (line: string) => void,
@@ -133,9 +135,9 @@ export function startAdmin(
     redis,
     book,
     ports: config.ports,
-    kick: () => {
-      // A new or changed sale: its stock and waiting room now, not at the next period.
-      void sync.kick().then(() => admission.tick());
+    kick: (sale) => {
+      // A new or changed sale: its stock and waiting room now (and on the other nodes), not at the next period.
+      void sync.changed(sale).then(() => admission.tick());
     },
     restarts: (i) => pool.restarts(i),
     notReady,
@@ -143,6 +145,11 @@ export function startAdmin(
     stream: (send) => telemetry.subscribe(send),
     metricsToken: config.metricsToken,
     queueDefaults: { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate },
+    db,
+    archived: (id) => {
+      book.remove(id);
+      sync.saleListChanged();
+    },
   });
   let server: ReturnType<typeof Bun.serve>;
   try {

@@ -3,6 +3,8 @@ import type { RedisTarget } from '../redis/client.ts';
 import type { Rotation } from '../http/stat-log.ts';
 import type { AttemptLimit } from '../http/attempts.ts';
 import type { ClientKeyOptions } from '../http/client-key.ts';
+import type { ArchivedQuery } from '../orders/archived.ts';
+import type { Order } from '../orders/model.ts';
 
 /** A sale's local stock buffer, shared by the supervisor and every worker. */
 export interface SaleBuffer {
@@ -51,14 +53,22 @@ export type ToWorker =
       readonly workers: number;
       readonly port: number;
       readonly sales: readonly SaleBuffer[];
+      /** Archived sales: their orders are asked of the supervisor. */
+      readonly archived: readonly string[];
     } & WorkerSettings)
   /** A sale was added after the worker started. */
   | ({ readonly type: 'sale' } & SaleBuffer)
+  /** A sale was archived: let go of it; its orders are asked of the supervisor from now on. */
+  | { readonly type: 'archived'; readonly id: string }
+  /** The answer to an `archivedOrder` request. */
+  | { readonly type: 'archivedAnswer'; readonly request: number; readonly order: Order | null; readonly failed?: string }
   /** Stop accepting, finish in-flight requests, flush the log, close Redis, then answer `stopped`. */
   | { readonly type: 'stop' };
 
 export type FromWorker =
   | { readonly type: 'listening'; readonly worker: number; readonly port: number }
+  /** An order of an archived sale, from the database. */
+  | { readonly type: 'archivedOrder'; readonly request: number; readonly sale: string; readonly query: ArchivedQuery }
   /** The worker could not start (e.g. its port is taken); restarting it would not help. */
   | { readonly type: 'fatal'; readonly worker: number; readonly message: string }
   /** A sale's local stock is low (or out) while the sale is not sold out: please top me up now. */

@@ -63,10 +63,17 @@ export async function startSupervisor(
     const db = await openDatabase(config, stack, say);
     let pool: WorkerPool | undefined;
     let writer: BackgroundWriter | undefined;
-    const sales = await startSales(config, redisStep, db, stack, say, (entry) => {
-      // A sale added later (admin API, another node) reaches the running workers at once.
-      pool?.addSale({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer });
-      writer?.setSales(sales.book.all().map((e) => e.id));
+    const sales = await startSales(config, redisStep, db, stack, say, {
+      onAdded: (entry) => {
+        // A sale added later (admin API, another node) reaches the running workers at once.
+        pool?.addSale({ id: entry.id, buffer: entry.stock.buffer, queue: entry.queue.buffer });
+        writer?.setSales(sales.book.all().map((e) => e.id));
+      },
+      onRemoved: (id) => {
+        // An archived sale: its orders are read from the database from now on.
+        pool?.archiveSale(id);
+        writer?.setSales(sales.book.all().map((e) => e.id));
+      },
     });
     const requests = RequestStats.create(config.ports.length);
     pool = await startWorkers(config, redisStep, sales, requests, stack, say, onFatal);

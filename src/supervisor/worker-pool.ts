@@ -2,11 +2,17 @@
 import { log } from '../log.ts';
 import { ConfigError } from '../config.ts';
 import type { FromWorker, SaleBuffer, ToWorker, WorkerSettings } from './messages.ts';
+import type { ArchivedQuery } from '../orders/archived.ts';
+import type { Order } from '../orders/model.ts';
 
 export interface WorkerPoolOptions extends WorkerSettings {
   readonly ports: readonly number[];
   /** The sales' buffers as they stand now (a restarted worker gets them all). */
   readonly sales: () => readonly SaleBuffer[];
+  /** The archived sales as they stand now. */
+  readonly archived: () => readonly string[];
+  /** An order of an archived sale, from the database. */
+  readonly archivedOrder: (sale: string, query: ArchivedQuery) => Promise<Order | null>;
   readonly onTopUp: (worker: number, sale: string) => void;
   /** A worker released a ticket of `sale` (a cancel, a payment too late). */
   readonly onReleased: (sale: string) => void;
@@ -79,9 +85,52 @@ export class WorkerPool {
     for (const slot of this.#slots) slot.thread?.postMessage({ type: 'sale', ...sale } satisfies ToWorker);
   }
 
+  /** Tells every live worker that a sale was archived. */
+  archiveSale(id: string): void {
+    for (const slot of this.#slots) slot.thread?.postMessage({ type: 'archived', id } satisfies ToWorker);
+  }
+
   /** Resolves when worker `i` listens again after its latest (re)start. */
   listening(i: number): Promise<void> {
     return this.#slots[i]!.listening.promise;
+  }
+
+  /** What worker `i` says: it listens, a sale runs low or released a ticket, an archived order, it stopped or cannot start. */
+  #onMessage(i: number, thread: Worker, message: FromWorker): void {
+    const slot = this.#slots[i]!;
+    const port = this.#options.ports[i]!;
+    switch (message.type) {
+      case 'listening':
+        this.#options.say(`worker ${i} listening on http://${this.#options.host}:${port}`);
+        slot.up = true;
+        slot.listening.resolve();
+        break;
+      case 'topUp':
+        this.#options.onTopUp(i, message.sale);
+        break;
+      case 'released':
+        this.#options.onReleased(message.sale);
+        break;
+      case 'archivedOrder':
+        this.#options.archivedOrder(message.sale, message.query).then(
+          (order) => thread.postMessage({ type: 'archivedAnswer', request: message.request, order } satisfies ToWorker),
+          (cause: unknown) =>
+            thread.postMessage({
+              type: 'archivedAnswer',
+              request: message.request,
+              order: null,
+              failed: String(cause),
+            } satisfies ToWorker),
+        );
+        break;
+      case 'fatal':
+        slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}; is the port in use? choose free ports`));
+        this.#options.onFatal(message.message);
+        break;
+      case 'stopped':
+        slot.stopped?.resolve();
+        break;
+    }
   }
 
   #spawn(i: number): void {
@@ -90,29 +139,7 @@ export class WorkerPool {
     const thread = new Worker(WORKER_URL);
     slot.thread = thread;
     slot.startedAt = Date.now();
-    thread.addEventListener('message', (event: MessageEvent<FromWorker>) => {
-      const message = event.data;
-      switch (message.type) {
-        case 'listening':
-          this.#options.say(`worker ${i} listening on http://${this.#options.host}:${port}`);
-          slot.up = true;
-          slot.listening.resolve();
-          break;
-        case 'topUp':
-          this.#options.onTopUp(i, message.sale);
-          break;
-        case 'released':
-          this.#options.onReleased(message.sale);
-          break;
-        case 'fatal':
-          slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}; is the port in use? choose free ports`));
-          this.#options.onFatal(message.message);
-          break;
-        case 'stopped':
-          slot.stopped?.resolve();
-          break;
-      }
-    });
+    thread.addEventListener('message', (event: MessageEvent<FromWorker>) => this.#onMessage(i, thread, event.data));
     thread.addEventListener('error', (event) => {
       log.error(`[worker ${i} :${port}] crashed: ${event.message}`);
     });
@@ -134,8 +161,18 @@ export class WorkerPool {
         if (!this.#stopping) this.#spawn(i);
       }, delay);
     });
-    const { ports, sales, onTopUp: _topUp, onReleased: _released, say: _say, onFatal: _fatal, ...settings } = this.#options;
-    const init: ToWorker = { type: 'init', worker: i, workers: ports.length, port, sales: sales(), ...settings };
+    const {
+      ports,
+      sales,
+      archived,
+      archivedOrder: _order,
+      onTopUp: _topUp,
+      onReleased: _released,
+      say: _say,
+      onFatal: _fatal,
+      ...settings
+    } = this.#options;
+    const init: ToWorker = { type: 'init', worker: i, workers: ports.length, port, sales: sales(), archived: archived(), ...settings };
     thread.postMessage(init);
   }
 

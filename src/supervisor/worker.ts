@@ -7,6 +7,8 @@ import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { Journal, journaling } from '../orders/journal.ts';
 import { redisOrderStore, releasing, type OrderStore } from '../orders/store.ts';
+import { archivedStore, type ArchivedQuery } from '../orders/archived.ts';
+import type { Order } from '../orders/model.ts';
 import { log as logLine } from '../log.ts';
 import { PurchaseBatcher, type BatchedSale } from '../redis/purchase-batcher.ts';
 import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
@@ -31,6 +33,31 @@ let purchaseClient: Redis | undefined;
 const LATE_ANSWER_MS = 60_000;
 let stopping = false;
 const sales = new Map<string, SaleContext>();
+/** Archived sales: their orders come from the supervisor, which reads the database. */
+const archived = new Map<string, OrderStore>();
+const asked = new Map<number, PromiseWithResolvers<Order | null>>();
+let nextRequest = 0;
+
+/** An order of an archived sale, asked of the supervisor; fails after 5 s (a 503 to the buyer). */
+function askArchived(sale: string, query: ArchivedQuery): Promise<Order | null> {
+  const request = ++nextRequest;
+  const answer = Promise.withResolvers<Order | null>();
+  asked.set(request, answer);
+  const timer = setTimeout(() => answer.reject(new Error('the supervisor did not answer in 5 s')), 5000);
+  send({ type: 'archivedOrder', request, sale, query });
+  return answer.promise.finally(() => {
+    clearTimeout(timer);
+    asked.delete(request);
+  });
+}
+
+function archive(id: string): void {
+  sales.delete(id);
+  archived.set(
+    id,
+    archivedStore(id, (query) => askArchived(id, query)),
+  );
+}
 
 /** What every sale of this worker shares: the Redis clients and the journal. */
 interface Shared {
@@ -136,11 +163,13 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   );
   const shared: Shared = { init, client, purchases: purchaseClient, journal, batcher };
   for (const sale of init.sales) addSale(shared, sale);
+  for (const id of init.archived) archive(id);
   addLater = (sale) => addSale(shared, sale);
   const appDeps: AppDeps = {
     port,
     worker,
     sale: (id) => sales.get(id),
+    archived: (id) => archived.get(id),
     defaultSale: init.defaultSale,
     // Ready means both clients reach Redis: purchases go through a connection of their own.
     ping: () => Promise.all([client.ping(), shared.purchases.ping()]),
@@ -220,6 +249,12 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
     void start(message);
   } else if (message.type === 'sale') {
     addLater?.(message);
+  } else if (message.type === 'archived') {
+    archive(message.id);
+  } else if (message.type === 'archivedAnswer') {
+    const answer = asked.get(message.request);
+    if (message.failed) answer?.reject(new Error(message.failed));
+    else answer?.resolve(message.order);
   } else if (message.type === 'stop') {
     void stop(index);
   }

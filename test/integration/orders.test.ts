@@ -100,7 +100,7 @@ describe('an order', () => {
     const id = await buy(app, 'carol');
     await Bun.sleep(150);
     expect(await json(await post(app, `/orders/${id}/pay?user=carol`))).toMatchObject({ status: 409, body: { error: 'expired' } });
-    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], users: [], more: false, stopped: false });
+    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], users: [], more: false, stopped: false, nextDue: 0 });
     expect(await readSale(client, keys)).toMatchObject({ total: 5, sold: 0 });
     expect((await readOrder(client, keys, id))?.state).toBe('expired');
   });

@@ -51,7 +51,7 @@ describe('a sale Redis lost writes of', () => {
     // Stopped for everyone now, even a caller that saw nothing newer.
     expect(await settle(client, keys, 'cancel', id, 'ann', NO_GUARD)).toEqual({ code: SettleCode.Stopped });
     await Bun.sleep(5);
-    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], users: [], more: false, stopped: true });
+    expect(await expireDue(client, keys, 100, NO_GUARD)).toEqual({ ids: [], users: [], more: false, stopped: true, nextDue: 0 });
     // A read is refused too: an order Redis lost would read "no such order" until restored.
     expect(readOrder(client, keys, id, NO_GUARD)).rejects.toThrow(SaleStoppedError);
     expect(await client.xlen(keys.orders)).toBe(1);
@@ -92,9 +92,12 @@ describe('a payment deadline across a Redis outage', () => {
     await Bun.sleep(400);
     // An outage that began 350 ms ago (while the order could still be paid) and ended now: 350 ms back.
     const outage = guard('0-0', 'test-1:350:0');
-    expect(await expireDue(client, keys, 100, outage)).toEqual({ ids: [], users: [], more: false, stopped: false });
+    const reaped = await expireDue(client, keys, 100, outage);
+    expect(reaped).toMatchObject({ ids: [], users: [], more: false, stopped: false });
     const order = await readOrder(client, keys, id);
     expect(order!.payBy! - order!.createdAt).toBeGreaterThanOrEqual(300 + 340);
+    // The reaper is told when to come back: the moved deadline, not the first one.
+    expect(reaped.nextDue).toBe(order!.payBy!);
     expect(await settle(client, keys, 'pay', id, 'ann', NO_GUARD)).toEqual({ code: SettleCode.Done, state: 'paid' });
   });
 

@@ -54,9 +54,11 @@
       { -6, "" }           no such order
       { -7, "" }           the order belongs to another user (or is anonymous, and ARGV[3] is not "*")
     expire:
-      { n, more, id1, user1, ..., idn, usern } the orders released as expired, each with its
-                           user ("" anonymous); more = 1 when the walk stopped at ARGV[2]
-                           entries, not at an order still due later
+      { n, more, next, id1, user1, ..., idn, usern } the orders released as expired, each
+                           with its user ("" anonymous); more = 1 when the walk stopped at
+                           ARGV[2] entries, not at an order still due later; next = the
+                           deadline (ms, Redis' clock) of that order, 0 when no order waits
+                           for one: the reaper need not come back before it
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
@@ -107,13 +109,14 @@ end
 if action == 'expire' then
   local late = tonumber(ARGV[7]) or 0
   if asked > 0 and late > 0 and now - asked > late then
-    return { 0, 0 }
+    return { 0, 0, 0 }
   end
   local budget = tonumber(ARGV[2])
   local start = redis.call('HGET', KEYS[1], 'reaped_to')
   local cursor = start
-  local out = { 0, 0 }
+  local out = { 0, 0, 0 }
   local due = true
+  local nextDue = 0
   while due and budget > 0 do
     local entries = redis.call('XRANGE', KEYS[3], cursor and ('(' .. cursor) or '-', '+', 'COUNT', math.min(budget, 100))
     if #entries == 0 then
@@ -150,7 +153,7 @@ if action == 'expire' then
             out[#out + 1] = id
             out[#out + 1] = o.user
           else
-            due = false
+            due, nextDue = false, deadlineOf(id, o)
             break
           end
         end
@@ -162,8 +165,9 @@ if action == 'expire' then
   if cursor ~= start then
     redis.call('HSET', KEYS[1], 'reaped_to', cursor)
   end
-  out[1] = (#out - 2) / 2
+  out[1] = (#out - 3) / 2
   out[2] = (due and budget == 0) and 1 or 0
+  out[3] = nextDue
   return out
 end
 
