@@ -142,11 +142,6 @@ function fallbacks(app: Hono, port: number): void {
 /** Builds a worker's app: the purchase path (purchase.ts), the order routes, /stock, /healthz. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  // Every answer of the app says nosniff (the prebuilt hot-path answers carry it in JSON_HEADERS).
-  app.use(async (c, next) => {
-    await next();
-    c.res.headers.set('X-Content-Type-Options', 'nosniff');
-  });
   const maxBody = deps.maxBodyBytes ?? 4096;
   const orderKey = deps.orderKey ?? ownOrderKey();
   const signed = Boolean(deps.jwtSecret);
@@ -185,5 +180,24 @@ export function createApp(deps: AppDeps): Hono {
     }),
   );
   fallbacks(app, deps.port);
+  return withNosniff(app);
+}
+
+/**
+ * Every answer of the app says nosniff. Set on the way out, not by a middleware: a middleware
+ * wraps every route's handler in Hono's compose, and cost the purchase path about a quarter of its
+ * req/s (one worker under wrk: ~13 600 with it, ~18 000 without).
+ * The prebuilt hot-path answers carry it already (JSON_HEADERS).
+ */
+function withNosniff(app: Hono): Hono {
+  const fetch = app.fetch;
+  const mark = (res: Response) => {
+    if (!res.headers.has('X-Content-Type-Options')) res.headers.set('X-Content-Type-Options', 'nosniff');
+    return res;
+  };
+  app.fetch = (request, env, ctx) => {
+    const res = fetch(request, env, ctx);
+    return res instanceof Response ? mark(res) : res.then(mark);
+  };
   return app;
 }
