@@ -4,7 +4,19 @@
  * in the same run, checking the sale's invariants after each phase.
  */
 import { wrk } from './lib/load.ts';
-import { baselines, durabilityPhases, oneWorker, originalRuns, scaling, spikes, waitingRoom, type Bench, type Size } from './lib/phases.ts';
+import {
+  baselines,
+  durabilityPhases,
+  idleSales,
+  oneWorker,
+  originalRuns,
+  scaling,
+  spikes,
+  waitingRoom,
+  type Bench,
+  type Size,
+} from './lib/phases.ts';
+import type { IdleCost } from './lib/idle.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
 import { runMicro } from './micro.ts';
@@ -35,6 +47,7 @@ const SIZE: Size = quick
       crowdUsers: 40_000,
       connections: [1000],
       sales: [1, 10],
+      idleSeconds: 3,
     }
   : {
       warmSeconds: 2,
@@ -48,6 +61,7 @@ const SIZE: Size = quick
       crowdUsers: 1_000_000,
       connections: [1000, 10_000],
       sales: [1, 10, 100],
+      idleSeconds: 10,
     };
 
 const say = (line: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -58,6 +72,7 @@ async function main(): Promise<number> {
   const system = await startSystem(say);
   const phases: Phase[] = [];
   const memory = { warmMiB: 0, afterSpikeMiB: 0 };
+  const idle: IdleCost[] = [];
   let micro: Awaited<ReturnType<typeof runMicro>> = [];
   let failed: Error | undefined;
   const bench: Bench = {
@@ -65,6 +80,8 @@ async function main(): Promise<number> {
     size: SIZE,
     say,
     memory,
+    idle,
+    phase: (id) => phases.find((p) => p.id === id),
     record: (phase) => {
       const base = phase.baseline ? phases.find((p) => p.id === phase.baseline) : undefined;
       const full: Phase = { ...phase, ratio: base ? phase.result.rps / base.result.rps : 1 };
@@ -80,7 +97,7 @@ async function main(): Promise<number> {
     micro = await runMicro(system.redisUrl, json || quick);
     say(`warm-up, not measured: ${SIZE.warmSeconds} s of wrk on the baselines, then on every worker buying and answering sold out`);
     await warmUp(system, SIZE.warmSeconds);
-    for (const group of [baselines, originalRuns, oneWorker, spikes, waitingRoom, scaling, durabilityPhases]) await group(bench);
+    for (const group of [baselines, originalRuns, oneWorker, spikes, waitingRoom, scaling, idleSales, durabilityPhases]) await group(bench);
   } catch (error) {
     failed = error instanceof Error ? error : new Error(String(error));
   } finally {
@@ -95,6 +112,7 @@ async function main(): Promise<number> {
     micro,
     phases,
     memory,
+    idle,
     failed: failed?.message,
   };
   const paths = writeReport(report);

@@ -7,6 +7,7 @@ import { DEFAULT_SALE, PAID_FIELD, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { checkSale, readSale } from './check.ts';
 import { snapshot, split, type CpuSplit } from './cpu.ts';
 import { durability, waitCost } from './durability.ts';
+import { measureIdle, type IdleCost } from './idle.ts';
 import { ab, crowd, wrk, type LoadResult } from './load.ts';
 import type { Phase } from './report.ts';
 import type { System } from './system.ts';
@@ -24,6 +25,8 @@ export interface Size {
   readonly crowdUsers: number;
   readonly connections: readonly number[];
   readonly sales: readonly number[];
+  /** How long each idle measurement lasts (lib/idle.ts). */
+  readonly idleSeconds: number;
 }
 
 export interface Bench {
@@ -31,6 +34,8 @@ export interface Bench {
   readonly size: Size;
   readonly say: (line: string) => void;
   readonly memory: { warmMiB: number; afterSpikeMiB: number };
+  readonly idle: IdleCost[];
+  phase(id: string): Phase | undefined;
   record(phase: Omit<Phase, 'ratio'>): Phase;
 }
 
@@ -42,7 +47,7 @@ export interface Bench {
 export async function withProgress<T>(
   b: Bench,
   label: string,
-  source: 'workers' | 'baseline' | string[],
+  source: 'workers' | 'baseline' | 'durable' | string[],
   run: () => Promise<T>,
 ): Promise<T> {
   const read = async () => {
@@ -138,8 +143,30 @@ export async function originalRuns(b: Bench): Promise<void> {
 }
 
 /** One worker under wrk: the purchase path, the sold-out path, and the sold-out path through nginx. */
+/**
+ * The anchor of the purchase path: Bun + ioredis, one auto-pipelined Lua call per request doing
+ * the same checks, count and XADD on the same Redis (appendfsync always), one process like one worker.
+ */
+async function durableBaseline(b: Bench): Promise<Phase> {
+  const { system, size } = b;
+  b.say('wrk: the durable baseline (Bun + ioredis, one Lua call per request; no local stock, no batching)');
+  await system.aofQuiet();
+  const durable = await withProgress(b, 'durable baseline', 'durable', () =>
+    withCpu(system, system.durablePid, () => wrk(system.durableUrl, { connections: 100, seconds: size.wrkSeconds, userPrefix: 'd' })),
+  );
+  const sold = Number(await system.redis.hget('bench:durable', 'sold'));
+  return b.record({
+    id: 'baseline-durable',
+    name: 'baseline: naive durable purchase (Bun + ioredis)',
+    ...durable,
+    baseline: 'baseline-wrk',
+    check: `sold ${sold} of ${durable.result.requests} asked, one order each`,
+  });
+}
+
 export async function oneWorker(b: Bench): Promise<void> {
   const { system, size } = b;
+  await durableBaseline(b);
   b.say('wrk: purchase path (more tickets than requests: every request goes to Redis)');
   await system.newSale(50_000_000);
   const buy = await withProgress(b, 'purchase path', 'workers', () =>
@@ -154,12 +181,14 @@ export async function oneWorker(b: Bench): Promise<void> {
   );
   // The writer yields to buyers (nice 10), so it ends behind; the next phase starts once it caught up.
   const catchUp = await system.writerCaughtUp();
+  const bare = b.phase('baseline-wrk')?.result.rps;
+  const vsBare = bare ? `; ${(buy.result.rps / bare).toFixed(2)}× bare Bun.serve` : '';
   b.record({
     id: 'wrk-purchase',
     name: 'wrk purchase path, one worker',
     ...buy,
-    baseline: 'baseline-wrk',
-    check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after`,
+    baseline: 'baseline-durable',
+    check: `${buyCheck}; order writer caught up ${catchUp.toFixed(1)} s after${vsBare}`,
   });
 
   b.say('wrk: sold-out path (finished sale: every request answered from shared memory)');
@@ -298,6 +327,8 @@ export async function waitingRoom(b: Bench): Promise<void> {
 /** How cost grows with open sales and with connections at once. */
 export async function scaling(b: Bench): Promise<void> {
   const { system, size } = b;
+  b.say(`idle: ${size.idleSeconds} s with the default sale only, nobody buying`);
+  b.idle.push(await measureIdle(system, 1, size.idleSeconds));
   let before = system.rssMiB();
   let made = 0;
   for (const count of size.sales) {
@@ -359,6 +390,18 @@ async function manyConnections(b: Bench, connections: number): Promise<void> {
   }
 }
 
+/** 1 000 sales on sale and nobody buying: what they cost Redis, the supervisor's CPU and memory. */
+export async function idleSales(b: Bench): Promise<void> {
+  const { system, size } = b;
+  b.say('idle: 1000 sales on sale, nobody buying');
+  await system.addSales(1000, 1000);
+  const cost = await measureIdle(system, 1000, size.idleSeconds);
+  b.idle.push(cost);
+  b.say(
+    `idle, 1000 sales: ${cost.commandsPerSec.toFixed(0)} Redis commands/s, supervisor ${cost.cpuPct.toFixed(1)} % of a core, Redis ${cost.redisCpuPct.toFixed(1)} %, RSS ${cost.rssMiB.toFixed(1)} MiB`,
+  );
+}
+
 /** The durability trade-off (SIGKILL mid-sale under each appendfsync) and the price of WAIT. */
 export async function durabilityPhases(b: Bench): Promise<void> {
   for (const mode of ['everysec', 'always'] as const) {
@@ -367,7 +410,7 @@ export async function durabilityPhases(b: Bench): Promise<void> {
       id: `appendfsync-${mode}`,
       name: `purchase path, appendfsync ${mode}`,
       result: result.purchase,
-      baseline: 'baseline-wrk',
+      baseline: 'baseline-durable',
       check: `SIGKILL mid-sale: ${result.lost} of ${result.acknowledged} acknowledged sales lost`,
     });
     if (mode === 'always' && result.lost > 0)
@@ -378,7 +421,7 @@ export async function durabilityPhases(b: Bench): Promise<void> {
     id: 'wait-replica',
     name: 'purchase path, WAIT for 1 replica',
     result: await waitCost(b.size.wrkSeconds),
-    baseline: 'baseline-wrk',
+    baseline: 'baseline-durable',
     check: 'a sale is answered only once a replica holds it',
   });
 }

@@ -12,6 +12,7 @@ import { raiseOpenFiles } from '../../src/services/open-files.ts';
 import { ensureSale } from '../../src/redis/sale.ts';
 import { unwrittenEvents } from '../../src/orders/audit.ts';
 import { freePort } from '../../src/services/free-port.ts';
+import { CHANGES_CHANNEL, SALES_CHANGED } from '../../src/redis/changes.ts';
 import { startRedisServer, type RedisServer } from '../../src/services/redis-server.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
@@ -23,6 +24,9 @@ export interface System {
   readonly workerUrls: readonly string[];
   readonly nginxUrl: string;
   readonly baselineUrl: string;
+  /** Bun + ioredis, one Lua call per request doing the purchase's checks, count and XADD (baseline-durable.ts). */
+  readonly durableUrl: string;
+  readonly durablePid: number;
   /** nginx with the same rendered config in front of four bare Bun.serve: the ceiling of every nginx phase. */
   readonly nginxBaselineUrl: string;
   readonly supervisorPid: number;
@@ -41,7 +45,7 @@ export interface System {
   aofQuiet(): Promise<void>;
   stock(sale?: string): Promise<{ total: number; sold: number; soldOut: boolean; local: { sales: number; answered: number } }[]>;
   /** Requests answered so far: by the workers (their purchase answers), or by the bare servers. */
-  answered(which: 'workers' | 'baseline'): Promise<number>;
+  answered(which: 'workers' | 'baseline' | 'durable'): Promise<number>;
   /** Puts the current default sale behind a waiting room, and waits until every worker knows. */
   queueSale(admitPerSecond: number): Promise<void>;
   /** Registers `count` more sales `bs0`, `bs1`, … of `total` tickets each, and waits until every worker serves them. */
@@ -82,13 +86,15 @@ function drain(stream: ReadableStream<Uint8Array>, into: (text: string) => void)
   })();
 }
 
-/** A bare Bun.serve (baseline-server.ts) on `port`. */
+/** A bare Bun.serve (baseline-server.ts) on `port`, or another baseline `script` (with `env`). */
 async function startBaseline(
   port: number,
   started: { kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }[],
+  script = 'baseline-server.ts',
+  env: Record<string, string> = {},
 ): Promise<Bun.Subprocess<'ignore', 'pipe', 'inherit'>> {
-  const baseline = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'baseline-server.ts')], {
-    env: { ...process.env, PORT: String(port) },
+  const baseline = Bun.spawn([process.execPath, join(import.meta.dir, '..', script)], {
+    env: { ...process.env, ...env, PORT: String(port) },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'inherit',
@@ -172,7 +178,11 @@ async function start(
     openFiles: raiseOpenFiles()?.limit,
   });
   started.push({ kill: () => void nginxBaseline.stop(), exited: nginxBaseline.process.exited });
-  say(`baseline: bare Bun.serve on ${baselinePort}; nginx in front of four more on ${bare.join(', ')}`);
+  const durablePort = await freePort();
+  const durable = await startBaseline(durablePort, started, 'baseline-durable.ts', { REDIS_URL: redisServer.url });
+  say(
+    `baseline: bare Bun.serve on ${baselinePort}; nginx in front of four more on ${bare.join(', ')}; the durable baseline on ${durablePort}`,
+  );
 
   const aofQuiet = async () => {
     const deadline = Date.now() + 120_000;
@@ -200,6 +210,8 @@ async function start(
     workerUrls,
     nginxUrl: `http://127.0.0.1:${nginxPort}`,
     baselineUrl: `http://127.0.0.1:${baselinePort}`,
+    durableUrl: `http://127.0.0.1:${durablePort}`,
+    durablePid: durable.pid,
     nginxBaselineUrl: `http://127.0.0.1:${nginxBaselinePort}`,
     supervisorPid: supervisor.pid,
     baselinePid: baseline.pid,
@@ -229,7 +241,8 @@ async function start(
     stock,
     answered: async (which) => {
       if (which === 'workers') return (await stock()).reduce((sum, s) => sum + s.local.answered, 0);
-      const counts = await Promise.all(bareUrls.map(async (u) => Number(await (await fetch(`${u}/count`)).text())));
+      const urls = which === 'durable' ? [`http://127.0.0.1:${durablePort}`] : bareUrls;
+      const counts = await Promise.all(urls.map(async (u) => Number(await (await fetch(`${u}/count`)).text())));
       return counts.reduce((a, b) => a + b, 0);
     },
     queueSale: async (admitPerSecond) => {
@@ -245,7 +258,9 @@ async function start(
       const ids = Array.from({ length: count }, (_, i) => `bs${i}`);
       for (const id of ids) await ensureSale(redis as unknown as RedisClient, saleKeys(id), total, true);
       await redis.sadd(SALES_KEY, ...ids);
-      const deadline = Date.now() + 20_000;
+      // As the admin API does: the nodes read the list now, not at their next full round.
+      await redis.publish(CHANGES_CHANNEL, `bench ${SALES_CHANGED}`);
+      const deadline = Date.now() + 60_000;
       for (const id of ids)
         while (!(await stock(id).catch(() => [])).every((s) => s.total === total)) {
           if (Date.now() > deadline) throw new Error(`workers did not serve sale ${id} within 20 s`);
@@ -269,6 +284,7 @@ async function start(
     stop: async () => {
       await nginxBaseline.stop();
       for (const server of bareServers) server.kill();
+      durable.kill();
       baseline.kill();
       supervisor.kill('SIGTERM');
       await supervisor.exited;
