@@ -34,6 +34,9 @@ export class SaleChanges {
         ? this.#redis.duplicate(undefined, { enableOfflineQueue: true })
         : this.#redis.duplicate({ enableOfflineQueue: true, connectionName: `spike-changes-${this.#node}` });
     this.#subscriber = subscriber;
+    // Its outages are the node's, reported once by the watch (supervisor/redis-watch.ts); without a
+    // listener ioredis printed a stack for every reconnect attempt.
+    subscriber.on('error', () => {});
     subscriber.on('message', (_channel: string, message: string) => {
       const space = message.indexOf(' ');
       if (space > 0 && message.slice(0, space) !== this.#node) changed(message.slice(space + 1));
