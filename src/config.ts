@@ -12,6 +12,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** Seed nodes (`host:port`) of a Redis Cluster; when set, REDIS_URL is not used and no Redis is started. */
   readonly redisCluster: readonly string[] | undefined;
+  /** Sentinels (`host:port`) and the name of the master they watch; when set, no Redis is started. */
+  readonly redisSentinel: { readonly sentinels: readonly string[]; readonly master: string } | undefined;
   /** Replicas that must confirm a sale (Redis WAIT) before the buyer is told; 0: do not wait. */
   readonly waitReplicas: number;
   /** Longest wait for them; a sale not confirmed in time answers 503 (a retry shows the order). */
@@ -162,6 +164,8 @@ export function logFormat(env: Env): LogFormat {
 export const SETTINGS = [
   'DATABASE_URL',
   'REDIS_CLUSTER',
+  'REDIS_SENTINEL_MASTER',
+  'REDIS_SENTINELS',
   'REDIS_URL',
   'SPIKE_ADDRESS_HOLDS',
   'SPIKE_ADMIN_HOST',
@@ -240,8 +244,9 @@ function distance(a: string, b: string): number {
 /** Refuses a SPIKE_ variable spike does not know: a typo must not be ignored silently (SPIKE_TOTL=5 sold 10 000). */
 function refuseUnknown(env: Env): void {
   for (const name of Object.keys(env)) {
-    if (!name.startsWith('SPIKE_') || env[name] === undefined || NOT_SETTINGS.has(name) || (SETTINGS as readonly string[]).includes(name))
-      continue;
+    // REDIS_SENTINEL* too: a misspelt REDIS_SENTINELS would start a private Redis on every node.
+    const ours = name.startsWith('SPIKE_') || name.startsWith('REDIS_SENTINEL');
+    if (!ours || env[name] === undefined || NOT_SETTINGS.has(name) || (SETTINGS as readonly string[]).includes(name)) continue;
     const closest = [...SETTINGS].sort((a, b) => distance(name, a) - distance(name, b))[0]!;
     throw new ConfigError(`${name} is not a setting; did you mean ${closest}?`);
   }
@@ -338,6 +343,27 @@ function redisCluster(env: Env): readonly string[] | undefined {
   if (nodes.some((n) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(n)))
     throw new ConfigError(`REDIS_CLUSTER=${raw} is not accepted; accepted: host:port,host:port,... (seed nodes of a Redis Cluster)`);
   return Object.freeze(nodes);
+}
+
+/** REDIS_SENTINELS and REDIS_SENTINEL_MASTER; one Redis setting at most (two would leave it unsaid which one sells). */
+function redisSentinel(env: Env): Config['redisSentinel'] {
+  const raw = env.REDIS_SENTINELS?.trim();
+  const master = env.REDIS_SENTINEL_MASTER?.trim() || 'spike';
+  if (!raw) {
+    if (env.REDIS_SENTINEL_MASTER?.trim())
+      throw new ConfigError(`REDIS_SENTINEL_MASTER=${master} is set without REDIS_SENTINELS (host:port,... of the sentinels)`);
+    return undefined;
+  }
+  const sentinels = raw.split(',').map((n) => n.trim());
+  if (sentinels.some((n) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(n)))
+    throw new ConfigError(`REDIS_SENTINELS=${raw} is not accepted; accepted: host:port,host:port,... (the sentinels, usually three)`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(master))
+    throw new ConfigError(
+      `REDIS_SENTINEL_MASTER=${master} is not accepted; accepted: the master's name in sentinel.conf (A-Z a-z 0-9 _ . -)`,
+    );
+  const other = ['REDIS_URL', 'REDIS_CLUSTER'].find((name) => env[name]?.trim());
+  if (other) throw new ConfigError(`REDIS_SENTINELS and ${other} are both set; set one: the sentinels find the master themselves`);
+  return Object.freeze({ sentinels: Object.freeze(sentinels), master });
 }
 
 function appendfsync(env: Env): 'everysec' | 'always' {
@@ -458,6 +484,7 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     nodeId,
     redisUrl: redisUrl(env),
     redisCluster: redisCluster(env),
+    redisSentinel: redisSentinel(env),
     appendfsync: appendfsync(env),
     waitReplicas: integer(env, 'SPIKE_WAIT_REPLICAS', 0, 0, 5),
     waitMs,

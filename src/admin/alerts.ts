@@ -48,7 +48,7 @@ export const ALERTS: readonly AlertRule[] = [
     forSeconds: 30,
     summary: 'Redis does not answer: every purchase answers 503',
     runbook:
-      "Spike's own redis-server is restarted by itself (see spike_redis_restarts_total and the WARN lines); an external one is yours to bring back. Check its host, its disk (a full disk stops it) and `redis-cli -u $REDIS_URL ping`. Nothing acknowledged is lost; payment deadlines move by the outage.",
+      "Spike's own redis-server is restarted by itself (see spike_redis_restarts_total and the WARN lines); an external one is yours to bring back. Check its host, its disk (a full disk stops it) and `redis-cli -u $REDIS_URL ping`; with Sentinel, `redis-cli -h SENTINEL -p 26379 sentinel get-master-addr-by-name spike` names the master (a failover takes the sentinels' down-after-milliseconds and a few seconds). Nothing acknowledged is lost; payment deadlines move by the outage.",
     figure: 'Redis down',
     value: (h) => 1 - (h.series('redis', 1)[0] ?? 1),
     above: 0,

@@ -11,7 +11,7 @@ import { auditWhenWritten } from '../orders/audit.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { readJournal } from '../orders/journal.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
-import { createRedis, waitReady, type RedisClient } from '../redis/client.ts';
+import { createRedis, describeTarget, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
 import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
 
 const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
@@ -40,10 +40,15 @@ function auditArgs(argv: string[]): Options {
   return { sale: values.sale ?? DEFAULT_SALE, waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
 }
 
-/** The Redis to audit: REDIS_CLUSTER, REDIS_URL, or the private one a running `bun run start` noted. */
-function redisTarget(config: Config): string | readonly string[] | undefined {
+/** The Redis to audit: REDIS_CLUSTER, REDIS_SENTINELS, REDIS_URL, or the private one a running `bun run start` noted. */
+function redisTarget(config: Config): RedisTarget | undefined {
   const urlFile = join(config.dataDir, 'redis.url');
-  return config.redisCluster ?? config.redisUrl ?? (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined);
+  return (
+    config.redisCluster ??
+    config.redisSentinel ??
+    config.redisUrl ??
+    (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined)
+  );
 }
 
 async function run(redis: RedisClient, db: OrderDb, config: Config, options: Options): Promise<number> {
@@ -90,7 +95,7 @@ async function main(): Promise<number> {
     console.error(`audit: no order database at ${config.dbPath} (set SPIKE_DB_PATH, or DATABASE_URL for PostgreSQL)`);
     return 2;
   }
-  const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : target.join(',');
+  const described = describeTarget(target);
   const redis = createRedis(target, { timeoutMs: 10_000, name: 'spike-audit' });
   // One line when Redis is down, not a line per reconnect attempt.
   redis.removeAllListeners('error');

@@ -1,11 +1,29 @@
 /** Makes the ioredis clients spike uses, tuned so that a Redis outage fails fast instead of queueing. */
 import { log } from '../log.ts';
-import Redis, { Cluster } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { defineScripts } from './scripts.ts';
 import { hashSlot } from './slot.ts';
 
-/** One Redis (`redis://…`), or the seed nodes (`host:port`) of a Redis Cluster. */
-export type RedisTarget = string | readonly string[];
+/** Sentinels (`host:port`) watching one master by name: the client asks them where the master is. */
+export interface SentinelTarget {
+  readonly sentinels: readonly string[];
+  readonly master: string;
+}
+
+/** One Redis (`redis://…`), the seed nodes (`host:port`) of a Redis Cluster, or Sentinel. */
+export type RedisTarget = string | readonly string[] | SentinelTarget;
+
+const hostPort = (node: string) => {
+  const [host, port] = node.split(':');
+  return { host: host!, port: Number(port) };
+};
+
+/** The target for messages, without a password. */
+export function describeTarget(target: RedisTarget): string {
+  if (typeof target === 'string') return target.replace(/\/\/[^@]*@/, '//***@');
+  if ('sentinels' in target) return `master ${target.master} of the sentinels ${target.sentinels.join(',')}`;
+  return `the cluster ${target.join(',')}`;
+}
 
 /** A client of either kind: every key of one sale hashes to one slot, so scripts run on Cluster unchanged. */
 export type RedisClient = Redis | Cluster;
@@ -41,25 +59,7 @@ export function createRedis(target: RedisTarget, { timeoutMs, name, quiet = fals
     // Back within 200 ms of Redis: a refused connect on loopback costs nothing, a slow reconnect costs sales.
     retryStrategy: (attempt: number) => Math.min(50 * attempt, 200),
   };
-  const redis: RedisClient =
-    typeof target === 'string'
-      ? new Redis(target, { ...options, enableAutoPipelining: true, autoPipeliningIgnoredCommands: BATCHED })
-      : new Cluster(
-          target.map((node) => {
-            const [host, port] = node.split(':');
-            return { host: host!, port: Number(port) };
-          }),
-          {
-            enableAutoPipelining: true,
-            autoPipeliningIgnoredCommands: BATCHED,
-            enableOfflineQueue: false,
-            // Commands to a dead master fail with "Connection is closed" and never trigger a
-            // MOVED; re-reading the slot map every second finds the promoted replica.
-            slotsRefreshInterval: 1000,
-            clusterRetryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
-            redisOptions: options,
-          },
-        );
+  const redis = connect(target, options);
   defineScripts(redis);
   // One line per outage, not one per reconnect attempt.
   let reported = false;
@@ -73,6 +73,35 @@ export function createRedis(target: RedisTarget, { timeoutMs, name, quiet = fals
     reported = false;
   });
   return redis;
+}
+
+type Options = RedisOptions;
+
+function connect(target: RedisTarget, options: Options): RedisClient {
+  const pipelined = { enableAutoPipelining: true, autoPipeliningIgnoredCommands: BATCHED };
+  if (typeof target === 'string') return new Redis(target, { ...options, ...pipelined });
+  if ('sentinels' in target)
+    return new Redis({
+      ...options,
+      ...pipelined,
+      sentinels: target.sentinels.map(hostPort),
+      name: target.master,
+      // A master that was demoted while this client stayed connected (cut off, then back as a
+      // replica) refuses writes with READONLY: ask the sentinels again, never re-send the command.
+      // (ioredis' failoverDetector reconnected clients already on the new master: a second outage.)
+      reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 1 : false),
+      sentinelRetryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+      sentinelCommandTimeout: options.commandTimeout,
+    });
+  return new Cluster(target.map(hostPort), {
+    ...pipelined,
+    enableOfflineQueue: false,
+    // Commands to a dead master fail with "Connection is closed" and never trigger a
+    // MOVED; re-reading the slot map every second finds the promoted replica.
+    slotsRefreshInterval: 1000,
+    clusterRetryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+    redisOptions: options,
+  });
 }
 
 /** Resolves when the client is ready, or rejects with a message naming the address after `ms`. */

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
-import { createRedis, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
+import { createRedis, describeTarget, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
 import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD } from '../redis/keys.ts';
 import { setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
@@ -23,9 +23,12 @@ export interface RedisStep {
   readonly problem: () => string | undefined;
 }
 
-/** The private redis-server unless REDIS_URL or REDIS_CLUSTER is given, and the supervisor's client. */
+/** Whether the Redis is someone else's (REDIS_URL, REDIS_CLUSTER, REDIS_SENTINELS), shared with other nodes. */
+export const externalRedis = (config: Config) => Boolean(config.redisUrl || config.redisCluster || config.redisSentinel);
+
+/** The private redis-server unless REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS is given, and the supervisor's client. */
 export async function startRedis(config: Config, stack: Stack, say: (line: string) => void): Promise<RedisStep> {
-  let target: RedisTarget | undefined = config.redisCluster ?? config.redisUrl;
+  let target: RedisTarget | undefined = config.redisCluster ?? config.redisSentinel ?? config.redisUrl;
   let restarts = () => 0;
   let problem = (): string | undefined => undefined;
   if (!target) {
@@ -39,13 +42,13 @@ export async function startRedis(config: Config, stack: Stack, say: (line: strin
     restarts = server.restarts;
     problem = server.problem;
   }
-  const described = typeof target === 'string' ? target.replace(/\/\/[^@]*@/, '//***@') : `the cluster ${target.join(',')}`;
+  const described = describeTarget(target);
   // Its outages are reported once, by the watch (redis-watch.ts), not by every client.
   const redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor', quiet: true });
   stack.defer(() => redis.quit().catch(() => redis.disconnect()));
   await waitReady(redis, 10_000, described);
   // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
-  if (config.redisUrl || config.redisCluster) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
+  if (externalRedis(config)) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
   return { target, described, redis, restarts, problem };
 }
 
@@ -64,7 +67,7 @@ export async function startDefaultSale(config: Config, redis: RedisClient, say: 
     await setQueue(redis, queueKeys(DEFAULT_SALE), { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate });
     say(`sale ${keys.sale}: waiting room on (admissions last ${config.queueAdmissionMs / 1000} s, at most ${config.queueRate} a second)`);
     // Tickets signed on one node must verify on every other: a generated secret is this node's own.
-    if (!config.queueSecret && (config.redisUrl || config.redisCluster))
+    if (!config.queueSecret && externalRedis(config))
       say(
         `warning: SPIKE_QUEUE_SECRET is unset: tickets are signed with ${config.dataDir}/queue-secret, which only this node has; give every node the same SPIKE_QUEUE_SECRET`,
       );

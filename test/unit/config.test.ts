@@ -73,6 +73,18 @@ describe('configuration', () => {
     expect(loadConfig({ SPIKE_SCREENSHOTS: '1' }, []).ports).toHaveLength(4);
   });
 
+
+  test('Sentinel: REDIS_SENTINELS with the master name spike by default; one Redis setting at most; a misspelt name is refused', () => {
+    const config = loadConfig({ REDIS_SENTINELS: '10.0.0.21:26379, 10.0.0.22:26379' }, []);
+    expect(config.redisSentinel).toEqual({ sentinels: ['10.0.0.21:26379', '10.0.0.22:26379'], master: 'spike' });
+    expect(loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'tickets' }, []).redisSentinel?.master).toBe('tickets');
+    expect(() => loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://b:2' }, [])).toThrow(/REDIS_SENTINELS and REDIS_URL are both set/);
+    expect(() => loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_CLUSTER: 'b:2' }, [])).toThrow(/REDIS_SENTINELS and REDIS_CLUSTER/);
+    expect(() => loadConfig({ REDIS_SENTINELS: 'a' }, [])).toThrow(/REDIS_SENTINELS=a is not accepted/);
+    expect(() => loadConfig({ REDIS_SENTINEL_MASTER: 'spike' }, [])).toThrow(/without REDIS_SENTINELS/);
+    // A misspelt REDIS_SENTINELS would have started a private Redis on every node: each its own sale.
+    expect(() => loadConfig({ REDIS_SENTINEL: 'a:1' }, [])).toThrow('REDIS_SENTINEL is not a setting; did you mean REDIS_SENTINELS?');
+  });
   test('--reset (with --force to wipe orders) are the only flags; anything else is refused', () => {
     expect(loadConfig({}, ['--reset'])).toMatchObject({ reset: true, resetForce: false });
     expect(loadConfig({}, ['--reset', '--force'])).toMatchObject({ reset: true, resetForce: true });
