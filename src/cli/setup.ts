@@ -24,7 +24,7 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
   switch (purpose) {
     case 'start':
       return [
-        ...(env.REDIS_URL ? [] : [need('redis-server', 'redis-server')]),
+        ...(env.REDIS_URL || env.REDIS_SENTINELS || env.REDIS_CLUSTER ? [] : [need('redis-server', 'redis-server')]),
         ...(env.SPIKE_NGINX === '0' ? [] : [need('nginx', 'nginx', env.SPIKE_NGINX !== '1')]),
       ];
     case 'test':
@@ -35,6 +35,9 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
         need('wrk', 'wrk'),
         need('promtool', 'prometheus'),
         need('chromium', 'chromium'),
+        // The systemd unit's checks (systemd-analyze) and its readiness message (socat listens as systemd would).
+        need('systemd-analyze', 'systemd'),
+        need('socat', 'socat'),
       ];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];

@@ -1,6 +1,7 @@
 /** `bun run start [-- --reset [--force]]`: runs the supervisor until a signal stops it. */
 import { log } from '../log.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { notifySystemd } from '../services/systemd.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommandLine, usageError } from './args.ts';
 
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     }
     firstAt = Date.now();
     log.info(`spike: ${signal}: stopping (in-flight requests finish first)`);
+    notifySystemd(Bun.env, 'STOPPING=1', `STATUS=stopping (${signal})`);
     const running = await starting?.catch(() => undefined);
     await running?.stop();
     log.info('spike: stopped');
@@ -69,6 +71,8 @@ async function main(): Promise<void> {
   });
   try {
     supervisor = await starting;
+    // Under systemd (deploy/systemd/spike.service, Type=notify): the node sells from now on.
+    if (firstAt === 0) notifySystemd(Bun.env, 'READY=1', `STATUS=selling on ports ${config.ports.join(', ')}`);
   } catch (error) {
     if (firstAt === 0) exitOnStartFailure(error);
   }
