@@ -73,12 +73,13 @@ describe('configuration', () => {
     expect(loadConfig({ SPIKE_SCREENSHOTS: '1' }, []).ports).toHaveLength(4);
   });
 
-
   test('Sentinel: REDIS_SENTINELS with the master name spike by default; one Redis setting at most; a misspelt name is refused', () => {
     const config = loadConfig({ REDIS_SENTINELS: '10.0.0.21:26379, 10.0.0.22:26379' }, []);
     expect(config.redisSentinel).toEqual({ sentinels: ['10.0.0.21:26379', '10.0.0.22:26379'], master: 'spike' });
     expect(loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'tickets' }, []).redisSentinel?.master).toBe('tickets');
-    expect(() => loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://b:2' }, [])).toThrow(/REDIS_SENTINELS and REDIS_URL are both set/);
+    expect(() => loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://b:2' }, [])).toThrow(
+      /REDIS_SENTINELS and REDIS_URL are both set/,
+    );
     expect(() => loadConfig({ REDIS_SENTINELS: 'a:1', REDIS_CLUSTER: 'b:2' }, [])).toThrow(/REDIS_SENTINELS and REDIS_CLUSTER/);
     expect(() => loadConfig({ REDIS_SENTINELS: 'a' }, [])).toThrow(/REDIS_SENTINELS=a is not accepted/);
     expect(() => loadConfig({ REDIS_SENTINEL_MASTER: 'spike' }, [])).toThrow(/without REDIS_SENTINELS/);
