@@ -1,5 +1,5 @@
 /**
- * Test hosts on one machine: a network namespace per host, each with a veth into a bridge the
+ * Test hosts on one machine (the tests and bun run rehearse): a network namespace per host, each with a veth into a bridge the
  * test owns, on a private test subnet (needs root and iproute2). Where namespaces are not
  * permitted, `startTestNet` falls back to loopback — each host an address of its own in
  * 127.0.0.0/8, a cut made by a TCP proxy the test controls — and prints why.

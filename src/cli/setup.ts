@@ -1,5 +1,5 @@
 /**
- * First step of `bun run start`, `bun run test` and `bun run bench`: installs what a fresh machine
+ * First step of `bun run start`, `bun run test`, `bun run bench` and `bun run rehearse`: installs what a fresh machine
  * lacks (the locked dependencies, and redis-server / nginx / ab / wrk from apt when run as root),
  * or says exactly what to install. Uses only Bun built-ins: it runs before the dependencies exist.
  */
@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-type Purpose = 'start' | 'test' | 'bench';
+type Purpose = 'start' | 'test' | 'bench' | 'rehearse';
 
 interface Need {
   readonly binary: string;
@@ -41,6 +41,8 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
       ];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];
+    case 'rehearse':
+      return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('initdb', 'postgresql'), need('ip', 'iproute2')];
   }
 }
 
@@ -73,13 +75,13 @@ function ensureBunOnPath(root: string): void {
 
 function main(): number {
   const usage =
-    'usage: bun src/cli/setup.ts start|test|bench\n  installs what `bun run start`, `bun run test` or `bun run bench` needs (they run it first)';
+    'usage: bun src/cli/setup.ts start|test|bench|rehearse\n  installs what `bun run start`, `bun run test`, `bun run bench` or `bun run rehearse` needs (they run it first)';
   const purpose = Bun.argv[2] as Purpose;
   if (Bun.argv[2] === '--help' || Bun.argv[2] === '-h') {
     console.log(usage);
     return 0;
   }
-  if (!['start', 'test', 'bench'].includes(purpose) || Bun.argv.length > 3) {
+  if (!['start', 'test', 'bench', 'rehearse'].includes(purpose) || Bun.argv.length > 3) {
     console.error(usage);
     return 2;
   }

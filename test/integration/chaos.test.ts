@@ -15,7 +15,7 @@ import { freePort } from '../../src/services/free-port.ts';
 import { startNginx, type Nginx } from '../../src/services/nginx.ts';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire, type Answer } from '../helpers/load.ts';
-import { startTestNet, type TestNet } from '../helpers/netns.ts';
+import { startTestNet, type TestNet } from '../../bench/lib/netns.ts';
 import { tempDir } from '../helpers/servers.ts';
 import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
 

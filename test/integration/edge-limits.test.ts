@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
 import { fire } from '../helpers/load.ts';
-import { startTestNet, type TestNet } from '../helpers/netns.ts';
+import { startTestNet, type TestNet } from '../../bench/lib/netns.ts';
 import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { servesQueue, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 import { queueKeys, SALES_KEY } from '../../src/redis/keys.ts';

@@ -6,7 +6,7 @@
 // own) through a real nginx with its request rate limits off, so only the holds limit answers.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
-import { startTestNet, type TestNet } from '../helpers/netns.ts';
+import { startTestNet, type TestNet } from '../../bench/lib/netns.ts';
 import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
 import { servesQueue, servesSale, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 import { queueKeys, SALES_KEY } from '../../src/redis/keys.ts';
