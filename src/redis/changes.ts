@@ -25,8 +25,11 @@ export class SaleChanges {
     this.#node = node;
   }
 
-  /** Calls `changed` with the id of every sale another node changes (SALES_CHANGED: the list). */
-  start(changed: (sale: string) => void): void {
+  /**
+   * Calls `changed` with the id of every sale another node changes (SALES_CHANGED: the list), and
+   * `missed` when the subscription is back after a lost connection: what was said meanwhile is lost.
+   */
+  start(changed: (sale: string) => void, missed: () => void = () => {}): void {
     // A connection of its own: a subscribed connection can do nothing else. It queues SUBSCRIBE
     // until connected and subscribes again after every reconnect.
     const subscriber: Redis =
@@ -37,6 +40,11 @@ export class SaleChanges {
     // Its outages are the node's, reported once by the watch (supervisor/redis-watch.ts); without a
     // listener ioredis printed a stack for every reconnect attempt.
     subscriber.on('error', () => {});
+    let connected = false;
+    subscriber.on('ready', () => {
+      if (connected) missed();
+      connected = true;
+    });
     subscriber.on('message', (_channel: string, message: string) => {
       const space = message.indexOf(' ');
       if (space > 0 && message.slice(0, space) !== this.#node) changed(message.slice(space + 1));

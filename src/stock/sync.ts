@@ -36,15 +36,19 @@ interface Memo {
  * Keeps the node's local stock in step with Redis. A sale is read when something may have changed
  * it: its workers sold or released, a worker asked for a top-up, an admin action, another node
  * said so (redis/changes.ts), its start or end came, or it was recovering or missing; every
- * other sale is read once every `fullMs`, a slice of them per round. So 1 000 idle sales cost a
- * few hundred reads a second, not one per sale per round. A read:
+ * other sale is read once every `fullMs` (a minute: a safety net, as a change is told at once and a
+ * lost subscription reads everything), a slice of them per round. So 1 000 idle sales cost ~17
+ * reads a second, not one per sale per round. A read:
  * - publishes total and sold for `GET /stock` (so that endpoint never calls Redis);
  * - sets the sold-out flag when nothing remains, clears it when tickets come back;
  * - tops up each worker that runs low to what remains plus the buffer, at most its local stock.
  * So a worker that sells nothing leaves its share to the others, and the sale ends with exactly
  * `total` sold while Redis sees about `total + buffer` buyers.
- * The full rounds also pick up sales registered in Redis by other nodes or the admin API.
+ * The list of sales is read every 10 s too, for sales registered in Redis without a word (by hand).
  */
+/** How often the list of sales is read (one SMEMBERS): a sale registered in Redis by hand is served within it. */
+const DISCOVER_MS = 10_000;
+
 export class StockSync {
   readonly #redis: Redis;
   readonly #book: SaleBook;
@@ -63,12 +67,13 @@ export class StockSync {
   #listChanged = false;
   #lastDiscover = 0;
   #cursor = 0;
+  #sweepShare = 0;
 
   constructor(redis: Redis, book: SaleBook, options: StockSyncOptions) {
     this.#redis = redis;
     this.#book = book;
     this.#options = options;
-    this.#fullMs = options.fullMs ?? 10_000;
+    this.#fullMs = options.fullMs ?? 60_000;
   }
 
   start(): void {
@@ -129,7 +134,7 @@ export class StockSync {
     this.#changedThere.clear();
     try {
       const now = Date.now();
-      if (everything || this.#listChanged || now - this.#lastDiscover >= this.#fullMs) {
+      if (everything || this.#listChanged || now - this.#lastDiscover >= DISCOVER_MS) {
         this.#listChanged = false;
         this.#lastDiscover = now;
         await this.#book.discover(this.#redis);
@@ -151,7 +156,11 @@ export class StockSync {
   /** The sales to read this round; those whose own workers sold join `here`, to be told to the other nodes. */
   #due(here: Set<string>, there: Set<string>, now: number): SaleEntry[] {
     const all = this.#book.all();
-    const slice = Math.ceil((all.length * this.#options.intervalMs) / this.#fullMs);
+    // Whole sales only: with few sales a round's share is a fraction (1 sale: 1/600), and rounding
+    // it up read that sale every round.
+    this.#sweepShare += (all.length * this.#options.intervalMs) / this.#fullMs;
+    const slice = Math.floor(this.#sweepShare);
+    this.#sweepShare -= slice;
     const swept = new Set<SaleEntry>();
     for (let i = 0; i < Math.min(slice, all.length); i++) swept.add(all[(this.#cursor + i) % all.length]!);
     this.#cursor = all.length ? (this.#cursor + slice) % all.length : 0;

@@ -106,7 +106,11 @@ export async function startSales(
     publish: (id) => changes.publish(id),
   });
   const synced = sync;
-  changes.start((id) => synced.heard(id));
+  // Messages published while this node's subscription was down are lost: read every sale then.
+  changes.start(
+    (id) => synced.heard(id),
+    () => void synced.kick(),
+  );
   stack.defer(() => changes.stop());
   await sync.syncOnce();
   sync.start();
