@@ -6,6 +6,7 @@
 import { wrk } from './lib/load.ts';
 import {
   baselines,
+  dashboards,
   durabilityPhases,
   idleSales,
   oneWorker,
@@ -97,7 +98,8 @@ async function main(): Promise<number> {
     micro = await runMicro(system.redisUrl, json || quick);
     say(`warm-up, not measured: ${SIZE.warmSeconds} s of wrk on the baselines, then on every worker buying and answering sold out`);
     await warmUp(system, SIZE.warmSeconds);
-    for (const group of [baselines, originalRuns, oneWorker, spikes, waitingRoom, scaling, idleSales, durabilityPhases]) await group(bench);
+    for (const group of [baselines, originalRuns, oneWorker, dashboards, spikes, waitingRoom, scaling, idleSales, durabilityPhases])
+      await group(bench);
   } catch (error) {
     failed = error instanceof Error ? error : new Error(String(error));
   } finally {

@@ -7,6 +7,7 @@ import { DEFAULT_SALE, PAID_FIELD, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { checkSale, readSale } from './check.ts';
 import { snapshot, split, type CpuSplit } from './cpu.ts';
 import { durability, waitCost } from './durability.ts';
+import { openStreams } from './dashboards.ts';
 import { measureIdle, type IdleCost } from './idle.ts';
 import { ab, crowd, wrk, type LoadResult } from './load.ts';
 import type { Phase } from './report.ts';
@@ -142,7 +143,6 @@ export async function originalRuns(b: Bench): Promise<void> {
     throw new Error(`correctness check failed: nginx split ${shares.join('/')} is not 1:2:3:4`);
 }
 
-/** One worker under wrk: the purchase path, the sold-out path, and the sold-out path through nginx. */
 /**
  * The anchor of the purchase path: Bun + ioredis, one auto-pipelined Lua call per request doing
  * the same checks, count and XADD on the same Redis (appendfsync always), one process like one worker.
@@ -164,6 +164,7 @@ async function durableBaseline(b: Bench): Promise<Phase> {
   });
 }
 
+/** One worker under wrk: the purchase path, the sold-out path, and the sold-out path through nginx. */
 export async function oneWorker(b: Bench): Promise<void> {
   const { system, size } = b;
   await durableBaseline(b);
@@ -424,4 +425,52 @@ export async function durabilityPhases(b: Bench): Promise<void> {
     baseline: 'baseline-durable',
     check: 'a sale is answered only once a replica holds it',
   });
+}
+
+/** The purchase path on one worker for wrkSeconds: its result, and Redis' commands meanwhile (a second, and a request). */
+async function purchaseWithCommands(
+  b: Bench,
+  label: string,
+  prefix: string,
+): Promise<{ result: LoadResult; perSecond: number; perRequest: number }> {
+  const { system, size } = b;
+  await system.newSale(50_000_000);
+  await system.writerCaughtUp();
+  await system.resetCommands();
+  const started = performance.now();
+  const result = await withProgress(b, label, 'workers', () =>
+    wrk(system.workerUrls[0]!, { connections: 100, seconds: size.wrkSeconds, userPrefix: prefix }),
+  );
+  const { calls } = await system.commands();
+  return { result, perSecond: calls / ((performance.now() - started) / 1000), perRequest: calls / Math.max(1, result.requests) };
+}
+
+/**
+ * 2 000 dashboards asked for while buyers buy (SPIKE_DASHBOARD_STREAMS lets 100 in): what they cost
+ * the buyers (p50) and Redis, per purchase, since Redis' commands a second follow the rate buyers
+ * happen to reach in each run.
+ */
+export async function dashboards(b: Bench): Promise<void> {
+  const { system } = b;
+  b.say('dashboards: the purchase path without, then with 2 000 dashboards asked for');
+  const without = await purchaseWithCommands(b, 'no dashboards', 'dn');
+  const cost = (m: { perSecond: number; perRequest: number }) =>
+    `Redis ${m.perSecond.toFixed(0)} commands/s, ${m.perRequest.toFixed(3)} a purchase`;
+  b.record({ id: 'dashboards-0', name: 'purchase path, no dashboard open', result: without.result, check: cost(without) });
+  const streams = await openStreams(system.adminUrl, system.adminToken, 2000);
+  try {
+    const during = await purchaseWithCommands(b, '2000 dashboards asked for', 'dy');
+    const p50 = during.result.p50Ms / without.result.p50Ms;
+    const commands = during.perRequest / without.perRequest;
+    b.record({
+      id: 'dashboards-2000',
+      name: 'purchase path, 2000 dashboards asked for',
+      result: during.result,
+      baseline: 'dashboards-0',
+      check: `${streams.open} open, ${streams.refused} refused (429), ${streams.other} other; ${cost(during)} (${commands.toFixed(2)} ×); p50 ${p50.toFixed(2)} ×`,
+      extra: { p50Ratio: p50, commandsRatio: commands },
+    });
+  } finally {
+    streams.close();
+  }
 }

@@ -161,9 +161,38 @@ function idleTargets(report: Report): Target[] {
   ];
 }
 
+/** 2 000 dashboards asked for must not cost buyers or Redis more than 5 %. */
+function dashboardTargets(report: Report): Target[] {
+  const p = byId(report, 'dashboards-2000');
+  if (!p?.extra) return [];
+  const { p50Ratio = 0, commandsRatio = 0 } = p.extra;
+  return [
+    {
+      id: 'dashboards-p50',
+      what: "2000 dashboards asked for: buyers' p50",
+      goal: '≤ 1.05 ×',
+      measured: x(p50Ratio),
+      met: p50Ratio <= 1.05,
+    },
+    {
+      id: 'dashboards-redis',
+      what: '2000 dashboards asked for: Redis commands/s',
+      goal: '≤ 1.05 ×',
+      measured: x(commandsRatio),
+      met: commandsRatio <= 1.05,
+    },
+  ];
+}
+
 /** Every target of the issue, judged on this run's numbers. */
 export function targets(report: Report): Target[] {
-  const out = [...ratioTargets(report), ...scalingTargets(report), ...queueTargets(report), ...idleTargets(report)];
+  const out = [
+    ...ratioTargets(report),
+    ...scalingTargets(report),
+    ...queueTargets(report),
+    ...idleTargets(report),
+    ...dashboardTargets(report),
+  ];
   const { warmMiB, afterSpikeMiB } = report.memory;
   if (warmMiB && afterSpikeMiB) {
     out.push({

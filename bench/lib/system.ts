@@ -30,6 +30,9 @@ export interface System {
   /** nginx with the same rendered config in front of four bare Bun.serve: the ceiling of every nginx phase. */
   readonly nginxBaselineUrl: string;
   readonly supervisorPid: number;
+  /** The supervisor's admin API (the dashboards' events), and its token. */
+  readonly adminUrl: string;
+  readonly adminToken: string;
   readonly baselinePid: number;
   readonly redisPid: number;
   /** Starts a fresh default sale of `total` tickets and waits until the workers see it and Redis is not rewriting its AOF. */
@@ -139,6 +142,8 @@ async function start(
 
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const nginxPort = await freePort();
+  const adminPort = await freePort();
+  const adminToken = `bench-${crypto.randomUUID()}`;
   const supervisor = Bun.spawn([process.execPath, join(ROOT, 'src', 'cli', 'start.ts')], {
     cwd: ROOT,
     env: {
@@ -150,7 +155,8 @@ async function start(
       SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
       SPIKE_DATA_DIR: join(dir, 'data'),
       SPIKE_LOG_DIR: join(dir, 'logs'),
-      SPIKE_ADMIN_PORT: '0',
+      SPIKE_ADMIN_PORT: String(adminPort),
+      SPIKE_ADMIN_TOKEN: adminToken,
     },
     stdout: 'pipe',
     stderr: 'pipe',
@@ -214,6 +220,8 @@ async function start(
     durablePid: durable.pid,
     nginxBaselineUrl: `http://127.0.0.1:${nginxBaselinePort}`,
     supervisorPid: supervisor.pid,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    adminToken,
     baselinePid: baseline.pid,
     redisPid: redisServer.process.pid,
     newSale: async (total) => {
