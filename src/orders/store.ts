@@ -182,14 +182,17 @@ export function redisOrderStore(redis: Redis, keys: SaleKeys, guard: SaleGuard):
 
 /**
  * `store`, telling `onRelease` whenever a settle gave a ticket back (a cancel, or a payment too
- * late that expired the order), so the sale is on sale again at once, not at the next sync.
+ * late that expired the order), so the sale is on sale again at once, not at the next sync; and
+ * `onPaid` when a payment went through (the sale's figures changed: "sold out for now" may now be
+ * "sold out for good").
  */
-export function releasing(store: OrderStore, onRelease: () => void): OrderStore {
+export function releasing(store: OrderStore, onRelease: () => void, onPaid: () => void = () => {}): OrderStore {
   return {
     ...store,
     settle: async (action, orderId, user) => {
       const settled = await store.settle(action, orderId, user);
       if ((settled.code === SettleCode.Done && settled.state === 'cancelled') || settled.code === SettleCode.TooLate) onRelease();
+      else if (settled.code === SettleCode.Done && settled.state === 'paid') onPaid();
       return settled;
     },
   };

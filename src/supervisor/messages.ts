@@ -75,4 +75,6 @@ export type FromWorker =
   | { readonly type: 'topUp'; readonly worker: number; readonly sale: string }
   /** A buyer cancelled (or paid too late): a ticket of the sale is back; sync now so every worker can sell it. */
   | { readonly type: 'released'; readonly worker: number; readonly sale: string }
+  /** A buyer paid: the sale's figures changed; sync now (and tell the other nodes). */
+  | { readonly type: 'changed'; readonly worker: number; readonly sale: string }
   | { readonly type: 'stopped'; readonly worker: number };

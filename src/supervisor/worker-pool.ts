@@ -14,7 +14,7 @@ export interface WorkerPoolOptions extends WorkerSettings {
   /** An order of an archived sale, from the database. */
   readonly archivedOrder: (sale: string, query: ArchivedQuery) => Promise<Order | null>;
   readonly onTopUp: (worker: number, sale: string) => void;
-  /** A worker released a ticket of `sale` (a cancel, a payment too late). */
+  /** A worker released a ticket of `sale` (a cancel, a payment too late), or took a payment: read it now. */
   readonly onReleased: (sale: string) => void;
   /** Progress lines ("listening", "restarting"). */
   readonly say: (line: string) => void;
@@ -109,6 +109,7 @@ export class WorkerPool {
         this.#options.onTopUp(i, message.sale);
         break;
       case 'released':
+      case 'changed':
         this.#options.onReleased(message.sale);
         break;
       case 'archivedOrder':

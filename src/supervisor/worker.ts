@@ -78,10 +78,15 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
   const health = RedisHealth.attach(init.health);
   const guard = { seen: () => stock.seen(), outage: () => health.outageArgument(), asked: () => health.redisNow() };
   // A cancel puts the ticket on sale at once here, and on the other workers after the sync it asks for.
-  const orders = releasing(journaling(redisOrderStore(client, keys, guard), journal, init.port), () => {
-    stock.noteRelease();
-    send({ type: 'released', worker: init.worker, sale: id });
-  });
+  const orders = releasing(
+    journaling(redisOrderStore(client, keys, guard), journal, init.port),
+    () => {
+      stock.noteRelease();
+      send({ type: 'released', worker: init.worker, sale: id });
+    },
+    // A payment changes what the sale says (sold out for good once nothing unpaid can come back).
+    () => send({ type: 'changed', worker: init.worker, sale: id }),
+  );
   const sale = batchedSale(shared, id, stock, orders);
   sales.set(id, {
     stock,
