@@ -161,27 +161,28 @@ function idleTargets(report: Report): Target[] {
   ];
 }
 
-/** 2 000 dashboards asked for must not cost buyers or Redis more than 5 %. */
+/** Dashboards cost the buyers' path little: 1 and 200 open ≤ 2 %, 2 000 asked for (200 let in) ≤ 5 %. */
 function dashboardTargets(report: Report): Target[] {
-  const p = byId(report, 'dashboards-2000');
-  if (!p?.extra) return [];
-  const { p50Ratio = 0, commandsRatio = 0 } = p.extra;
   return [
-    {
-      id: 'dashboards-p50',
-      what: "2000 dashboards asked for: buyers' p50",
-      goal: '≤ 1.05 ×',
-      measured: x(p50Ratio),
-      met: p50Ratio <= 1.05,
-    },
-    {
-      id: 'dashboards-redis',
-      what: '2000 dashboards asked for: Redis commands/s',
-      goal: '≤ 1.05 ×',
-      measured: x(commandsRatio),
-      met: commandsRatio <= 1.05,
-    },
-  ];
+    ['dashboards-1', 1.02],
+    ['dashboards-2000', 1.05],
+  ].flatMap(([id, max]) => {
+    const p = byId(report, id as string);
+    if (!p?.extra) return [];
+    const { open = 0, p50Ratio = 0, commandsRatio = 0 } = p.extra;
+    const what = `${p.name} (${open} open)`;
+    const goal = `≤ ${max} ×`;
+    return [
+      { id: `${id}-p50`, what: `${what}: buyers' p50`, goal, measured: x(p50Ratio), met: p50Ratio <= (max as number) },
+      {
+        id: `${id}-redis`,
+        what: `${what}: Redis commands a purchase`,
+        goal,
+        measured: x(commandsRatio),
+        met: commandsRatio <= (max as number),
+      },
+    ];
+  });
 }
 
 /** Every target of the issue, judged on this run's numbers. */

@@ -157,6 +157,8 @@ async function start(
       SPIKE_LOG_DIR: join(dir, 'logs'),
       SPIKE_ADMIN_PORT: String(adminPort),
       SPIKE_ADMIN_TOKEN: adminToken,
+      // The dashboards phase: 200 let in (what a big operations room keeps open), the rest refused.
+      SPIKE_DASHBOARD_STREAMS: '200',
     },
     stdout: 'pipe',
     stderr: 'pipe',
@@ -227,12 +229,15 @@ async function start(
     newSale: async (total) => {
       // As bun run start --reset does: the newest stream id survives (see ensureSale).
       await ensureSale(redis, keys, total, true);
+      // Changed behind the node's back: said as the admin API says it, so the node reads it now.
+      await redis.publish(CHANGES_CHANNEL, `bench ${DEFAULT_SALE}`);
       await waitFor(`a new sale of ${total}`, (all) => all.every((s) => s.total === total && s.sold === 0 && !s.soldOut));
       await aofQuiet();
     },
     finishSale: async () => {
       const sold = Number(await redis.hget(keys.sale, SOLD_FIELD));
       await redis.hset(keys.sale, TOTAL_FIELD, sold);
+      await redis.publish(CHANGES_CHANNEL, `bench ${DEFAULT_SALE}`);
       await waitFor('the sale sold out', (all) => all.every((s) => s.soldOut));
       await aofQuiet();
     },
@@ -255,6 +260,7 @@ async function start(
     },
     queueSale: async (admitPerSecond) => {
       await setQueue(redis as unknown as RedisClient, queueKeys(DEFAULT_SALE), { admissionMs: 120_000, admitPerSecond });
+      await redis.publish(CHANGES_CHANNEL, `bench ${DEFAULT_SALE}`);
       const deadline = Date.now() + 10_000;
       for (const url of workerUrls)
         while ((await fetch(`${url}/queue/status`)).status !== 400) {
