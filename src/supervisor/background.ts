@@ -97,24 +97,7 @@ export async function startSales(
   await reconciler.checkAll();
   reconciler.start();
   stack.defer(() => reconciler.stop());
-  const changes = new SaleChanges(redis, config.nodeId);
-  sync = new StockSync(redis, book, {
-    policy: refillPolicy(config),
-    intervalMs: config.syncMs,
-    onBehind: (id) => void reconciler.check(id),
-    onAdvanced: (id) => reconciler.watchClosely(id),
-    publish: (id) => changes.publish(id),
-  });
-  const synced = sync;
-  // Messages published while this node's subscription was down are lost: read every sale then.
-  changes.start(
-    (id) => synced.heard(id),
-    () => void synced.kick(),
-  );
-  stack.defer(() => changes.stop());
-  await sync.syncOnce();
-  sync.start();
-  stack.defer(() => sync.stop());
+  sync = await startSync(config, redis, book, reconciler, stack);
   const watch = startWatch(redis, health, described, { book, reconciler, sync }, stack);
   // Only the sales with a waiting room: a round over the others would cost for nothing.
   const queueSales = () =>
@@ -128,6 +111,28 @@ export async function startSales(
   stack.defer(() => admission.stop());
   if (db) prune(journal, db, stack);
   return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db };
+}
+
+/** The sync, told of the other nodes' changes (redis/changes.ts) and telling them of this node's. */
+async function startSync(config: Config, redis: RedisClient, book: SaleBook, reconciler: Reconciler, stack: Stack): Promise<StockSync> {
+  const changes = new SaleChanges(redis, config.nodeId);
+  const sync = new StockSync(redis, book, {
+    policy: refillPolicy(config),
+    intervalMs: config.syncMs,
+    onBehind: (id) => void reconciler.check(id),
+    onAdvanced: (id) => reconciler.watchClosely(id),
+    publish: (id) => changes.publish(id),
+  });
+  // Messages published while this node's subscription was down are lost: read every sale then.
+  changes.start(
+    (id) => sync.heard(id),
+    () => void sync.kick(),
+  );
+  stack.defer(() => changes.stop());
+  await sync.syncOnce();
+  sync.start();
+  stack.defer(() => sync.stop());
+  return sync;
 }
 
 /** Deletes, every few minutes, the journal segments the database holds in full. */
