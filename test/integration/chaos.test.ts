@@ -238,7 +238,9 @@ describe('chaos on test hosts', () => {
     await loop;
     console.log(`rolling restart: ${answers.length} answers, each node back in ${restarts.join(', ')} ms`);
     expect(answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${JSON.stringify(a.body)}`)).toEqual([]);
-    expect(answers.filter((a) => a.body.code !== 1)).toEqual([]);
+    // Sold out is an answer only once every ticket is taken (a fast run can sell all 10 000).
+    expect(answers.filter((a) => a.body.code !== 1 && a.body.code !== -1)).toEqual([]);
+    if (answers.some((a) => a.body.code === -1)) expect(answers.filter((a) => a.body.code === 1)).toHaveLength(10_000);
     await sellOut(10_000, answers);
     await expectCleanSale(10_000, answers);
   });
