@@ -272,12 +272,13 @@ async function start(
       const ids = Array.from({ length: count }, (_, i) => `bs${i}`);
       for (const id of ids) await ensureSale(redis as unknown as RedisClient, saleKeys(id), total, true);
       await redis.sadd(SALES_KEY, ...ids);
-      // As the admin API does: the nodes read the list now, not at their next full round.
+      // As the admin API does: the nodes read the list, and each sale (some existed with another total), now.
       await redis.publish(CHANGES_CHANNEL, `bench ${SALES_CHANGED}`);
+      await Promise.all(ids.map((id) => redis.publish(CHANGES_CHANNEL, `bench ${id}`)));
       const deadline = Date.now() + 60_000;
       for (const id of ids)
         while (!(await stock(id).catch(() => [])).every((s) => s.total === total)) {
-          if (Date.now() > deadline) throw new Error(`workers did not serve sale ${id} within 20 s`);
+          if (Date.now() > deadline) throw new Error(`workers did not serve sale ${id} within 60 s`);
           await Bun.sleep(20);
         }
     },
