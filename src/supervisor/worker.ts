@@ -214,8 +214,19 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   send({ type: 'listening', worker, port });
 }
 
+/**
+ * How long a stopping worker keeps serving with `Connection: close` before it closes its sockets:
+ * nginx then drops its kept-alive connections to this worker itself, instead of sending a request
+ * into one the worker is closing (a reset, which nginx counts against the worker; a rolling restart
+ * made dozens). Ctrl-C waits this long once.
+ */
+const DRAIN_MS = 300;
+let draining = false;
+
 async function stop(worker: number): Promise<void> {
   stopping = true;
+  draining = true;
+  if (server) await Bun.sleep(DRAIN_MS);
   // stop() without force lets in-flight requests finish before it resolves.
   await server?.stop();
   log?.close();
@@ -237,13 +248,19 @@ function timing(stats: RequestStats, worker: number) {
       const answer = handler(req);
       if (answer instanceof Response) {
         stats.observe(worker, route, answer.status, performance.now() - started);
-        return answer;
+        return draining ? closing(answer) : answer;
       }
       return answer.then((res) => {
         stats.observe(worker, route, res.status, performance.now() - started);
-        return res;
+        return draining ? closing(res) : res;
       });
     };
+}
+
+/** While draining: the answer closes its connection (stop()). */
+function closing(res: Response): Response {
+  res.headers.set('Connection', 'close');
+  return res;
 }
 
 let index = -1;
