@@ -128,7 +128,9 @@ describe.each([
 
       await redis.restoreSnapshot();
       const raw = new Redis(redis.server.url);
-      expect(Number(await raw.hget(keys.sale, SOLD_FIELD))).toBe(200);
+      // The older copy holds 200; the node may have restored the other 100 already (it did once
+      // in CI before this read): expectRestored checks that it does, and that nothing is twice.
+      expect([200, 300]).toContain(Number(await raw.hget(keys.sale, SOLD_FIELD)));
       raw.disconnect();
       await expectRestored(spike, env, redis, lost, lostUsers);
       expect(new Set(orderIds(lost)).size).toBe(100);
