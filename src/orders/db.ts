@@ -24,9 +24,19 @@ export interface DbOrder {
  * XACK makes another writer apply the same events again.) The database is the second record of
  * every sale: when Redis loses writes, the orders are restored from here (reconcile.ts).
  */
+/** The events of one sale read in one round. */
+export interface SaleEvents {
+  readonly sale: string;
+  readonly events: readonly OrderEvent[];
+}
+
 export interface OrderDb {
-  /** Applies the events of `sale` in one transaction, and raises the sale's mark to the newest event id. */
-  apply(sale: string, events: readonly OrderEvent[]): Promise<void>;
+  /**
+   * Applies the events of one or more sales in one transaction, and raises each sale's mark to its
+   * newest event id. One commit a round, whatever the number of sales: a writer's round over 100
+   * hot sales was 100 commits.
+   */
+  apply(batches: readonly SaleEvents[]): Promise<void>;
   orders(sale: string): Promise<DbOrder[]>;
   /** The newest stream id applied for `sale` (null: none): Redis' stream must have reached it. */
   mark(sale: string): Promise<string | null>;
@@ -87,25 +97,8 @@ function table(name: string, int: string, extra = ''): string {
 const MARKS = (int: string) =>
   `CREATE TABLE IF NOT EXISTS stream_marks (sale TEXT PRIMARY KEY, last_ms ${int} NOT NULL, last_seq ${int} NOT NULL)`;
 
-/**
- * The row of an order keeps the state of its first terminal event: an order ends once, so a later
- * different one (an expiry written by a Redis that had lost the payment) never overwrites a paid
- * row. `created` fills in what only it knows (port, deadline) and never moves a row back to `reserved`.
- */
-export function sqliteOrderDb(path: string): OrderDb {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path, { create: true, strict: true });
-  db.exec('PRAGMA journal_mode = WAL');
-  db.exec('PRAGMA synchronous = NORMAL');
-  // The supervisor (reconciler, reset) and the writer thread each hold a connection: a writer
-  // that finds the other's transaction in progress waits for it instead of failing.
-  db.exec('PRAGMA busy_timeout = 10000');
-  db.exec(table('orders', 'INTEGER', ',\n    PRIMARY KEY (sale, order_id)'));
-  // Databases made before the deadline was kept gain the column (NULL for their old rows).
-  if (!(db.prepare('PRAGMA table_info(orders)').all() as { name: string }[]).some((c) => c.name === 'pay_by'))
-    db.exec('ALTER TABLE orders ADD COLUMN pay_by INTEGER');
-  db.exec(table('orders_archive', 'INTEGER', ',\n    archived_at INTEGER NOT NULL'));
-  db.exec(MARKS('INTEGER'));
+/** The SQLite upserts of sqliteOrderDb, as one transaction over a round's events. */
+function sqliteApply(db: Database): (batches: readonly SaleEvents[]) => void {
   const created = db.prepare(
     `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, updated_at, pay_by)
      VALUES ($sale, $order, $user, $port, 'reserved', $created, $at, $payBy)
@@ -128,16 +121,40 @@ export function sqliteOrderDb(path: string): OrderDb {
      ON CONFLICT (sale) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq
      WHERE (excluded.last_ms, excluded.last_seq) > (stream_marks.last_ms, stream_marks.last_seq)`,
   );
-  const applyAll = db.transaction((sale: string, events: readonly OrderEvent[]) => {
-    for (const e of events) {
-      const params = { sale, order: e.orderId, user: e.user, created: idTime(e.orderId), at: e.at };
-      if (e.kind === 'created') created.run({ ...params, port: e.port, payBy: payBy(e) });
-      else if (e.kind !== 'restored') terminal[e.kind]!.run(params);
-      // `restored` re-states an order this database already holds (it came from here).
+  return db.transaction((batches: readonly SaleEvents[]) => {
+    for (const { sale, events } of batches) {
+      for (const e of events) {
+        const params = { sale, order: e.orderId, user: e.user, created: idTime(e.orderId), at: e.at };
+        if (e.kind === 'created') created.run({ ...params, port: e.port, payBy: payBy(e) });
+        else if (e.kind !== 'restored') terminal[e.kind]!.run(params);
+        // `restored` re-states an order this database already holds (it came from here).
+      }
+      const top = newest(events);
+      if (top) raiseMark.run({ sale, ms: top[0], seq: top[1] });
     }
-    const top = newest(events);
-    if (top) raiseMark.run({ sale, ms: top[0], seq: top[1] });
   });
+}
+
+/**
+ * The row of an order keeps the state of its first terminal event: an order ends once, so a later
+ * different one (an expiry written by a Redis that had lost the payment) never overwrites a paid
+ * row. `created` fills in what only it knows (port, deadline) and never moves a row back to `reserved`.
+ */
+export function sqliteOrderDb(path: string): OrderDb {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { create: true, strict: true });
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL');
+  // The supervisor (reconciler, reset) and the writer thread each hold a connection: a writer
+  // that finds the other's transaction in progress waits for it instead of failing.
+  db.exec('PRAGMA busy_timeout = 10000');
+  db.exec(table('orders', 'INTEGER', ',\n    PRIMARY KEY (sale, order_id)'));
+  // Databases made before the deadline was kept gain the column (NULL for their old rows).
+  if (!(db.prepare('PRAGMA table_info(orders)').all() as { name: string }[]).some((c) => c.name === 'pay_by'))
+    db.exec('ALTER TABLE orders ADD COLUMN pay_by INTEGER');
+  db.exec(table('orders_archive', 'INTEGER', ',\n    archived_at INTEGER NOT NULL'));
+  db.exec(MARKS('INTEGER'));
+  const applyAll = sqliteApply(db);
   const all = db.prepare(`SELECT ${COLUMNS} FROM orders WHERE sale = $sale ORDER BY order_id`);
   const markOf = db.prepare('SELECT last_ms, last_seq FROM stream_marks WHERE sale = $sale');
   const archiveAll = db.transaction((sale: string) => {
@@ -149,8 +166,8 @@ export function sqliteOrderDb(path: string): OrderDb {
     return moved;
   });
   return {
-    apply: async (sale, events) => {
-      applyAll(sale, events);
+    apply: async (batches) => {
+      applyAll(batches);
     },
     orders: async (sale) => (all.all({ sale }) as Row[]).map(toDbOrder),
     mark: async (sale) => {
@@ -186,14 +203,16 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
     ON CONFLICT (sale) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq
     WHERE (excluded.last_ms, excluded.last_seq) > (stream_marks.last_ms, stream_marks.last_seq)`;
   return {
-    apply: async (sale, events) => {
+    apply: async (batches) => {
       await sql.begin(async (tx) => {
-        for (const e of events) {
-          if (e.kind === 'created') await tx.unsafe(created, [sale, e.orderId, e.user, e.port, idTime(e.orderId), e.at, payBy(e)]);
-          else if (e.kind !== 'restored') await tx.unsafe(terminal[e.kind]!, [sale, e.orderId, e.user, idTime(e.orderId), e.at]);
+        for (const { sale, events } of batches) {
+          for (const e of events) {
+            if (e.kind === 'created') await tx.unsafe(created, [sale, e.orderId, e.user, e.port, idTime(e.orderId), e.at, payBy(e)]);
+            else if (e.kind !== 'restored') await tx.unsafe(terminal[e.kind]!, [sale, e.orderId, e.user, idTime(e.orderId), e.at]);
+          }
+          const top = newest(events);
+          if (top) await tx.unsafe(raiseMark, [sale, top[0], top[1]]);
         }
-        const top = newest(events);
-        if (top) await tx.unsafe(raiseMark, [sale, top[0], top[1]]);
       });
     },
     orders: async (sale) =>

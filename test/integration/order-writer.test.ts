@@ -103,8 +103,10 @@ describe.each(backends)('the order writer on %s', (_, open) => {
   test('a paid row never becomes expired or cancelled, whatever events come later', async () => {
     const event = (id: string, kind: 'created' | 'paid' | 'expired' | 'cancelled', at: number) =>
       ({ id: `${at}-0`, kind, orderId: id, user: 'u', port: 3001, window: kind === 'created' ? 1000 : null, state: null, at }) as const;
-    await db.apply(keys.sale, [event('100-0', 'created', 100), event('100-0', 'paid', 200)]);
-    await db.apply(keys.sale, [event('100-0', 'expired', 300), event('100-0', 'cancelled', 400), event('100-0', 'paid', 200)]);
+    await db.apply([{ sale: keys.sale, events: [event('100-0', 'created', 100), event('100-0', 'paid', 200)] }]);
+    await db.apply([
+      { sale: keys.sale, events: [event('100-0', 'expired', 300), event('100-0', 'cancelled', 400), event('100-0', 'paid', 200)] },
+    ]);
     const [row] = await db.orders(keys.sale);
     expect(row).toMatchObject({ orderId: '100-0', state: 'paid', updatedAt: 200 });
   });
@@ -179,7 +181,7 @@ describe.each(backends)('the order writer on %s', (_, open) => {
     await w.ensureGroup(keys);
     const entries = streamEntries(await client.call('XREADGROUP', 'GROUP', GROUP, 'dead', 'COUNT', 10_000, 'STREAMS', keys.orders, '>'));
     // It committed everything (events in reverse, to show order does not matter) ...
-    await db.apply(keys.sale, entries.map(([id, f]) => parseEvent(id, f)!).reverse());
+    await db.apply([{ sale: keys.sale, events: entries.map(([id, f]) => parseEvent(id, f)!).reverse() }]);
     const before = await db.orders(keys.sale);
     // ... and died before acknowledging: the next writer applies the same events again.
     await drain(w);
