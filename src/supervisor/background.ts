@@ -121,7 +121,7 @@ async function startSync(config: Config, redis: RedisClient, book: SaleBook, rec
     intervalMs: config.syncMs,
     onBehind: (id) => void reconciler.check(id),
     onAdvanced: (id) => reconciler.watchClosely(id),
-    publish: (id) => changes.publish(id),
+    publish: (ids) => changes.publish(ids),
   });
   // Messages published while this node's subscription was down are lost: read every sale then.
   changes.start(

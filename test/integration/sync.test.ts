@@ -37,7 +37,7 @@ describe('the sync', () => {
       policy: { workers: 2, buffer: 0.2, localStock: undefined },
       intervalMs: 10,
       fullMs: 60_000,
-      publish: (id) => published.push(id),
+      publish: (ids) => published.push(...ids),
     });
     await sync.kick();
     expect(book.all()).toHaveLength(200);
