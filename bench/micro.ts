@@ -34,7 +34,7 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
   const log = new StatLog(join(dir, 'stat.log'));
   let user = 0;
   const batcher = new PurchaseBatcher(redis, SELLER);
-  const batched = { keys };
+  const batched = { id: keys.sale, keys };
   const sale = { stock, buy: (u: string) => batcher.buy(batched, { user: u, client: '' }) };
   const app = createApp({ port: 1, worker: 0, sale: () => sale, defaultSale: keys.sale, ping: () => redis.ping() });
 

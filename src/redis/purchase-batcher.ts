@@ -27,18 +27,28 @@ export interface Sold {
   readonly user: string;
 }
 
-/** One sale as the batcher sells it: its keys, and what hears of its sales. */
+/** One sale as the batcher sells it: its id and keys, and what hears of its sales. */
 export interface BatchedSale {
+  readonly id: string;
   readonly keys: SaleKeys;
   readonly seen?: Seen;
-  /** Hears of a batch's sales before any of its buyers is answered (the node's journal). */
-  readonly onSold?: (sold: readonly Sold[]) => void;
   /** Sales made for buyers who had been told 503 already (see timeoutMs): to undo or keep. */
   readonly onUnanswered?: (sold: readonly Sold[], lateMs: number) => void;
 }
 
+/** The sales one call made of one sale. */
+export interface SaleSold {
+  readonly sale: BatchedSale;
+  readonly sold: readonly Sold[];
+}
+
 export interface BatcherOptions {
   readonly maxBatch?: number;
+  /**
+   * Hears of a call's sales, of every sale in it, before any of its buyers is answered (the
+   * node's journal: one write a call, where one a sale was 25 writes a call over 100 sales).
+   */
+  readonly onSold?: (sold: readonly SaleSold[]) => void;
   readonly durability?: Durability;
   /**
    * How long a buyer waits for Redis before being told 503. The script may still run after that
@@ -121,7 +131,9 @@ export class PurchaseBatcher {
     const cluster = this.#redis instanceof Cluster;
     for (const part of parts.values()) {
       const slot = cluster ? hashSlot(part.sale.keys.sale) : 0;
-      slots.set(slot, [...(slots.get(slot) ?? []), part]);
+      const group = slots.get(slot);
+      if (group) group.push(part);
+      else slots.set(slot, [part]);
     }
     const answers: Purchase[] = new Array(orders.length);
     await Promise.all(
@@ -144,16 +156,16 @@ export class PurchaseBatcher {
     const call = purchaseSales(this.#redis, this.#seller, batches).finally(() => this.#inFlight.delete(sent));
     const results = await this.#inTime(call, parts, sent);
     const took = (performance.now() - sent) / 1000;
-    let sold = 0;
+    const sold: SaleSold[] = [];
     parts.forEach(({ sale, buyers }, p) => {
       sale.seen?.batchTook?.(took);
       noteNewest(sale, results[p]!);
       const made = soldOf(results[p]!, buyers);
-      sold += made.length;
-      if (made.length > 0) sale.onSold?.(made);
+      if (made.length > 0) sold.push({ sale, sold: made });
     });
+    if (sold.length > 0) this.#options.onSold?.(sold);
     const durability = this.#options.durability;
-    if (durability && sold > 0) {
+    if (durability && sold.length > 0) {
       // Tell no buyer "sold" before that many replicas hold the sale: a failover right now
       // must not lose it. A buyer who is not told retries, and is shown their order (code 2).
       const acked = await waitForReplicas(this.#redis, parts[0]!.sale.keys.sale, durability.replicas, durability.timeoutMs);

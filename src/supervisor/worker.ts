@@ -103,14 +103,12 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
  * for an anonymous buyer, who could never find it; a named buyer's retry is shown it (code 2).
  */
 function batchedSale({ init, journal }: Shared, id: string, stock: LocalStock, orders: OrderStore): BatchedSale {
-  const entry = (orderId: string, user: string) =>
-    ({ sale: id, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs }) as const;
   return {
+    id,
     keys: saleKeys(id),
     seen: { newest: () => stock.seen(), note: (orderId) => stock.noteSeen(orderId), batchTook: (s) => stock.observeBatch(s) },
-    onSold: (sold) => journal.append(sold.map(({ orderId, user }) => entry(orderId, user))),
     onUnanswered: (sold, lateMs) => {
-      journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => entry(orderId, user)));
+      journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => soldEntry(init, id, orderId, user)));
       const anonymous = sold.filter((s) => !s.user);
       for (const { orderId } of anonymous) void orders.settle('cancel', orderId, '*').catch(() => {});
       logLine.warn(
@@ -118,6 +116,11 @@ function batchedSale({ init, journal }: Shared, id: string, stock: LocalStock, o
       );
     },
   };
+}
+
+/** A sale's line in the journal. */
+function soldEntry(init: Shared['init'], sale: string, orderId: string, user: string) {
+  return { sale, kind: 'created', orderId, user, port: init.port, window: init.payWindowMs } as const;
 }
 
 /** `read`'s last answer for up to `ms`: a page per buyer must not be a Redis call per buyer. */
@@ -157,16 +160,20 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;
-  journal = new Journal(init.journalDir, port);
+  const nodeJournal = new Journal(init.journalDir, port);
+  journal = nodeJournal;
   const batcher = new PurchaseBatcher(
     purchaseClient,
     { port: init.port, payWindowMs: init.payWindowMs, maxHolds: init.addressHolds },
     {
       durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
       timeoutMs: init.redisTimeoutMs,
+      // Every sale is in the journal before its buyer is told: one write a call, for all its sales.
+      onSold: (made) =>
+        nodeJournal.append(made.flatMap(({ sale, sold }) => sold.map(({ orderId, user }) => soldEntry(init, sale.id, orderId, user)))),
     },
   );
-  const shared: Shared = { init, client, purchases: purchaseClient, journal, batcher };
+  const shared: Shared = { init, client, purchases: purchaseClient, journal: nodeJournal, batcher };
   for (const sale of init.sales) addSale(shared, sale);
   for (const id of init.archived) archive(id);
   addLater = (sale) => addSale(shared, sale);
