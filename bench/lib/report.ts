@@ -308,9 +308,18 @@ function markdown(report: Report): string {
     '## Idle sales',
     '',
     md([
-      ['sales on sale', 'seconds', 'Redis commands/s', 'supervisor CPU, % of one core', 'Redis CPU, %', 'supervisor RSS MiB'],
+      [
+        'sales on sale',
+        'settled after, s',
+        'seconds',
+        'Redis commands/s',
+        'supervisor CPU, % of one core',
+        'Redis CPU, %',
+        'supervisor RSS MiB',
+      ],
       ...report.idle.map((i) => [
         String(i.sales),
+        i.settledAfter.toFixed(0),
         i.seconds.toFixed(1),
         i.commandsPerSec.toFixed(0),
         i.cpuPct.toFixed(1),
