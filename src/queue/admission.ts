@@ -18,6 +18,8 @@ export interface QueueSale {
   readonly board: QueueBoard;
   /** The newest order id of the sale the node saw (includes/guard.lua). */
   readonly seen: () => string;
+  /** Whether the sync's last reading found it sold out with nothing reserved (stock/local-stock.ts). */
+  readonly finished?: () => boolean;
 }
 
 /** How often a node with no waiting room looks for one. */
@@ -29,6 +31,8 @@ export class Admission {
   readonly #intervalMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #started = false;
+  /** When each finished sale last stepped (Date.now()). */
+  readonly #lastStep = new Map<string, number>();
   #running: Promise<void> | undefined;
   #failing = false;
 
@@ -72,13 +76,27 @@ export class Admission {
   async #round(): Promise<void> {
     if (!this.#ready()) return;
     try {
-      await Promise.all(this.#sales().map((sale) => (sale.board.isQueued() ? this.#step(sale) : undefined)));
+      const now = Date.now();
+      await Promise.all(this.#sales().map((sale) => (sale.board.isQueued() && this.#due(sale, now) ? this.#step(sale) : undefined)));
       if (this.#failing) log.info('[queue] admissions resumed');
       this.#failing = false;
     } catch (error) {
       if (!this.#failing) log.warn(`[queue] cannot admit: ${error instanceof Error ? error.message : error} (retrying)`);
       this.#failing = true;
     }
+  }
+
+  /**
+   * A sale sold out for good (no reserved order can come back), as its last step and the sync's
+   * last reading both say, steps once every IDLE_LOOK_MS: a finished sale's admissions every
+   * 100 ms were most of an idle node's Redis commands (an admit script, a ZCARD, an LRANGE each).
+   * Stock added or a reset shows in the sync's reading first, and the next round steps.
+   */
+  #due({ id, board, finished }: QueueSale, now: number): boolean {
+    if (!board.view().final || !finished?.()) return true;
+    if (now - (this.#lastStep.get(id) ?? 0) < IDLE_LOOK_MS) return false;
+    this.#lastStep.set(id, now);
+    return true;
   }
 
   async #step({ id, board, seen }: QueueSale): Promise<void> {

@@ -104,7 +104,7 @@ export async function startSales(
     book
       .all()
       .filter((entry) => entry.queue.isQueued())
-      .map((entry) => ({ id: entry.id, board: entry.queue, seen: () => entry.stock.seen() }));
+      .map((entry) => ({ id: entry.id, board: entry.queue, seen: () => entry.stock.seen(), finished: () => entry.stock.state().final }));
   const admission = new Admission(redis, queueSales, config.syncMs, () => watch.ready());
   await admission.tick();
   admission.start();
