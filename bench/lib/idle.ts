@@ -5,6 +5,7 @@
  * of a core when the sync read every sale every round.
  */
 import { readFileSync } from 'node:fs';
+import { snapshot, type CpuSnapshot } from './cpu.ts';
 import type { System } from './system.ts';
 
 export interface IdleCost {
@@ -17,6 +18,24 @@ export interface IdleCost {
   readonly rssMiB: number;
   /** Seconds waited for the supervisor's CPU to stop falling before the measurement. */
   readonly settledAfter: number;
+  /** Where the time went: the supervisor's busiest threads (% of a core), Redis' commands a second. */
+  readonly threads: string;
+  readonly commands: string;
+}
+
+/** The supervisor's threads that used the most CPU between two snapshots, as `name 1.2 %`, summed by name. */
+function busiestThreads(before: CpuSnapshot, after: CpuSnapshot, seconds: number): string {
+  const byName = new Map<string, number>();
+  for (const [tid, thread] of after.processes.server?.threads ?? []) {
+    const used = thread.us - (before.processes.server?.threads.get(tid)?.us ?? 0);
+    byName.set(thread.name, (byName.get(thread.name) ?? 0) + used);
+  }
+  return [...byName]
+    .filter(([, us]) => us > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([name, us]) => `${name} ${((us / 1e6 / seconds) * 100).toFixed(1)} %`)
+    .join(', ');
 }
 
 /** CPU seconds the process used so far (user + system, every thread). */
@@ -58,11 +77,19 @@ export async function measureIdle(system: System, sales: number, seconds: number
   await system.aofQuiet();
   const settledAfter = await settle(system.supervisorPid, seconds * 6);
   await system.resetCommands();
+  const threads0 = snapshot({ server: system.supervisorPid });
   const [cpu0, redis0, t0] = [cpuSeconds(system.supervisorPid), await redisCpu(system), performance.now()];
   await Bun.sleep(seconds * 1000);
   const elapsed = (performance.now() - t0) / 1000;
   const { calls } = await system.commands();
+  const stats = await system.redis.info('commandstats');
+  const top = [...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)]
+    .map((m) => [m[1]!, Number(m[2]) / elapsed] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6);
   return {
+    threads: busiestThreads(threads0, snapshot({ server: system.supervisorPid }), elapsed),
+    commands: top.map(([name, n]) => `${name} ${n.toFixed(0)}/s`).join(', '),
     sales,
     seconds: elapsed,
     commandsPerSec: calls / elapsed,

@@ -329,7 +329,9 @@ export async function waitingRoom(b: Bench): Promise<void> {
 export async function scaling(b: Bench): Promise<void> {
   const { system, size } = b;
   b.say(`idle: ${size.idleSeconds} s with the default sale only, nobody buying`);
-  b.idle.push(await measureIdle(system, 1, size.idleSeconds));
+  const one = await measureIdle(system, 1, size.idleSeconds);
+  b.idle.push(one);
+  b.say(`idle, 1 sale: supervisor ${one.cpuPct.toFixed(1)} % of a core; threads: ${one.threads}; Redis: ${one.commands}`);
   let before = system.rssMiB();
   let made = 0;
   for (const count of size.sales) {
@@ -406,7 +408,7 @@ export async function idleSales(b: Bench): Promise<void> {
   const cost = await measureIdle(system, 1000, size.idleSeconds);
   b.idle.push(cost);
   b.say(
-    `idle, 1000 sales (settled after ${cost.settledAfter.toFixed(0)} s): ${cost.commandsPerSec.toFixed(0)} Redis commands/s, supervisor ${cost.cpuPct.toFixed(1)} % of a core, Redis ${cost.redisCpuPct.toFixed(1)} %, RSS ${cost.rssMiB.toFixed(1)} MiB`,
+    `idle, 1000 sales (settled after ${cost.settledAfter.toFixed(0)} s): ${cost.commandsPerSec.toFixed(0)} Redis commands/s, supervisor ${cost.cpuPct.toFixed(1)} % of a core, Redis ${cost.redisCpuPct.toFixed(1)} %, RSS ${cost.rssMiB.toFixed(1)} MiB; threads: ${cost.threads}; Redis: ${cost.commands}`,
   );
 }
 
