@@ -197,7 +197,12 @@ export class Telemetry {
       out.push(brief);
       const lag = this.#lagOf(entry);
       if (typeof lag === 'number' || lag === null) brief.lag = lag;
-      else reads.push(lag.then((n) => void (brief.lag = n)));
+      else
+        reads.push(
+          lag.then((n) => {
+            brief.lag = n;
+          }),
+        );
     }
     await Promise.all(reads);
     return out;
