@@ -81,3 +81,14 @@ export async function servesQueue(spike: TestSpike, sale: string): Promise<void>
     }
   }
 }
+
+/** Waits until every worker reaches Redis again (after a restart under them): each worker's clients reconnect on their own time. */
+export async function reachable(spike: TestSpike, workers = 4): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (let i = 0; i < workers; i++) {
+    while ((await fetch(`${spike.url(i)}/healthz`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`worker ${i} does not reach Redis`);
+      await Bun.sleep(50);
+    }
+  }
+}

@@ -18,7 +18,7 @@ import { DEFAULT_SALE, keyList, RECOVERING_FIELD, saleKeys, SOLD_FIELD } from '.
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { fire, type Answer } from '../helpers/load.ts';
 import { RestorableRedis, startTestPostgres, tempDir, type TestPostgres } from '../helpers/servers.ts';
-import { startTestSpike, type TestSpike } from '../helpers/spike.ts';
+import { reachable, startTestSpike, type TestSpike } from '../helpers/spike.ts';
 
 setDefaultTimeout(120_000);
 
@@ -39,17 +39,6 @@ const buy = (spike: TestSpike, users: readonly string[]) =>
   );
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const orderIds = (answers: readonly Answer[]) => answers.map((a) => String(a.body.orderId));
-
-/** Waits until every worker reaches Redis again (after a restart under them). */
-async function reachable(spike: TestSpike): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (let i = 0; i < 4; i++) {
-    while ((await fetch(`${spike.url(i)}/healthz`)).status !== 200) {
-      if (Date.now() > deadline) throw new Error(`worker ${i} does not reach Redis`);
-      await Bun.sleep(50);
-    }
-  }
-}
 
 /** Waits until the order writer has copied `n` orders of the sale into the database. */
 async function written(spike: TestSpike, env: Record<string, string>, n: number): Promise<void> {
