@@ -93,7 +93,10 @@ export class Admission {
    * Stock added or a reset shows in the sync's reading first, and the next round steps.
    */
   #due({ id, board, finished }: QueueSale, now: number): boolean {
-    if (!board.view().final || !finished?.()) return true;
+    if (!board.view().final || !finished?.()) {
+      this.#lastStep.delete(id);
+      return true;
+    }
     if (now - (this.#lastStep.get(id) ?? 0) < IDLE_LOOK_MS) return false;
     this.#lastStep.set(id, now);
     return true;
