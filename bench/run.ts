@@ -21,16 +21,28 @@ import type { IdleCost } from './lib/idle.ts';
 import { writeReport, type Phase, type Report } from './lib/report.ts';
 import { startSystem, type System } from './lib/system.ts';
 import { runMicro } from './micro.ts';
+import { compare, COMPARE_FULL, COMPARE_QUICK, compareTable } from './lib/compare.ts';
 import { parseCommandLine, usageError } from '../src/cli/args.ts';
 
-const USAGE = `usage: bun run bench [-- --quick] [-- --json]
-  --quick   every phase, small (a few minutes; what CI runs); without it, the full run
-            (about a quarter of an hour) that writes bench/results/latest.*
-  --json    print the whole report as JSON on stdout at the end, for machines
-  --help    this text`;
+const USAGE = `usage: bun run bench [-- --quick] [-- --json] [-- --compare <git ref>]
+  --quick          every phase, small (a few minutes; what CI runs); without it, the full run
+                   (about a quarter of an hour) that writes bench/results/latest.*
+  --json           print the whole report as JSON on stdout at the end, for machines
+  --compare <ref>  only the hot path (purchase, sold out, ab on a fresh sale, 100 sales), this
+                   working tree against <ref> (e.g. HEAD~1) built in a temporary worktree,
+                   interleaved, two rounds; a table with this/ref per phase and CPU per request.
+                   With --quick: under two minutes. <base>..<head> compares two commits
+                   (head as "this"): a bisect's step
+  --rounds <n>     with --compare: rounds instead of two (more rounds, less noise)
+  --help           this text`;
 
-const { values, positionals } = parseCommandLine(Bun.argv.slice(2), { quick: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+const { values, positionals } = parseCommandLine(
+  Bun.argv.slice(2),
+  { quick: { type: 'boolean' }, json: { type: 'boolean' }, compare: { type: 'string' }, rounds: { type: 'string' } },
+  USAGE,
+);
 if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
+if (values.rounds !== undefined && values.compare === undefined) usageError('--rounds goes with --compare', USAGE);
 const quick = values.quick ?? false;
 const json = values.json ?? false;
 
@@ -157,4 +169,17 @@ function machine(): string {
   return `${navigator.hardwareConcurrency} cores (${cpu}), Bun ${Bun.version}`;
 }
 
-process.exit(await main());
+/** --compare: the hot path of this tree against a ref's, and nothing else. */
+async function compareMain(ref: string): Promise<number> {
+  say(`comparing this working tree with ${ref}, ${quick ? 'quick' : 'full'}, on ${navigator.hardwareConcurrency} cores`);
+  const size = quick ? COMPARE_QUICK : COMPARE_FULL;
+  const rounds = values.rounds === undefined ? size.rounds : Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20)
+    usageError(`--rounds ${values.rounds} is not a whole number from 1 to 20`, USAGE);
+  const report = await compare(ref, { ...size, rounds }, say);
+  if (json) console.log(JSON.stringify(report, null, 2));
+  else console.log(compareTable(report));
+  return 0;
+}
+
+process.exit(values.compare === undefined ? await main() : await compareMain(values.compare));
