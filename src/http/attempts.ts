@@ -4,7 +4,7 @@
  * SharedArrayBuffer by every worker of the node, so there is no Redis call and a user cannot
  * spread attempts over the workers.
  *
- * An open-addressing table of (fingerprint, count) pairs, placed by a keyed hash (hashes()): each user and sale has a slot of its
+ * An open-addressing table of (fingerprint, count) pairs, placed by a keyed hash (see #hasher): each user and sale has a slot of its
  * own, so one heavy user never holds an innocent one back (a sketch that shares counters did, in
  * a test of 100 000 users). Each count carries the window it counts, so a slot of an older window
  * is free again without a sweep. When a window holds more users than the table (a million on one
@@ -20,16 +20,6 @@ const PROBES = 32;
 const COUNT_BITS = 23;
 const COUNT_MAX = (1 << COUNT_BITS) - 1;
 
-/**
- * The slot and the fingerprint of `text`: an HMAC-SHA256 under a secret drawn per node at start
- * (0.6 µs). With a public hash, 32 names found offline in 4 s filled a chosen name's probe
- * sequence and lifted its cap; nobody can find such names without the secret.
- */
-function hashes(secret: string, text: string): [number, number] {
-  const mac = new Bun.CryptoHasher('sha256', secret).update(text).digest() as Buffer;
-  return [mac.readUInt32LE(0), mac.readUInt32LE(4) | 1];
-}
-
 export interface AttemptLimit {
   readonly buffer: SharedArrayBuffer;
   /** The node's key of the table's hash (Attempts.secret()), the same in every worker. */
@@ -44,13 +34,21 @@ export class Attempts {
   readonly #cells: Int32Array;
   readonly #limit: number;
   readonly #windowMs: number;
-  readonly #secret: string;
+  /**
+   * Slots are placed by an HMAC-SHA256 under a secret drawn per node at start: with a public hash,
+   * 32 names found offline filled a chosen name's probe sequence and lifted its cap; nobody can find
+   * such names without the secret. Keyed once, copied per attempt (keying costs twice the hash).
+   */
+  readonly #hasher: Bun.CryptoHasher;
+  // Bun writes a digest only into an array of at least 64 bytes (its largest hash).
+  readonly #mac = new Uint8Array(64);
+  readonly #words = new Uint32Array(this.#mac.buffer, 0, 2);
 
   constructor({ buffer, limit, windowMs, secret }: AttemptLimit) {
     this.#cells = new Int32Array(buffer);
     this.#limit = limit;
     this.#windowMs = windowMs;
-    this.#secret = secret;
+    this.#hasher = new Bun.CryptoHasher('sha256', secret);
   }
 
   /** A new key for one node's table. */
@@ -68,7 +66,9 @@ export class Attempts {
     if (this.#limit === 0) return 0;
     const window = Math.floor(now / this.#windowMs);
     const tag = window & 0xff;
-    const [start, print] = hashes(this.#secret, `${sale}\n${user}`);
+    this.#hasher.copy().update(`${sale}\n${user}`).digest(this.#mac);
+    const start = this.#words[0]!;
+    const print = this.#words[1]! | 1;
     for (let probe = 0; probe < PROBES; probe++) {
       const slot = ((start + probe) & (SLOTS - 1)) * 2;
       if (!this.#claim(slot, print, tag)) continue;

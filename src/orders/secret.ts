@@ -4,7 +4,7 @@
  * paying or cancelling an anonymous order needs this too. It is an HMAC of the sale and order id
  * with a key every worker of every node shares (kept in Redis), so no record is written for it.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { ORDER_SECRET_KEY } from '../redis/keys.ts';
 
@@ -16,9 +16,22 @@ export async function orderKey(redis: Redis): Promise<string> {
   return key;
 }
 
+/** HMAC-SHA256 keyed hashers, one per key, copied per use: keying a new one per order cost ~1 µs, a copy ~0.3. */
+const keyed = new Map<string, Bun.CryptoHasher>();
+
+/** The first 22 base64url characters of HMAC-SHA256(key, text). */
+function mac(key: string, text: string): string {
+  let hasher = keyed.get(key);
+  if (!hasher) {
+    hasher = new Bun.CryptoHasher('sha256', key);
+    keyed.set(key, hasher);
+  }
+  return hasher.copy().update(text).digest('base64url').slice(0, 22);
+}
+
 /** The secret of order `orderId` of `sale` (22 characters, base64url). */
 export function orderSecret(key: string, sale: string, orderId: string): string {
-  return createHmac('sha256', key).update(`${sale}\n${orderId}`).digest('base64url').slice(0, 22);
+  return mac(key, `${sale}\n${orderId}`);
 }
 
 /** Whether `given` is the order's secret; compared in constant time. */
@@ -35,8 +48,7 @@ export function isOrderSecret(key: string, sale: string, orderId: string, given:
 export const orderCookieName = (sale: string) => `spike_order_${Buffer.from(sale).toString('base64url')}`;
 
 export function orderCookie(key: string, sale: string, user: string, orderId: string): string {
-  const mac = createHmac('sha256', key).update(`mine\n${sale}\n${user}\n${orderId}`).digest('base64url').slice(0, 22);
-  return `${orderId}.${mac}`;
+  return `${orderId}.${mac(key, `mine\n${sale}\n${user}\n${orderId}`)}`;
 }
 
 /** The order id a cookie value names for this sale and user, or undefined when it is not one of ours. */

@@ -23,6 +23,19 @@ const row = (orderId: string, state: string): DbOrder => ({
 });
 
 describe('the journal', () => {
+  test('writes each entry as the JSON of it, whatever the user name holds', () => {
+    fresh();
+    const j = new Journal(dir, 3001);
+    const entries = [
+      { sale: 's.1:x', kind: 'created', orderId: '100-7', user: 'José "J" Núñez \\ ✓', port: 3001, window: 5000 },
+      { sale: 's', kind: 'cancelled', orderId: '101-0', user: '', port: 3002, window: 0 },
+    ] as const;
+    j.append(entries);
+    j.close();
+    const lines = readJournal(dir).map(({ at, ...rest }) => (typeof at === 'number' ? rest : null));
+    expect(lines).toEqual(entries.map((e) => ({ ...e })));
+  });
+
   test('reads back what the workers wrote, by sale, and skips a line a crash cut short', () => {
     fresh();
     const a = new Journal(dir, 3001);
