@@ -1,7 +1,8 @@
 /**
  * Every answer a worker gives, counted and timed in one SharedArrayBuffer of the node: by route
- * and status, a latency histogram each. A worker adds two Atomics per request; the supervisor
- * reads them for /metrics (spike_request_duration_seconds) and the dashboard's history. The time
+ * and status, a latency histogram each. Each worker writes only its own cells, so a request is two
+ * plain increments (no Atomics, no allocation); the supervisor reads them for /metrics
+ * (spike_request_duration_seconds) and the dashboard's history, a moment behind at most. The time
  * is the worker's own: from the request reaching the handler to the answer being ready.
  */
 
@@ -11,9 +12,14 @@ export type Route = (typeof ROUTES)[number];
 
 /** The statuses counted one by one; any other counts as `other`. */
 export const STATUSES = [200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503] as const;
-const STATUS_INDEX = new Map<number, number>(STATUSES.map((s, i) => [s, i]));
 const OTHER_STATUS = STATUSES.length;
 const STATUS_COUNT = STATUSES.length + 1;
+/** Status code → its index in STATUSES (OTHER_STATUS for the rest), for 100–599. */
+const STATUS_INDEX = new Uint8Array(600).fill(OTHER_STATUS);
+STATUSES.forEach((s, i) => {
+  STATUS_INDEX[s] = i;
+});
+const ROUTE_INDEX = Object.fromEntries(ROUTES.map((r, i) => [r, i])) as Record<Route, number>;
 
 /** Upper bounds (seconds) of the latency buckets; the last is +Inf. */
 export const LATENCY_BUCKETS = [
@@ -33,7 +39,7 @@ export const LATENCY_BUCKETS = [
   2.5,
   Number.POSITIVE_INFINITY,
 ];
-/** Per (route, status): the buckets (32-bit counts); the sums of microseconds are 64-bit cells after them. */
+/** Per (route, status): the buckets (32-bit counts); the sums of milliseconds are 64-bit floats after them. */
 const CELL = LATENCY_BUCKETS.length;
 const PAIRS = ROUTES.length * STATUS_COUNT;
 const PER_WORKER = PAIRS * CELL;
@@ -61,13 +67,13 @@ const bytes = (workers: number) => ({ counts: workers * PER_WORKER * 4, sums: wo
 
 export class RequestStats {
   readonly #cells: Int32Array;
-  readonly #sums: BigInt64Array;
+  readonly #sums: Float64Array;
   readonly workers: number;
 
   private constructor(buffer: SharedArrayBuffer, workers: number) {
     const { counts } = bytes(workers);
     this.#cells = new Int32Array(buffer, 0, counts / 4);
-    this.#sums = new BigInt64Array(buffer, Math.ceil(counts / 8) * 8, workers * PAIRS);
+    this.#sums = new Float64Array(buffer, Math.ceil(counts / 8) * 8, workers * PAIRS);
     this.workers = workers;
   }
 
@@ -84,14 +90,14 @@ export class RequestStats {
     return this.#cells.buffer as SharedArrayBuffer;
   }
 
-  /** Counts one answer of `worker` on `route` with `status`, which took `ms`. */
+  /** Counts one answer of `worker` on `route` with `status`, which took `ms`. Only `worker`'s thread may call it. */
   observe(worker: number, route: Route, status: number, ms: number): void {
     const seconds = ms / 1000;
     let bucket = 0;
     while (seconds > LATENCY_BUCKETS[bucket]!) bucket++;
-    const pair = (worker * ROUTES.length + ROUTES.indexOf(route)) * STATUS_COUNT + (STATUS_INDEX.get(status) ?? OTHER_STATUS);
-    Atomics.add(this.#cells, pair * CELL + bucket, 1);
-    Atomics.add(this.#sums, pair, BigInt(Math.round(ms * 1000)));
+    const pair = (worker * ROUTES.length + ROUTE_INDEX[route]) * STATUS_COUNT + (STATUS_INDEX[status] ?? OTHER_STATUS);
+    this.#cells[pair * CELL + bucket]!++;
+    this.#sums[pair]! += ms;
   }
 
   /** Every (route, status) that has answers, summed over the workers. */
@@ -100,11 +106,11 @@ export class RequestStats {
     for (let r = 0; r < ROUTES.length; r++) {
       for (let s = 0; s < STATUS_COUNT; s++) {
         const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
-        let micros = 0;
+        let ms = 0;
         for (let w = 0; w < this.workers; w++) {
           const pair = (w * ROUTES.length + r) * STATUS_COUNT + s;
-          for (let b = 0; b < CELL; b++) buckets[b]! += Atomics.load(this.#cells, pair * CELL + b);
-          micros += Number(Atomics.load(this.#sums, pair));
+          for (let b = 0; b < CELL; b++) buckets[b]! += this.#cells[pair * CELL + b]!;
+          ms += this.#sums[pair]!;
         }
         const count = buckets.reduce((a, b) => a + b, 0);
         if (count > 0)
@@ -113,7 +119,7 @@ export class RequestStats {
             status: s === OTHER_STATUS ? 'other' : String(STATUSES[s]),
             buckets,
             count,
-            seconds: micros / 1e6,
+            seconds: ms / 1000,
           });
       }
     }

@@ -176,30 +176,32 @@ export class PurchaseBatcher {
   }
 
   /** `call`'s answers, or a rejection after timeoutMs; a late answer still reaches onUnanswered. */
-  async #inTime(call: Promise<Purchase[][]>, parts: readonly Part[], sent: number): Promise<Purchase[][]> {
+  #inTime(call: Promise<Purchase[][]>, parts: readonly Part[], sent: number): Promise<Purchase[][]> {
     const limit = this.#options.timeoutMs;
     if (limit === undefined) return call;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisTimeoutError(`Redis did not answer a purchase within ${limit} ms`)), limit);
+    // One timer a call, settled by whichever comes first (no Promise.race: a call is per batch, but on the path).
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(new RedisTimeoutError(`Redis did not answer a purchase within ${limit} ms`));
+      }, limit);
+      call.then(
+        (results) => {
+          clearTimeout(timer);
+          if (!late) return resolve(results);
+          parts.forEach(({ sale, buyers }, p) => {
+            noteNewest(sale, results[p]!);
+            const sold = soldOf(results[p]!, buyers);
+            if (sold.length > 0) sale.onUnanswered?.(sold, performance.now() - sent);
+          });
+        },
+        (error) => {
+          clearTimeout(timer);
+          if (!late) reject(error);
+        },
+      );
     });
-    try {
-      return await Promise.race([call, late]);
-    } catch (error) {
-      if (error instanceof RedisTimeoutError)
-        call.then(
-          (results) =>
-            parts.forEach(({ sale, buyers }, p) => {
-              noteNewest(sale, results[p]!);
-              const sold = soldOf(results[p]!, buyers);
-              if (sold.length > 0) sale.onUnanswered?.(sold, performance.now() - sent);
-            }),
-          () => {},
-        );
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 
@@ -215,5 +217,10 @@ function noteNewest(sale: BatchedSale, answers: readonly Purchase[]): void {
 }
 
 function soldOf(answers: readonly Purchase[], buyers: readonly Buyer[]): Sold[] {
-  return answers.flatMap((a, i) => (a.code === PurchaseCode.Sold ? [{ orderId: a.orderId, user: buyers[i]!.user }] : []));
+  const sold: Sold[] = [];
+  for (let i = 0; i < answers.length; i++) {
+    const a = answers[i]!;
+    if (a.code === PurchaseCode.Sold) sold.push({ orderId: a.orderId, user: buyers[i]!.user });
+  }
+  return sold;
 }
