@@ -3,13 +3,12 @@ import { bench, boxplot, do_not_optimize, run, summary } from 'mitata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../src/http/app.ts';
+import { createApp, createServing } from '../src/http/app.ts';
 import { createRedis, waitReady } from '../src/redis/client.ts';
 import { PurchaseBatcher } from '../src/redis/purchase-batcher.ts';
 import { ensureSale, purchase } from '../src/redis/sale.ts';
 import { saleKeys } from '../src/redis/keys.ts';
 import { startRedisServer } from '../src/services/redis-server.ts';
-import { soldOutRoute } from '../src/http/fast-path.ts';
 import { StatLog, type StatEntry } from '../src/http/stat-log.ts';
 import { LocalStock } from '../src/stock/local-stock.ts';
 
@@ -76,15 +75,15 @@ export async function runMicro(redisUrl: string, json: boolean): Promise<MicroRe
     ping: () => redis.ping(),
     log: (e: StatEntry) => soldOutLog.append(e),
   };
-  const endedApp = createApp(deps);
-  const native = soldOutRoute(deps, endedApp.fetch);
+  const { app: endedApp, buyTicket: native } = createServing(deps);
+  const server = undefined as never;
   summary(() => {
     bench('sold-out answer: Hono app (before)', async () => {
       const res = await endedApp.fetch(new Request(`http://localhost/buy/ticket?user=s${user++}`));
       do_not_optimize(await res.text());
     }).baseline(true);
     bench('sold-out answer: native route (after)', async () => {
-      const res = await native(new Request(`http://localhost/buy/ticket?user=s${user++}`));
+      const res = await native!(new Request(`http://localhost/buy/ticket?user=s${user++}`), server);
       do_not_optimize(await res.text());
     });
   });

@@ -1,4 +1,5 @@
 /** The HTTP API of one worker, as a Hono app built from its dependencies (no I/O at import). */
+import type { Server } from 'bun';
 import { log } from '../log.ts';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -16,6 +17,7 @@ import { allowedMethods } from './methods.ts';
 import { orderRoutes } from './order-routes.ts';
 import { admissionGate, queueRoutes } from './queue-routes.ts';
 import { ownOrderKey, purchasePath, type SaleContext, type Sell } from './purchase.ts';
+import { buyRoute } from './fast-path.ts';
 import type { StatEntry } from './stat-log.ts';
 
 export type { SaleContext } from './purchase.ts';
@@ -57,11 +59,15 @@ export interface AppDeps {
   readonly holdsRetryMs?: number;
 }
 
-/** GET and POST /buy/ticket. The GET of a plain (unsigned) buyer is the hot path: no promise until Redis. */
+/**
+ * GET and POST /buy/ticket. A plain GET of an unsigned buyer never reaches Hono: the worker serves
+ * it on Bun's own router (fast-path.ts, {@link createServing}); these routes serve the rest.
+ */
 function buyRoutes(app: Hono, sell: Sell, who: Who, signed: boolean, maxBody: number): void {
+  const server = (c: Context) => c.env as Server<unknown> | undefined;
   const fromCaller = async (c: Context): Promise<Response> => {
     const asker = await who(c);
-    return 'response' in asker ? asker.response : sell(c, c.req.query('sale'), asker.user);
+    return 'response' in asker ? asker.response : sell(c.req.raw, server(c), c.req.query('sale'), asker.user);
   };
   app.get('/buy/ticket', (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must never buy a ticket.
@@ -69,10 +75,10 @@ function buyRoutes(app: Hono, sell: Sell, who: Who, signed: boolean, maxBody: nu
     if (signed) return fromCaller(c);
     const given = queryUser(c);
     if ('bad' in given) return error(c, 400, 'bad_user', given.bad);
-    if (given.user === undefined) return sell(c, c.req.query('sale'), '');
+    if (given.user === undefined) return sell(c.req.raw, server(c), c.req.query('sale'), '');
     const user = canonicalUser(given.user);
     if (user === undefined) return error(c, 400, 'bad_user', USER_RULE);
-    return sell(c, c.req.query('sale'), user);
+    return sell(c.req.raw, server(c), c.req.query('sale'), user);
   });
   app.post(
     '/buy/ticket',
@@ -141,6 +147,15 @@ function fallbacks(app: Hono, port: number): void {
 
 /** Builds a worker's app: the purchase path (purchase.ts), the order routes, /stock, /healthz. */
 export function createApp(deps: AppDeps): Hono {
+  return createServing(deps).app;
+}
+
+/**
+ * A worker's app and its native purchase route (fast-path.ts) on the same purchase path: the
+ * worker serves `GET /buy/ticket` with `buyTicket` on Bun's router and everything else with `app`.
+ * `buyTicket` is undefined with signed users: every purchase then has its token checked by the app.
+ */
+export function createServing(deps: AppDeps): { app: Hono; buyTicket?: ReturnType<typeof buyRoute> } {
   const app = new Hono();
   const maxBody = deps.maxBodyBytes ?? 4096;
   const orderKey = deps.orderKey ?? ownOrderKey();
@@ -180,7 +195,8 @@ export function createApp(deps: AppDeps): Hono {
     }),
   );
   fallbacks(app, deps.port);
-  return withNosniff(app);
+  withNosniff(app);
+  return { app, buyTicket: signed ? undefined : buyRoute(sell, (req, server) => app.fetch(req, server)) };
 }
 
 /**

@@ -17,10 +17,19 @@ export function error(c: Context, status: ErrorStatus, code: string, msg: string
   return c.json({ error: code, msg }, status, headers);
 }
 
+/** A JSON answer without a Hono Context: the purchase path runs on Bun's own router too (fast-path.ts). */
+export function jsonResponse(body: unknown, status = 200, headers?: Record<string, string>): Response {
+  return new Response(JSON.stringify(body), { status, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+}
+
+/** {@link error}, without a Context. */
+export const errorResponse = (status: ErrorStatus, code: string, msg: string, headers?: Record<string, string>) =>
+  jsonResponse({ error: code, msg }, status, headers);
+
 /** 429: the caller tried too often; `waitMs` until it may try again (Retry-After in whole seconds). */
-export function tooMany(c: Context, code: string, msg: string, waitMs: number) {
+export function tooMany(code: string, msg: string, waitMs: number) {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return error(c, 429, code, `${msg}; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
+  return errorResponse(429, code, `${msg}; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
 }
 
 /**
@@ -38,12 +47,12 @@ export function outcomeOf(cause: unknown): Outcome {
 }
 
 /** 503 for a dependency failure: Redis did not answer; `outcome` says whether anything may have changed. */
-export function unavailable(c: Context, outcome: Outcome = 'none') {
+export function unavailable(outcome: Outcome = 'none') {
   const msg =
     outcome === 'none'
       ? 'the ticket store did not answer; nothing was changed, try again'
       : 'the ticket store did not answer in time; it may have done it: look at your order before trying again';
-  return c.json({ error: 'unavailable', msg, outcome }, 503, { 'Retry-After': RETRY_AFTER });
+  return jsonResponse({ error: 'unavailable', msg, outcome }, 503, { 'Retry-After': RETRY_AFTER });
 }
 
 /**
@@ -63,7 +72,7 @@ function isCommandError(cause: unknown): boolean {
 export function storeFailed(c: Context, cause: unknown, where: string) {
   if (cause instanceof SaleStoppedError)
     return c.json({ error: 'recovering', msg: cause.message, outcome: 'none' }, 503, { 'Retry-After': RETRY_AFTER });
-  if (!isCommandError(cause)) return unavailable(c, outcomeOf(cause));
+  if (!isCommandError(cause)) return unavailable(outcomeOf(cause));
   log.error(`[${where}] Redis refused a command: ${(cause as Error).message}`);
   return error(c, 500, 'internal', 'the ticket store refused the request');
 }

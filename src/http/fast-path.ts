@@ -1,23 +1,19 @@
 /**
- * The spike's most frequent answer on Bun's native router, in front of Hono. Once a sale is sold
- * out, nearly every request of a spike is `GET /buy/ticket` answered "sold out" from shared
- * memory; on this route it costs no Hono routing, no Context and no full query parse. Anything
- * else — a sale still selling, a HEAD, a `user` or `sale` that needs decoding or is given twice,
- * a malformed one, signed users — goes to the app unchanged, so every answer stays the app's.
+ * `GET /buy/ticket` on Bun's native router, in front of Hono: nearly every request of a spike.
+ * A plain query (`user` and `sale` as they are, no decoding) goes straight to the purchase path
+ * (purchase.ts): no Hono routing, no Context, no full query parse. Anything else — a HEAD, a
+ * `user` or `sale` that needs decoding or is given twice, a name that needs normalizing — goes to
+ * the app unchanged, which canonicalizes it and calls the same purchase path.
  */
-import type { LocalStock } from '../stock/local-stock.ts';
+import type { Server } from 'bun';
 import { PLAIN_USER } from './identity.ts';
-import { soldOutAnswer, type PurchaseDeps } from './purchase.ts';
-
-type Deps = Pick<PurchaseDeps, 'port' | 'worker' | 'log' | 'defaultSale'> & {
-  readonly sale: (id: string) => { readonly stock: LocalStock } | undefined;
-};
+import type { Sell } from './purchase.ts';
 
 /**
  * `user` and `sale` of a query string, read in place (no split, no decoding); undefined when the
  * app must read it: given twice, percent-encoded or `+`, or a user the app would refuse.
  */
-function plainQuery(url: string): { user: string; sale: string | undefined } | undefined {
+export function plainQuery(url: string): { user: string; sale: string | undefined } | undefined {
   let user: string | undefined;
   let sale: string | undefined;
   let at = url.indexOf('?') + 1;
@@ -38,17 +34,15 @@ function plainQuery(url: string): { user: string; sale: string | undefined } | u
   return { user: user ?? '', sale };
 }
 
-/** The GET handler of `/buy/ticket` for `Bun.serve`'s `routes`: sold out here, everything else by `app`. */
-export function soldOutRoute(deps: Deps, app: (req: Request) => Response | Promise<Response>) {
-  const reply = soldOutAnswer(deps);
-  return (req: Request): Response | Promise<Response> => {
+type Handler = (req: Request, server: Server<unknown>) => Response | Promise<Response>;
+
+/** The GET handler of `/buy/ticket` for `Bun.serve`'s `routes`: plain queries sold here, everything else by `app`. */
+export function buyRoute(sell: Sell, app: Handler): Handler {
+  return (req, server) => {
     // Bun sends HEAD to a GET route too; the app refuses it (a HEAD must never buy).
-    if (req.method !== 'GET') return app(req);
+    if (req.method !== 'GET') return app(req, server);
     const query = plainQuery(req.url);
-    if (!query) return app(req);
-    const id = query.sale ?? deps.defaultSale;
-    const stock = deps.sale(id)?.stock;
-    if (!stock?.isSoldOut()) return app(req);
-    return reply(stock, id, query.user);
+    if (!query) return app(req, server);
+    return sell(req, server, query.sale, query.user);
   };
 }

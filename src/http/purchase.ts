@@ -3,8 +3,8 @@
  * network), then the batched Redis script, then the answer. Only when both the local unit and
  * Redis say yes is a ticket sold.
  */
+import type { Server } from 'bun';
 import { randomBytes } from 'node:crypto';
-import type { Context } from 'hono';
 import { orderCookie, orderCookieName, orderSecret } from '../orders/secret.ts';
 import type { OrderStore } from '../orders/store.ts';
 import { SALE_PATTERN } from '../redis/keys.ts';
@@ -12,7 +12,8 @@ import { PurchaseCode, type Purchase } from '../redis/sale.ts';
 import type { LocalStock } from '../stock/local-stock.ts';
 import type { QueueBoard } from '../queue/board.ts';
 import type { Attempts } from './attempts.ts';
-import { error, JSON_HEADERS, outcomeOf, tooMany, unavailable } from './errors.ts';
+import type { ClientOf } from './client-key.ts';
+import { errorResponse, JSON_HEADERS, outcomeOf, tooMany, unavailable } from './errors.ts';
 import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
 
 /** What a worker holds for one sale. */
@@ -53,7 +54,7 @@ export interface PurchaseDeps {
   /** The admission check of a sale with a waiting room (queue-routes.ts). */
   readonly gate?: Gate;
   /** Who the buyer is for the per-client holds (client-key.ts); none: nobody is counted. */
-  readonly clientOf?: (c: Context) => string;
+  readonly clientOf?: ClientOf;
   /** How long a client that holds its most unpaid orders is told to wait, in ms (about the pay window). */
   readonly holdsRetryMs?: number;
 }
@@ -87,11 +88,6 @@ function answerFor(purchase: Purchase): Answer {
 export const ownOrderKey = () => randomBytes(32).toString('hex');
 
 /**
- * The answers of one worker, serialised once where they never change: most answers of a spike
- * are "sold out", and a sale's answer differs only in its order id (digits and a dash) and, for
- * an anonymous buyer, the order's secret (base64url), so no JSON.stringify per request.
- */
-/**
  * The sold-out answer, counted and logged: built once per worker, a new Response per request (a
  * Response's body can be read once). Shared by the Hono route and the native one (fast-path.ts).
  */
@@ -116,16 +112,37 @@ export function soldOutAnswer({ port, worker, log, defaultSale }: Pick<PurchaseD
 /** Two days: a buyer back after the pay window still learns what became of the order. */
 const ORDER_COOKIE_SECONDS = 2 * 86_400;
 
+/**
+ * Whether the answer leaves the browser its note of the order (a cookie, for GET /orders/mine): a
+ * browser says so in Sec-Fetch-Mode (every current one sends it), and the buyer's page buys with a
+ * POST. A program (a shop's server, ab, wrk) keeps the order id itself, and pays for no signature.
+ */
+const wantsNote = (req: Request) => req.method === 'POST' || req.headers.has('sec-fetch-mode');
+
+/**
+ * The answers of one worker, serialised once where they never change: most answers of a spike
+ * are "sold out", and a sale's answer differs only in its order id (digits and a dash) and, for
+ * an anonymous buyer, the order's secret (base64url), so no JSON.stringify per request.
+ */
 function answers(deps: PurchaseDeps) {
   const { port, worker, log, defaultSale, orderKey } = deps;
-  const cookieFor = (sale: string, user: string, orderId: string) =>
-    `${orderCookieName(sale)}=${orderCookie(orderKey, sale, user, orderId)}; Path=/; Max-Age=${ORDER_COOKIE_SECONDS}; HttpOnly; SameSite=Lax`;
+  const names = new Map<string, string>();
+  const cookieFor = (sale: string, user: string, orderId: string) => {
+    let name = names.get(sale);
+    if (name === undefined) {
+      name = orderCookieName(sale);
+      names.set(sale, name);
+    }
+    return `${name}=${orderCookie(orderKey, sale, user, orderId)}; Path=/; Max-Age=${ORDER_COOKIE_SECONDS}; HttpOnly; SameSite=Lax`;
+  };
   const soldOut = soldOutAnswer(deps);
+  const plain = new Headers(JSON_HEADERS);
+  const withNote = (note: string) => [...Object.entries(JSON_HEADERS), ['Set-Cookie', note]] as [string, string][];
   const [soldHead, soldTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', port }).split('<id>') as [string, string];
   const [anonHead, anonMiddle, anonTail] = JSON.stringify({ code: 1, msg: 'sold', orderId: '<id>', secret: '<secret>', port }).split(
     /<id>|<secret>/,
   ) as [string, string, string];
-  return (c: Context, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
+  return (req: Request, stock: LocalStock, sale: string, user: string, answer: Answer): Response => {
     if (answer === SOLD_OUT) return soldOut(stock, sale, user);
     stock.countAnswer(worker, ANSWER_INDEX[answer.result]);
     log?.({
@@ -139,27 +156,26 @@ function answers(deps: PurchaseDeps) {
     });
     // A named buyer's browser keeps a signed note of the order: a reload or a new tab finds it
     // (GET /orders/mine) without asking Redis for every visitor who holds nothing.
-    if (user && answer.orderId) c.header('Set-Cookie', cookieFor(sale, user, answer.orderId));
+    const note = user && answer.orderId && wantsNote(req) ? cookieFor(sale, user, answer.orderId) : undefined;
+    const headers = note ? withNote(note) : plain;
     if (answer.result === 'sold') {
-      if (user) return c.body(`${soldHead}${answer.orderId}${soldTail}`, 200, JSON_HEADERS);
-      return c.body(
-        `${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`,
-        200,
-        JSON_HEADERS,
-      );
+      if (user) return new Response(`${soldHead}${answer.orderId}${soldTail}`, { headers });
+      return new Response(`${anonHead}${answer.orderId}${anonMiddle}${orderSecret(orderKey, sale, answer.orderId!)}${anonTail}`, {
+        headers,
+      });
     }
-    return c.json({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port });
+    return new Response(JSON.stringify({ code: answer.code, msg: answer.msg, orderId: answer.orderId, port }), { headers });
   };
 }
 
 /** The user's attempts beyond the cap answer 429 before they touch stock or Redis. */
 function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
-  return (c: Context, stock: LocalStock, sale: string, user: string): Response | undefined => {
+  return (stock: LocalStock, sale: string, user: string): Response | undefined => {
     const waitMs = user && attempts ? attempts.hit(sale, user) : 0;
     if (waitMs === 0) return undefined;
     stock.countAnswer(worker, ANSWER_INDEX.limited);
     log?.({ port, result: 'limited', code: 429, localSales: stock.sales(worker), user });
-    return tooMany(c, 'too_many_attempts', `${user} tried to buy too often`, waitMs);
+    return tooMany('too_many_attempts', `${user} tried to buy too often`, waitMs);
   };
 }
 
@@ -167,13 +183,13 @@ function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
  * The admission check of a purchase: undefined (go on) for a sale without a waiting room or a
  * holder of a valid, admitted ticket of this sale and user; else the 403 to answer.
  */
-export type Gate = (c: Context, id: string, sale: SaleContext, user: string) => Response | undefined;
+export type Gate = (req: Request, id: string, sale: SaleContext, user: string) => Response | undefined;
 
 /** `gate`, with each refusal counted and logged like any other answer. */
 function counted(gate: Gate | undefined, { worker, port, log }: PurchaseDeps): Gate {
   if (!gate) return () => undefined;
-  return (c, id, sale, user) => {
-    const refused = gate(c, id, sale, user);
+  return (req, id, sale, user) => {
+    const refused = gate(req, id, sale, user);
     if (refused) {
       sale.stock.countAnswer(worker, ANSWER_INDEX.unadmitted);
       log?.({ port, result: 'unadmitted', code: 403, localSales: sale.stock.sales(worker), user });
@@ -182,16 +198,24 @@ function counted(gate: Gate | undefined, { worker, port, log }: PurchaseDeps): G
   };
 }
 
-/** Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not. */
-export type Sell = (c: Context, saleId: string | undefined, user: string) => Response | Promise<Response>;
+/**
+ * Sells `user` a ticket of sale `saleId` (the default sale when undefined), or says why not.
+ * `server` is the Bun server the request came through (its peer's address counts the holds).
+ */
+export type Sell = (
+  req: Request,
+  server: Server<unknown> | undefined,
+  saleId: string | undefined,
+  user: string,
+) => Response | Promise<Response>;
 
 /**
- * A unit of local stock for one buyer: at once, or after waiting up to `refillWaitMs` for a
- * top-up. False when none came in time although the sale is not sold out: the buyer then asks
- * Redis without one, which answers truly, instead of being told "sold out" while a ticket may be
- * free. 'soldout' when the sale is (or, with no wait configured, when this worker is dry).
+ * A unit of local stock for one buyer once this worker ran dry: after waiting up to `refillWaitMs`
+ * for a top-up. False when none came in time although the sale is not sold out: the buyer then
+ * asks Redis without one, which answers truly, instead of being told "sold out" while a ticket may
+ * be free. 'soldout' when the sale is (or, with no wait configured, when this worker is dry).
  */
-function unitTaker({ worker, onTopUp, refillWaitMs }: PurchaseDeps) {
+function dryUnit({ worker, onTopUp, refillWaitMs }: PurchaseDeps) {
   const waitAndTake = async (stock: LocalStock, sale: string): Promise<boolean> => {
     const deadline = performance.now() + refillWaitMs;
     while (!stock.isSoldOut()) {
@@ -204,12 +228,6 @@ function unitTaker({ worker, onTopUp, refillWaitMs }: PurchaseDeps) {
     return false;
   };
   return async (stock: LocalStock, sale: string): Promise<boolean | 'soldout'> => {
-    // tryTake first, so the common case does not pay for a promise.
-    if (stock.tryTake(worker)) {
-      // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
-      if (stock.isLow(worker) && stock.askTopUp(worker)) onTopUp?.(sale);
-      return true;
-    }
     if (await waitAndTake(stock, sale)) return true;
     // Without a wait (refillWaitMs 0) a dry worker answers sold out at once, as the original does.
     return stock.isSoldOut() || refillWaitMs === 0 ? 'soldout' : false;
@@ -221,16 +239,26 @@ export function purchasePath(deps: PurchaseDeps): Sell {
   const reply = answers(deps);
   const limited = attemptCap(deps);
   const admitted = counted(deps.gate, deps);
-  const takeUnit = unitTaker(deps);
+  const dry = dryUnit(deps);
 
-  const buyTicket = async (c: Context, { stock, buy }: SaleContext, sale: string, user: string): Promise<Response> => {
-    const unit = await takeUnit(stock, sale);
-    if (unit === 'soldout') return reply(c, stock, sale, user, SOLD_OUT);
+  const buyTicket = async (
+    req: Request,
+    server: Server<unknown> | undefined,
+    { stock, buy }: SaleContext,
+    sale: string,
+    user: string,
+  ): Promise<Response> => {
+    // tryTake first, so the common case does not pay for a promise.
+    let unit: boolean | 'soldout' = stock.tryTake(worker);
+    // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
+    if (unit && stock.isLow(worker) && stock.askTopUp(worker)) deps.onTopUp?.(sale);
+    if (!unit) unit = await dry(stock, sale);
+    if (unit === 'soldout') return reply(req, stock, sale, user, SOLD_OUT);
     let purchase: Purchase;
     // A release while this call runs makes its "sold out" stale: only an unchanged count may set the flag.
     const releases = stock.releases();
     try {
-      purchase = await buy(user, deps.clientOf?.(c) ?? '');
+      purchase = await buy(user, deps.clientOf?.(req, server) ?? '');
     } catch (cause) {
       // Redis is down or slow: the unit goes back. A script that timed out may still run: an
       // anonymous buyer's sale is then undone, a named buyer's retry is told code 2 with it.
@@ -238,7 +266,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       // The client logs the cause once per outage; the buyer needs only to know to retry.
       stock.countAnswer(worker, ANSWER_INDEX.unavailable);
       log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
-      return unavailable(c, outcomeOf(cause));
+      return unavailable(outcomeOf(cause));
     }
     if (purchase.code === PurchaseCode.Sold) {
       stock.recordSale(worker);
@@ -250,24 +278,28 @@ export function purchasePath(deps: PurchaseDeps): Sell {
     if (purchase.code === PurchaseCode.TooManyHolds) {
       stock.countAnswer(worker, ANSWER_INDEX.limited);
       log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
-      return tooMany(c, 'too_many_holds', answer.msg, deps.holdsRetryMs ?? 60_000);
+      return tooMany('too_many_holds', answer.msg, deps.holdsRetryMs ?? 60_000);
     }
     if (purchase.code === PurchaseCode.NoSale) {
       stock.countAnswer(worker, ANSWER_INDEX.nosale);
       log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
-      return error(c, 404, 'no_sale', 'the sale does not exist in Redis');
+      return errorResponse(404, 'no_sale', 'the sale does not exist in Redis');
     }
-    return reply(c, stock, sale, user, answer);
+    return reply(req, stock, sale, user, answer);
   };
 
   // Synchronous while the sale is sold out: most requests of a spike end here, and a promise per
   // answer costs. A sold-out answer costs nothing to give, so the attempt cap guards only the rest.
-  return (c, saleId, user) => {
+  return (req, server, saleId, user) => {
     const id = saleId ?? deps.defaultSale;
     const sale = deps.sale(id);
     if (!sale)
-      return error(c, 404, 'no_sale', SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -');
-    if (sale.stock.isSoldOut()) return reply(c, sale.stock, id, user, SOLD_OUT);
-    return admitted(c, id, sale, user) ?? limited(c, sale.stock, id, user) ?? buyTicket(c, sale, id, user);
+      return errorResponse(
+        404,
+        'no_sale',
+        SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -',
+      );
+    if (sale.stock.isSoldOut()) return reply(req, sale.stock, id, user, SOLD_OUT);
+    return admitted(req, id, sale, user) ?? limited(sale.stock, id, user) ?? buyTicket(req, server, sale, id, user);
   };
 }

@@ -4,6 +4,7 @@
  * ticket and the board in shared memory; only a join (once per user) and a pre-queue user's
  * first poll after the draw on each worker ask Redis (queue/drawn-places.ts).
  */
+import type { Server } from 'bun';
 import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { QueueView } from '../queue/board.ts';
@@ -11,7 +12,8 @@ import { statusOf, type SaleWindow } from '../queue/status.ts';
 import { issueTicket, readTicket, type Ticket } from '../queue/ticket.ts';
 import { JoinCode } from '../redis/queue.ts';
 import type { Attempts } from './attempts.ts';
-import { error, RETRY_AFTER, storeFailed, tooMany } from './errors.ts';
+import type { ClientOf } from './client-key.ts';
+import { error, jsonResponse, RETRY_AFTER, storeFailed, tooMany } from './errors.ts';
 import type { Who } from './identity.ts';
 import type { Gate, SaleContext } from './purchase.ts';
 
@@ -26,7 +28,7 @@ export interface QueueRouteDeps {
   readonly maxBodyBytes: number;
   readonly attempts?: Attempts;
   /** Who the joiner is for the per-client places (client-key.ts); none: nobody is counted. */
-  readonly clientOf?: (c: Context) => string;
+  readonly clientOf?: ClientOf;
 }
 
 const windowOf = (sale: SaleContext): SaleWindow => ({ startsAt: sale.stock.startsAt(), endsAt: sale.stock.endsAt() });
@@ -59,10 +61,10 @@ async function join(c: Context, deps: QueueRouteDeps): Promise<Response> {
   const status = statusOf(view, 0, windowOf(sale));
   if (status.state === 'soldout' || status.state === 'closed') return c.json({ ...status, ticket: null });
   const waitMs = deps.attempts?.hit(id, user) ?? 0;
-  if (waitMs > 0) return tooMany(c, 'too_many_attempts', `${user} joined too often`, waitMs);
+  if (waitMs > 0) return tooMany('too_many_attempts', `${user} joined too often`, waitMs);
   let place: number;
   try {
-    place = await sale.queue!.join(user, deps.clientOf?.(c) ?? '');
+    place = await sale.queue!.join(user, deps.clientOf?.(c.req.raw, c.env as Server<unknown> | undefined) ?? '');
   } catch (cause) {
     return storeFailed(c, cause, 'queue');
   }
@@ -114,12 +116,12 @@ export function queueRoutes(app: Hono, deps: QueueRouteDeps): void {
 
 /** The admission check of a queued sale's purchases (see Gate), from the token and shared memory only. */
 export function admissionGate(key: string): Gate {
-  return (c, id, sale, user) => {
+  return (req, id, sale, user) => {
     const board = sale.queue?.board;
     if (!board?.isQueued()) return undefined;
-    const token = c.req.header(TICKET_HEADER);
+    const token = req.headers.get(TICKET_HEADER) ?? undefined;
     const ticket = readTicket(key, token);
-    const refuse = (msg: string, status: unknown = null) => c.json({ error: 'not_admitted', msg, status }, 403);
+    const refuse = (msg: string, status: unknown = null) => jsonResponse({ error: 'not_admitted', msg, status }, 403);
     if (!token) return refuse(`sale ${id} has a waiting room: join it (POST /queue/join), then buy with its ticket in ${TICKET_HEADER}`);
     if (!ticket || ticket.sale !== id || !user || ticket.user !== user)
       return refuse(`that ticket is not valid for this user and sale ${id}`);

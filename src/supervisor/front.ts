@@ -47,7 +47,7 @@ export async function startWorkers(
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
     addressHolds: config.addressHolds,
-    clients: { trusted: config.trustedProxies, ipv6Prefix: config.nginxLimits.ipv6Prefix },
+    clients: { trusted: config.trustedProxies, ipv6Prefix: config.nginxLimits.ipv6Prefix, host: config.host },
     attempts: { buffer: Attempts.buffer(), limit: config.userAttempts, windowMs: config.userWindowMs, secret: Attempts.secret() },
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,

@@ -1,8 +1,7 @@
 /** Worker thread entry: wires one Hono app to Bun.serve on its port. */
 import type { Server } from 'bun';
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { createApp, type AppDeps, type SaleContext } from '../http/app.ts';
-import { soldOutRoute } from '../http/fast-path.ts';
+import { createServing, type AppDeps, type SaleContext } from '../http/app.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
 import { Journal, journaling } from '../orders/journal.ts';
@@ -16,7 +15,7 @@ import { JoinBatcher, placeOf } from '../redis/queue.ts';
 import { QueueBoard } from '../queue/board.ts';
 import { DrawnPlaces } from '../queue/drawn-places.ts';
 import { RedisHealth } from '../redis/health.ts';
-import { RequestStats, routeOf } from '../http/request-stats.ts';
+import { RequestStats, routeOf, type Route } from '../http/request-stats.ts';
 import { StatLog, statLogPath } from '../http/stat-log.ts';
 import { LocalStock } from '../stock/local-stock.ts';
 
@@ -196,20 +195,19 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     // A client at its limit may buy again once an order is paid, cancelled or expired.
     holdsRetryMs: init.payWindowMs || 60_000,
   };
-  const app = createApp(appDeps);
+  const { app, buyTicket } = createServing(appDeps);
   // Listen once Redis answers, so a fresh start does not open with 503s. If Redis is down (a
   // restart during an outage), listen anyway after a while: 503s tell clients to come back.
   await waitReady(client, 3000, 'startup').catch(() => {});
   if (stopping) return;
   try {
-    // Signed users need the JWT checked first: with them on, every request goes through the app.
     const timed = timing(RequestStats.attach(init.requests, init.workers), worker);
     // The server goes with each request: the app reads the peer's address from it (client-key.ts).
-    const fetch = timed((req: Request) => app.fetch(req, server));
-    const fast = timed(soldOutRoute(appDeps, (req) => app.fetch(req, server)));
-    server = init.jwtSecret
-      ? Bun.serve({ port, hostname: init.host, fetch })
-      : Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: fast } }, fetch });
+    const fetch = timed(undefined, (req: Request, from: Server<undefined>) => app.fetch(req, from));
+    // Signed users need the JWT checked first: with them on, every request goes through the app.
+    server = buyTicket
+      ? Bun.serve({ port, hostname: init.host, routes: { '/buy/ticket': { GET: timed('buy', buyTicket) } }, fetch })
+      : Bun.serve({ port, hostname: init.host, fetch });
   } catch (cause) {
     send({
       type: 'fatal',
@@ -243,16 +241,25 @@ async function stop(worker: number): Promise<void> {
   send({ type: 'stopped', worker });
 }
 
-/** `handler`, each answer counted and timed by route and status (http/request-stats.ts): two Atomics per request. */
+/** The route of a request's URL (request-stats.ts), read without parsing the URL. */
+function routeOfUrl(url: string): Route {
+  const from = url.indexOf('/', url.indexOf('//') + 2);
+  const query = url.indexOf('?', from);
+  return routeOf(query < 0 ? url.slice(from) : url.slice(from, query));
+}
+
+type Handler = (req: Request, server: Server<undefined>) => Response | Promise<Response>;
+
+/**
+ * `handler`, each answer counted and timed by route and status (http/request-stats.ts): two plain
+ * increments per request. A handler of one route names it, so its requests' URLs are not read.
+ */
 function timing(stats: RequestStats, worker: number) {
-  return (handler: (req: Request) => Response | Promise<Response>) =>
-    (req: Request): Response | Promise<Response> => {
+  return (known: Route | undefined, handler: Handler) =>
+    (req: Request, from: Server<undefined>): Response | Promise<Response> => {
       const started = performance.now();
-      const url = req.url;
-      const from = url.indexOf('/', url.indexOf('//') + 2);
-      const query = url.indexOf('?', from);
-      const route = routeOf(query < 0 ? url.slice(from) : url.slice(from, query));
-      const answer = handler(req);
+      const route = known ?? routeOfUrl(req.url);
+      const answer = handler(req, from);
       if (answer instanceof Response) {
         stats.observe(worker, route, answer.status, performance.now() - started);
         return draining ? closing(answer) : answer;

@@ -67,6 +67,26 @@ async function evalCalls(): Promise<number> {
   return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
+describe("the browser's note of its order (a cookie for GET /orders/mine)", () => {
+  // Signing the note cost every purchase an HMAC; only a browser keeps cookies, so only a browser's
+  // purchase (it sends Sec-Fetch-Mode; the buyer's page buys with a POST) pays for one.
+  test('is left for a browser and for a POST, not for a program', async () => {
+    const { app } = await rig(10, 10);
+    const note = (res: Response) => res.headers.get('set-cookie');
+    const program = await app.request(`${URL_}?user=prog`);
+    expect(((await program.json()) as { code: number }).code).toBe(1);
+    expect(note(program)).toBeNull();
+    const browser = await app.request(`${URL_}?user=brow`, { headers: { 'Sec-Fetch-Mode': 'navigate' } });
+    expect(note(browser)).toMatch(/^spike_order_\w+=\d+-\d+\.[\w-]{22}; Path=\/; Max-Age=172800; HttpOnly; SameSite=Lax$/);
+    const page = await app.request(URL_, {
+      method: 'POST',
+      body: JSON.stringify({ user: 'pagey' }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(note(page)).toMatch(/^spike_order_/);
+  });
+});
+
 describe('GET /buy/ticket', () => {
   test('sells with code 1, an order id and the port; a second try by the same user gets code 2 and that order', async () => {
     const { app, keys } = await rig(10, 5);
