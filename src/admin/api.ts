@@ -225,10 +225,11 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
   ] as const) {
     app.post(`/sales/:id/${action}`, async (c) => {
       const id = c.req.param('id');
-      const keys = saleKeys(id);
-      if (!(await readSale(deps.redis, keys))) return error(c, 404, 'no_sale', `no sale ${id}`);
-      if (paused) await deps.redis.hset(keys.sale, 'paused', '1');
-      else await deps.redis.hdel(keys.sale, 'paused');
+      // Checked and written in one step (pause-1.lua): a resume racing an archive never writes into a deleted sale.
+      if ((await deps.redis.pause(saleKeys(id).sale, paused ? '1' : '0')) === -2) {
+        if (await archivedSale(deps.redis, id)) return error(c, 409, 'archived', `sale ${id} is archived; it sells no more`);
+        return error(c, 404, 'no_sale', `no sale ${id}`);
+      }
       deps.kick(id);
       logAction(c, deps, paused ? 'paused' : 'resumed', id);
       return c.json(await saleState(deps, id));

@@ -11,7 +11,7 @@ import { auditSale } from '../orders/audit.ts';
 import type { OrderDb } from '../orders/db.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { DEFAULT_SALE, NAME_FIELD, saleKeys } from '../redis/keys.ts';
-import { archivedSale, dropSale, readSale, type ArchivedSale } from '../redis/sale.ts';
+import { ArchiveCode, archivedSale, archiveSale, readSale, type ArchivedSale } from '../redis/sale.ts';
 import { saleState } from '../stock/sale-state.ts';
 
 export interface ArchiveDeps {
@@ -51,15 +51,39 @@ async function refusal(deps: ArchiveDeps, id: string): Promise<[409 | 404, strin
   return { id, archivedAt: Date.now(), name, total: count.total, sold: count.sold, paid: count.paid };
 }
 
-/** POST /sales/:id/archive. Archiving an archived sale answers its record again. */
+/** Why archive-8.lua refused, in the words of the checks above (it made them again in the step that deletes). */
+function scriptRefusal(id: string, code: ArchiveCode, count: number): [409, string, string] {
+  switch (code) {
+    case ArchiveCode.Open:
+      return [409, 'sale_open', `sale ${id} opened again (resumed, or stock added) while it was being archived; pause it first`];
+    case ArchiveCode.Recovering:
+      return [409, 'recovering', `sale ${id} is restoring orders Redis lost; archive it once it sells again`];
+    case ArchiveCode.Reserved:
+      return [
+        409,
+        'orders_reserved',
+        `${count} orders of ${id} were reserved while it was being archived; archive it once they are paid or expired`,
+      ];
+    default:
+      return [409, 'not_written', `${count} order events of ${id} are not in the database yet; try again in a moment`];
+  }
+}
+
+/**
+ * POST /sales/:id/archive. Archiving an archived sale answers its record again. The checks here
+ * give the operator the reason; archive-8.lua makes them again in the step that deletes, so a
+ * resume, a stock addition or a purchase between the two can never be lost (issue 30).
+ */
 export function archiveRoutes(app: Hono, deps: ArchiveDeps): void {
   app.post('/sales/:id/archive', async (c) => {
     const id = c.req.param('id');
     const done = await archivedSale(deps.redis, id);
-    if (done) return c.json(archivedView(done));
+    // A record whose sale still exists is an archive cut short (or one a refusal is taking back): go on.
+    if (done && !(await readSale(deps.redis, saleKeys(id)))) return c.json(archivedView(done));
     const record = await refusal(deps, id);
     if (Array.isArray(record)) return error(c, record[0], record[1], record[2]);
-    await dropSale(deps.redis, saleKeys(id), record);
+    const { code, count } = await archiveSale(deps.redis, saleKeys(id), record);
+    if (code !== ArchiveCode.Done && code !== ArchiveCode.NoSale) return error(c, ...scriptRefusal(id, code, count));
     deps.archived(id);
     deps.logAction(c, 'archived', id);
     return c.json(archivedView(record));

@@ -7,7 +7,7 @@
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, newerId } from './model.ts';
 import { readSale } from '../redis/sale.ts';
-import { keyList, RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
+import { keyList, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 import { withJournal, type JournalEntry } from './journal.ts';
 
@@ -77,7 +77,9 @@ function restoreArgs(row: DbOrder, payWindowMs: number): string[] {
  * (resume-1.lua) past the newest id known. Safe to run again, and on several nodes at once.
  */
 export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, options: ReconcileOptions): Promise<ReconcileReport> {
-  await redis.hset(keys.sale, RECOVERING_FIELD, options.reason);
+  // Marked only if it exists (recover-1.lua): an archived sale must not come back as a hash of `recovering`.
+  if ((await redis.recover(keys.sale, options.reason)) === -2)
+    return { sale: keys.sale, reason: options.reason, restored: 0, advanced: 0, conflicts: 0, total: 0, sold: 0 };
   // Orders from before the sale's last reset are not its own (a live reset keeps no database rows).
   const epoch = (await readSale(redis, keys))?.epoch ?? '0-0';
   const rows = withJournal(await db.orders(keys.sale), options.journaled ?? []).filter((row) => compareOrderIds(row.orderId, epoch) > 0);
@@ -88,6 +90,8 @@ export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, o
   for (let i = 0; i < rows.length; i += chunk) {
     const args = rows.slice(i, i + chunk).flatMap((row) => restoreArgs(row, options.payWindowMs));
     const [r, a, c] = await redis.restore(...keyList(keys), ...args);
+    // The sale was archived meanwhile: nothing was written, nothing is left to restore.
+    if (Number(r) === -2) break;
     restored += Number(r);
     advanced += Number(a);
     conflicts += Number(c);

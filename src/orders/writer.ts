@@ -4,7 +4,7 @@ import { log } from '../log.ts';
 import { hashSlot } from '../redis/slot.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, idTime } from './model.ts';
-import { REAPED_FIELD, type SaleKeys } from '../redis/keys.ts';
+import { REAPED_FIELD, WRITERS_GROUP, type SaleKeys } from '../redis/keys.ts';
 import type { OrderDb, SaleEvents } from './db.ts';
 import { parseEvent, type OrderEvent } from './events.ts';
 
@@ -97,7 +97,7 @@ export class OrderWriter {
     this.#redis = redis;
     this.#db = db;
     this.#sales = options.sales;
-    this.#group = options.group ?? 'order-writers';
+    this.#group = options.group ?? WRITERS_GROUP;
     this.#consumer = options.consumer;
     this.#claimIdleMs = options.claimIdleMs ?? 30_000;
     this.#count = options.count ?? 500;

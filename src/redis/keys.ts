@@ -85,6 +85,9 @@ export const SALES_KEY = 'spike:sales';
  */
 export const ARCHIVED_KEY = 'spike:archived';
 
+/** The order writers' consumer group on every sale's stream (orders/writer.ts acknowledges after its commit). */
+export const WRITERS_GROUP = 'order-writers';
+
 /** A sale id: 1–64 characters of `[A-Za-z0-9_.:-]` (no braces: the id becomes a hash tag). */
 export const SALE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 

@@ -14,6 +14,7 @@ import {
   SALES_KEY,
   SOLD_FIELD,
   TOTAL_FIELD,
+  WRITERS_GROUP,
   type SaleKeys,
 } from './keys.ts';
 
@@ -240,16 +241,37 @@ export interface ArchivedSale {
   readonly paid: number;
 }
 
+/** archive-8.lua's refusals. */
+export enum ArchiveCode {
+  Done = 1,
+  NoSale = -2,
+  Recovering = -3,
+  Open = -4,
+  Reserved = -5,
+  Unwritten = -6,
+}
+
 /**
  * Archives a sale in Redis: its record first (so no node ever takes the id for a new sale), then
- * it leaves the list of sales, then every key of it goes. The caller checked that the database
- * holds all of its orders.
+ * archive-8.lua checks, in the same step as it deletes every key of the sale, that the sale sells
+ * no more and owes nothing; then it leaves the list of sales. Refused: the record is taken back,
+ * and the code (with its count) says why. The caller checked that the database holds every order.
  */
-export async function dropSale(redis: Redis, keys: SaleKeys, record: ArchivedSale): Promise<void> {
-  await redis.hset(ARCHIVED_KEY, keys.sale, JSON.stringify(record));
-  await redis.srem(SALES_KEY, keys.sale);
+export async function archiveSale(redis: Redis, keys: SaleKeys, record: ArchivedSale): Promise<{ code: ArchiveCode; count: number }> {
+  const claim = JSON.stringify(record);
+  await redis.hset(ARCHIVED_KEY, keys.sale, claim);
   // One slot: every key carries the sale's hash tag (or is the bare id it tags).
-  await redis.del(...keyList(keys), keys.holds, ...waitingRoomKeys(keys.sale));
+  const [code, count] = (await redis.archive(...keyList(keys), keys.holds, ...waitingRoomKeys(keys.sale), WRITERS_GROUP)).map(Number) as [
+    ArchiveCode,
+    number,
+  ];
+  if (code === ArchiveCode.Done || code === ArchiveCode.NoSale) {
+    await redis.srem(SALES_KEY, keys.sale);
+    return { code, count };
+  }
+  // Refused: the record goes, unless another archive of the same sale wrote its own meanwhile.
+  if ((await redis.hget(ARCHIVED_KEY, keys.sale)) === claim) await redis.hdel(ARCHIVED_KEY, keys.sale);
+  return { code, count };
 }
 
 /** The record of an archived sale, or null. */

@@ -84,5 +84,11 @@ declare module 'ioredis' {
       minStepMs: string,
       seen: string,
     ): Result<number | (string | number)[], Context>;
+    /** See archive-8.lua: the sale's eight keys (archiveKeys), then the order writers' group. */
+    archive(...keysAndGroup: string[]): Result<number[], Context>;
+    /** See pause-1.lua: the sale hash, then "1" (pause) or "0" (resume). */
+    pause(sale: string, paused: '1' | '0'): Result<number, Context>;
+    /** See recover-1.lua: the sale hash, then why it stops to restore lost orders. */
+    recover(sale: string, reason: string): Result<number, Context>;
   }
 }

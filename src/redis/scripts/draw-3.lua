@@ -21,11 +21,15 @@
     -1       not yet: starts_at is still ahead
     -2       this call placed a slice; call again for the next
     -3       nothing done: the sale is recovering lost orders
+    -4       no such sale (none, or archived)
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
 
-local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'queue_drawn', 'queue_drawn_to', 'last_id', 'recovering')
+local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'queue_drawn', 'queue_drawn_to', 'last_id', 'recovering', 'ticket_total_nums')
+if not sale[6] then
+  return -4
+end
 if sale[2] == '1' then
   return redis.call('ZCARD', KEYS[3])
 end

@@ -11,10 +11,13 @@
             caller's clock, just before this call)
 
   Output:
-    the number of outages the sale keeps after the call
+    the number of outages the sale keeps after the call (0 when there is no such sale)
 ]]
 --- @include "includes/deadlines"
+--- @include "includes/clock"
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return #recordOutage(redis.call('HGET', KEYS[1], 'outages'), ARGV[1], now)
+local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'outages')
+if not sale[1] then
+  return 0
+end
+return #recordOutage(sale[2], ARGV[1], nowMs())

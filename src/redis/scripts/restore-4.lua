@@ -18,7 +18,9 @@
     KEYS[1] sale hash: ticket_sold_nums, ticket_paid_nums, ticket_cancelled_nums,
             ticket_expired_nums, last_id (the newest stream id)
     KEYS[2] buyers hash: user id -> their live order id
-    KEYS[3] orders stream: gets {event=restored, order, user, state} or {event=<state>, order, user}
+    KEYS[3] orders stream: gets {event=restored, order, user, state, port, pay_by, updated} (all
+            the order writer needs to write the row, should the database lack it) or
+            {event=<state>, order, user}
     KEYS[4] order states hash: order id -> "state|payBy|port|updatedAt|user"
     ARGV[6i+1..6i+6] one order each: id, state (reserved, paid, cancelled or expired), user
             ("" anonymous), port, payBy in ms (0: no deadline), updatedAt in ms
@@ -27,8 +29,13 @@
     { restored, advanced, conflicts }: orders put back; orders moved from reserved to the
     database's later state; named users who hold another live order than the restored one
     (the restored order stays their live order; the audit shows the other)
+    { -2, 0, 0 }: no such sale (none, or archived): nothing written
 ]]
 --- @include "includes/orders"
+
+if not redis.call('HGET', KEYS[1], 'ticket_total_nums') then
+  return { -2, 0, 0 }
+end
 
 local live = { reserved = true, paid = true }
 local restored, advanced, conflicts = 0, 0, 0
@@ -53,7 +60,9 @@ for i = 1, #ARGV, 6 do
       -- The count of its final state (paid, cancelled, expired) was lost with it.
       redis.call('HINCRBY', KEYS[1], 'ticket_' .. state .. '_nums', 1)
     end
-    redis.call('HSET', KEYS[1], 'last_id', redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state))
+    local at = redis.call('XADD', KEYS[3], '*', 'event', 'restored', 'order', id, 'user', user, 'state', state, 'port', port,
+      'pay_by', payBy, 'updated', updated)
+    redis.call('HSET', KEYS[1], 'last_id', at)
     restored = restored + 1
   elseif o.state == 'reserved' and state ~= 'reserved' then
     redis.call('HSET', KEYS[4], id, saved)

@@ -46,6 +46,7 @@
 
   Output:
     { -3, "" }             nothing changed: the sale is recovering lost orders (any action)
+    { -6, "" }             no such sale (none, or archived): nothing changed (any action)
     pay, cancel:
       { 1, state }         done: state is "paid" or "cancelled" (repeating a done action
                            answers the same)
@@ -96,7 +97,11 @@ local now = nowMs()
 -- The time deadlines are judged at: when the caller asked (never later than now).
 local asked = tonumber(ARGV[6]) or 0
 local at = asked > 0 and math.min(now, asked) or now
-local sale = redis.call('HMGET', KEYS[1], 'last_id', 'recovering', 'outages')
+local sale = redis.call('HMGET', KEYS[1], 'last_id', 'recovering', 'outages', 'ticket_total_nums')
+-- A sale deleted meanwhile (archived) must not come back as a hash of outages.
+if not sale[4] then
+  return { -6, '' }
+end
 if stopped(sale[1], sale[2], ARGV[4]) then
   return { -3, '' }
 end
