@@ -1,13 +1,13 @@
 /**
  * `bun run audit -- [--sale ID] [--wait SECONDS] [--repair]`: Redis, the order stream and the
  * database must agree; exit 1 when they do not. --repair first restores the orders Redis lost
- * from the database and lets a stopped sale sell again.
+ * from the database, writes those the database lacks, and lets a stopped sale sell again.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { parseCommandLine, usageError } from './args.ts';
-import { auditWhenWritten } from '../orders/audit.ts';
+import { auditWhenWritten, repairDatabase } from '../orders/audit.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { readJournal } from '../orders/journal.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
@@ -17,8 +17,9 @@ import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
 const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
   --sale ID        the sale to audit (default ${DEFAULT_SALE})
   --wait SECONDS   how long to wait for the order writers to catch up first (default 10)
-  --repair         restore the orders Redis lost from the database, and let a sale stopped
-                   for that sell again, before the audit
+  --repair         restore the orders Redis lost from the database (and this node's journal),
+                   write the orders the database lacks from Redis, and let a sale stopped for
+                   that sell again, before the audit
   --help           this text`;
 
 interface Options {
@@ -61,6 +62,9 @@ async function run(redis: RedisClient, db: OrderDb, config: Config, options: Opt
       journaled: readJournal(join(config.dataDir, 'journal'), options.sale),
     });
     console.log(describeReconcile(report));
+    // And the other way: orders Redis holds that the database lacks.
+    const written = await repairDatabase(redis, keys, db);
+    console.log(`sale ${options.sale}: wrote ${written} orders the database lacked`);
   }
   const report = await auditWhenWritten(redis, keys, db, options.waitS * 1000);
   const { differences, ...counts } = report;

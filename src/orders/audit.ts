@@ -2,9 +2,9 @@
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { isLive, type Order } from './model.ts';
 import { parseOrder, reservedOrder } from './store.ts';
-import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, type SaleKeys } from '../redis/keys.ts';
+import { PAID_FIELD, SOLD_FIELD, TOTAL_FIELD, WRITERS_GROUP, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
-import { parseEvent } from './events.ts';
+import { parseEvent, type OrderEvent } from './events.ts';
 
 export interface AuditReport {
   readonly sale: string;
@@ -91,6 +91,39 @@ function dbDifferences(orders: Map<string, Order>, dbRows: readonly DbOrder[]): 
   return differences;
 }
 
+/**
+ * Writes into the database every order Redis holds that the database lacks, or holds as reserved
+ * while Redis says it ended (as the order writer writes a `restored` event): for a database that
+ * missed them (before 0.1's writer wrote restored orders, an older backup). Returns how many rows
+ * it wrote. The database keeps the state of an order's first ending, as the writer does.
+ */
+export async function repairDatabase(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<number> {
+  const [rawStates, entries, dbRows] = await Promise.all([
+    redis.hgetall(keys.states),
+    redis.xrange(keys.orders, '-', '+') as Promise<Entries>,
+    db.orders(keys.sale),
+  ]);
+  const rows = new Map(dbRows.map((r) => [r.orderId, r]));
+  const missing = [...redisOrders(keys.sale, rawStates, entries).values()].filter((o) => {
+    const row = rows.get(o.orderId);
+    return !row || (row.state === 'reserved' && o.state !== 'reserved');
+  });
+  const events: OrderEvent[] = missing.map((o) => ({
+    id: o.orderId,
+    kind: 'restored',
+    orderId: o.orderId,
+    user: o.user,
+    port: o.port,
+    window: null,
+    state: o.state,
+    payBy: o.payBy,
+    updatedAt: o.updatedAt,
+    at: o.createdAt,
+  }));
+  if (events.length > 0) await db.apply([{ sale: keys.sale, events }]);
+  return events.length;
+}
+
 export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Promise<AuditReport> {
   const [[total, sold, paidCount], rawStates, buyers, entries, dbRows] = await Promise.all([
     redis.hmget(keys.sale, TOTAL_FIELD, SOLD_FIELD, PAID_FIELD),
@@ -124,7 +157,7 @@ export async function auditSale(redis: Redis, keys: SaleKeys, db: OrderDb): Prom
 }
 
 /** Pending plus never-delivered entries of the writers' group (0 when there is no group). */
-export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = 'order-writers'): Promise<number> {
+export async function unwrittenEvents(redis: Redis, keys: SaleKeys, group = WRITERS_GROUP): Promise<number> {
   let groups: (string | number)[][];
   try {
     groups = (await redis.xinfo('GROUPS', keys.orders)) as (string | number)[][];

@@ -43,6 +43,8 @@ export interface BackgroundWriter {
   /** Tells the writer the sales to write (after the admin API or another node added one). */
   setSales(sales: readonly string[]): void;
   stop(): Promise<void>;
+  /** Starts a thread again after stop(): the orders that waited in Redis meanwhile are written. */
+  start(): Promise<void>;
 }
 
 type Init = Omit<Extract<ToWriter, { type: 'init' }>, 'type'>;
@@ -158,6 +160,7 @@ class RestartingWriter implements BackgroundWriter {
 
   /** Starts a thread with the sales as they stand now; rejects when it cannot start. */
   start(): Promise<void> {
+    this.#stopping = false;
     this.#starting = (async () => {
       const started = await spawnWriter({ ...this.#init, sales: this.#sales }, this.#say, (cause) => this.#died(cause));
       if (this.#stopping) return started.stop();

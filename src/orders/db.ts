@@ -73,6 +73,9 @@ function newest(events: readonly OrderEvent[]): [number, number] | undefined {
   return best;
 }
 
+/** A restored order's state when it is final (its row then moves on from reserved), else undefined. */
+const finalState = (state: string | null) => TERMINAL.find((s) => s === state);
+
 /** The payment deadline a `created` event carries. */
 const payBy = (e: OrderEvent) => (e.window ? e.at + e.window : null);
 
@@ -116,6 +119,12 @@ function sqliteApply(db: Database): (batches: readonly SaleEvents[]) => void {
       ),
     ]),
   );
+  // A restored order is written when the database lacks it (the journal knew it, not the database).
+  const restored = db.prepare(
+    `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, updated_at, pay_by)
+     VALUES ($sale, $order, $user, $port, 'reserved', $created, $at, $payBy)
+     ON CONFLICT (sale, order_id) DO NOTHING`,
+  );
   const raiseMark = db.prepare(
     `INSERT INTO stream_marks (sale, last_ms, last_seq) VALUES ($sale, $ms, $seq)
      ON CONFLICT (sale) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq
@@ -127,7 +136,12 @@ function sqliteApply(db: Database): (batches: readonly SaleEvents[]) => void {
         const params = { sale, order: e.orderId, user: e.user, created: idTime(e.orderId), at: e.at };
         if (e.kind === 'created') created.run({ ...params, port: e.port, payBy: payBy(e) });
         else if (e.kind !== 'restored') terminal[e.kind]!.run(params);
-        // `restored` re-states an order this database already holds (it came from here).
+        else {
+          const at = e.updatedAt ?? e.at;
+          restored.run({ ...params, port: e.port, payBy: e.payBy ?? null, at });
+          const final = finalState(e.state);
+          if (final) terminal[final]!.run({ ...params, at });
+        }
       }
       const top = newest(events);
       if (top) raiseMark.run({ sale, ms: top[0], seq: top[1] });
@@ -202,6 +216,9 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
   const raiseMark = `INSERT INTO stream_marks (sale, last_ms, last_seq) VALUES ($1, $2, $3)
     ON CONFLICT (sale) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq
     WHERE (excluded.last_ms, excluded.last_seq) > (stream_marks.last_ms, stream_marks.last_seq)`;
+  const restored = `INSERT INTO orders (sale, order_id, user_id, port, state, created_at, updated_at, pay_by)
+    VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7)
+    ON CONFLICT (sale, order_id) DO NOTHING`;
   return {
     apply: async (batches) => {
       await sql.begin(async (tx) => {
@@ -209,6 +226,12 @@ export async function postgresOrderDb(url: string): Promise<OrderDb> {
           for (const e of events) {
             if (e.kind === 'created') await tx.unsafe(created, [sale, e.orderId, e.user, e.port, idTime(e.orderId), e.at, payBy(e)]);
             else if (e.kind !== 'restored') await tx.unsafe(terminal[e.kind]!, [sale, e.orderId, e.user, idTime(e.orderId), e.at]);
+            else {
+              const at = e.updatedAt ?? e.at;
+              await tx.unsafe(restored, [sale, e.orderId, e.user, e.port, idTime(e.orderId), at, e.payBy ?? null]);
+              const final = finalState(e.state);
+              if (final) await tx.unsafe(terminal[final]!, [sale, e.orderId, e.user, idTime(e.orderId), at]);
+            }
           }
           const top = newest(events);
           if (top) await tx.unsafe(raiseMark, [sale, top[0], top[1]]);

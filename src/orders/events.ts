@@ -16,6 +16,9 @@ export interface OrderEvent {
   readonly window: number | null;
   /** `restored` only: the state the order was put back in after Redis had lost it (restore-4.lua). */
   readonly state: string | null;
+  /** `restored` only: its deadline (ms, null: none or not told) and when it last changed, for a database that lacks its row. */
+  readonly payBy?: number | null;
+  readonly updatedAt?: number;
   readonly at: number;
 }
 
@@ -35,6 +38,11 @@ export function parseEvent(id: string, fields: readonly string[]): OrderEvent | 
     port: record.port ? Number(record.port) : null,
     window: kind === 'created' ? Number(record.window ?? 0) : null,
     state: kind === 'restored' ? (record.state ?? null) : null,
+    ...(kind === 'restored' && {
+      port: record.port ? Number(record.port) : null,
+      payBy: Number(record.pay_by) > 0 ? Number(record.pay_by) : null,
+      updatedAt: Number(record.updated) || Number(id.split('-')[0]),
+    }),
     at: Number(id.split('-')[0]),
   };
 }

@@ -209,6 +209,48 @@ describe('bun run audit', () => {
     }
   });
 
+  // A database that missed orders Redis holds (written by a writer from before restored orders were
+  // written, or an older backup of the database): --repair wrote nothing into it.
+  test('-- --repair writes into the database the orders it lacks, and the audit is then clean', async () => {
+    const redis = new RestorableRedis();
+    await redis.start();
+    const dataDir = tempDir('repair-db');
+    const env = { SPIKE_TOTAL: '100', SPIKE_PAY_WINDOW: '3600', SPIKE_DATA_DIR: dataDir };
+    const spike = await startTestSpike(redis.server.url, { ...env, SPIKE_RESET: 'force' });
+    try {
+      const sold = await buy(spike, names('kept', 60));
+      expect(sold.filter((a) => a.body.code === 1)).toHaveLength(60);
+      const paid = await fetch(`${spike.url(0)}/orders/${sold[0]!.body.orderId}/pay?user=kept0`, { method: 'POST' });
+      expect(((await paid.json()) as { state: string }).state).toBe('paid');
+      await written(spike, env, 60);
+      await spike.close();
+      // 22 rows gone from the database, and the paid one back to reserved.
+      const sqlite = new Database(`${dataDir}/orders.sqlite`);
+      const gone = sqlite.prepare("DELETE FROM orders WHERE user_id LIKE 'kept1%' OR user_id LIKE 'kept2%'").run().changes;
+      sqlite.prepare("UPDATE orders SET state = 'reserved' WHERE user_id = 'kept0'").run();
+      sqlite.close();
+      expect(gone).toBe(22);
+      const audit = (...args: string[]) =>
+        Bun.spawnSync([...AUDIT, ...args], {
+          env: { ...process.env, ...env, REDIS_URL: redis.server.url },
+          stdout: 'pipe',
+          stderr: 'pipe',
+        });
+      const before = audit('--wait', '0');
+      expect(before.exitCode).toBe(1);
+      expect(before.stdout.toString()).toMatch(/DIFF database: order \d+-\d+ \(reserved\) is missing/);
+      const repaired = audit('--repair', '--wait', '0');
+      expect(repaired.stdout.toString()).toContain('wrote 23 orders the database lacked');
+      expect(repaired.stdout.toString()).toContain('audit: clean');
+      expect(repaired.exitCode).toBe(0);
+      expect(audit('--repair', '--wait', '0').stdout.toString()).toContain('wrote 0 orders');
+    } finally {
+      await spike.close();
+      await redis.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('answers --help with its usage, and refuses an unknown flag with exit 2', () => {
     const help = Bun.spawnSync([...AUDIT, '--help'], { stdout: 'pipe' });
     expect(help.exitCode).toBe(0);
@@ -291,49 +333,67 @@ describe("the node's journal", () => {
   // Orders acknowledged in the last moments before Redis lost them were in neither Redis nor the
   // database (the writer copies every 100 ms): their seats and buyers were sold again. The
   // journal each worker writes before it answers brings them back.
-  test('Redis restored from a copy taken before the last 100 sales while the writer is held back: all 100 come back, nothing is sold twice', async () => {
-    const redis = new RestorableRedis();
-    await redis.start();
-    const env = { SPIKE_TOTAL: '350', SPIKE_RESET: 'force', SPIKE_PAY_WINDOW: '3600' };
-    const spike = await startTestSpike(redis.server.url, env);
-    try {
-      expect((await buy(spike, names('first', 200))).filter((a) => a.body.code === 1)).toHaveLength(200);
-      await written(spike, env, 200);
-      await redis.snapshot();
-      await reachable(spike);
-      // The writer is held back: from here on nothing reaches the database.
-      await spike.writer!.stop();
-      const lostUsers = names('unwritten', 100);
-      const lost = await buy(spike, lostUsers);
-      expect(lost.filter((a) => a.body.code === 1)).toHaveLength(100);
-      await redis.restoreSnapshot();
-      await reachable(spike);
-      // A buyer's attempt finds Redis older than the node's mark; the sale is restored from the database and the journal.
-      const late = await buy(spike, names('late', 100));
-      const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-journal' });
+  // Then the order writer read the 100 `restored` events and wrote nothing (it took them for orders
+  // the database already held), and the audit showed 100 differences that --repair did not mend.
+  test.each([
+    ['a pay window', '3600'],
+    ['no pay window', '0'],
+  ])(
+    'Redis restored from a copy taken before the last 100 sales while the writer is held back (%s): all 100 come back, nothing is sold twice, and the database gets them',
+    async (_, window) => {
+      const redis = new RestorableRedis();
+      await redis.start();
+      const env = { SPIKE_TOTAL: '350', SPIKE_RESET: 'force', SPIKE_PAY_WINDOW: window };
+      const spike = await startTestSpike(redis.server.url, env);
       try {
-        await waitReady(client, 5000, redis.server.url);
-        const deadline = Date.now() + 20_000;
-        while ((await client.hget(keys.sale, RECOVERING_FIELD)) !== null || Number(await client.hget(keys.sale, SOLD_FIELD)) < 300) {
-          if (Date.now() > deadline) throw new Error(`not restored: ${JSON.stringify(await client.hgetall(keys.sale))}`);
-          await Bun.sleep(50);
+        expect((await buy(spike, names('first', 200))).filter((a) => a.body.code === 1)).toHaveLength(200);
+        await written(spike, env, 200);
+        await redis.snapshot();
+        await reachable(spike);
+        // The writer is held back: from here on nothing reaches the database.
+        await spike.writer!.stop();
+        const lostUsers = names('unwritten', 100);
+        const lost = await buy(spike, lostUsers);
+        expect(lost.filter((a) => a.body.code === 1)).toHaveLength(100);
+        await redis.restoreSnapshot();
+        await reachable(spike);
+        // A buyer's attempt finds Redis older than the node's mark; the sale is restored from the database and the journal.
+        const late = await buy(spike, names('late', 100));
+        const client = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-journal' });
+        try {
+          await waitReady(client, 5000, redis.server.url);
+          const deadline = Date.now() + 20_000;
+          while ((await client.hget(keys.sale, RECOVERING_FIELD)) !== null || Number(await client.hget(keys.sale, SOLD_FIELD)) < 300) {
+            if (Date.now() > deadline) throw new Error(`not restored: ${JSON.stringify(await client.hgetall(keys.sale))}`);
+            await Bun.sleep(50);
+          }
+          late.push(...(await buy(spike, names('later', 100))));
+          expect(late.filter((a) => a.body.code === 1)).toHaveLength(50);
+          expect(Number(await client.hget(keys.sale, SOLD_FIELD))).toBe(350);
+          expect(await client.hlen(keys.buyers)).toBe(350);
+        } finally {
+          client.disconnect();
         }
-        late.push(...(await buy(spike, names('later', 100))));
-        expect(late.filter((a) => a.body.code === 1)).toHaveLength(50);
-        expect(Number(await client.hget(keys.sale, SOLD_FIELD))).toBe(350);
-        expect(await client.hlen(keys.buyers)).toBe(350);
+        for (const [i, user] of lostUsers.entries()) {
+          const mine = (await (await fetch(`${spike.url(i % 4)}/orders?user=${user}`)).json()) as { orderId: string; state: string };
+          expect(mine).toMatchObject({ orderId: lost[i]!.body.orderId, state: 'reserved' });
+        }
+        // The writer back: every acknowledged order reaches the database, the restored ones too.
+        await spike.writer!.start();
+        const check = createRedis(redis.server.url, { timeoutMs: 2000, name: 'test-journal-audit' });
+        try {
+          await waitReady(check, 5000, redis.server.url);
+          const report = await expectCleanAudit(check, keys, openOrderDb(undefined, spike.dbPath));
+          expect(report.dbOrders).toBe(350);
+        } finally {
+          check.disconnect();
+        }
       } finally {
-        client.disconnect();
+        await spike.close();
+        await redis.close();
       }
-      for (const [i, user] of lostUsers.entries()) {
-        const mine = (await (await fetch(`${spike.url(i % 4)}/orders?user=${user}`)).json()) as { orderId: string; state: string };
-        expect(mine).toMatchObject({ orderId: lost[i]!.body.orderId, state: 'reserved' });
-      }
-    } finally {
-      await spike.close();
-      await redis.close();
-    }
-  });
+    },
+  );
 });
 
 describe('--reset', () => {
