@@ -1,6 +1,6 @@
 /**
  * Every alert spike recommends, defined once: the Prometheus rules file (`bun run alert-rules`,
- * the README's spike-alerts.yml), the dashboard's amber and red and its "now firing" list, and the
+ * docs/operations.md's spike-alerts.yml), the dashboard's amber and red and its "now firing" list, and the
  * runbook the dashboard links to all come from here, so a threshold cannot differ between them.
  * Before, the writer's lag read 191 936 on the dashboard as a plain number while the alert fired
  * at 300 000, and nothing turned red while nginx answered 331 859 requests with 503 itself.
@@ -51,6 +51,18 @@ export const ALERTS: readonly AlertRule[] = [
       "Spike's own redis-server is restarted by itself (see spike_redis_restarts_total and the WARN lines); an external one is yours to bring back. Check its host, its disk (a full disk stops it) and `redis-cli -u $REDIS_URL ping`; with Sentinel, `redis-cli -h SENTINEL -p 26379 sentinel get-master-addr-by-name spike` names the master (a failover takes the sentinels' down-after-milliseconds and a few seconds). Nothing acknowledged is lost; payment deadlines move by the outage.",
     figure: 'Redis down',
     value: (h) => 1 - (h.series('redis', 1)[0] ?? 1),
+    above: 0,
+    warnAt: 1,
+  },
+  {
+    name: 'SpikeJournalUnwritable',
+    expr: 'min(spike_journal_writable) == 0',
+    forSeconds: 0,
+    summary: 'a node cannot write its journal: it sells nothing until it can',
+    runbook:
+      'The journal (SPIKE_DATA_DIR/journal) holds every sale a node acknowledged until the database has it; a node that cannot write it refuses purchases (503) rather than sell what a Redis rollback could lose. The ERROR line of [journal] names the cause: a full disk (free it), a read-only or missing filesystem (remount it). The node retries every second and sells again by itself, writing first what waited.',
+    figure: 'journal unwritable',
+    value: (h) => 1 - (h.series('journal', 1)[0] ?? 1),
     above: 0,
     warnAt: 1,
   },
@@ -165,10 +177,10 @@ export function alertRulesYaml(): string {
   const rules = ALERTS.map((rule) => {
     const duration =
       rule.forSeconds === 0 ? '' : `, for: ${rule.forSeconds % 60 === 0 ? `${rule.forSeconds / 60}m` : `${rule.forSeconds}s`}`;
-    return `      - { alert: ${rule.name}, expr: '${rule.expr}'${duration}, annotations: { summary: '${rule.summary.replace(/'/g, "''")}', runbook: 'README.md#${runbookAnchor(rule.name)}' } }`;
+    return `      - { alert: ${rule.name}, expr: '${rule.expr}'${duration}, annotations: { summary: '${rule.summary.replace(/'/g, "''")}', runbook: 'docs/operations.md#${runbookAnchor(rule.name)}' } }`;
   });
   return ['# spike-alerts.yml', 'groups:', '  - name: spike', '    rules:', ...rules, ''].join('\n');
 }
 
-/** The README's heading anchor of a rule's runbook entry. */
+/** The heading anchor of a rule's runbook entry in docs/operations.md. */
 export const runbookAnchor = (name: string) => name.toLowerCase();

@@ -15,7 +15,8 @@ import { PAGE_HEADERS } from '../http/headers.ts';
 import { ALERTS, runbookAnchor } from './alerts.ts';
 
 /** Subscribes a dashboard to the node's figures: every message is sent to `send`; undefined when too many are open. */
-export type Stream = (send: (message: string) => void) => (() => void) | undefined;
+/** Opens a stream of the node's figures: its unsubscribe, or 'full' (too many open) or 'stopping'; `end` ends it from the node's side. */
+export type Stream = (send: (message: string) => void, end: () => void) => (() => void) | 'full' | 'stopping';
 
 const file = (name: string) => readFileSync(join(import.meta.dir, name), 'utf8');
 const vendor = (name: string) => readFileSync(join(import.meta.dir, '..', '..', 'node_modules', 'uplot', 'dist', name), 'utf8');
@@ -163,22 +164,29 @@ export function dashboardRoutes(app: Hono, stream: Stream, guard: MiddlewareHand
   app.get('/dashboard/events', guard, (c) => {
     const queue: string[] = [];
     let wake: (() => void) | undefined;
-    const unsubscribe = stream((message) => {
-      queue.push(message);
-      wake?.();
-    });
-    if (!unsubscribe)
+    let ended = false;
+    const unsubscribe = stream(
+      (message) => {
+        queue.push(message);
+        wake?.();
+      },
+      () => {
+        ended = true;
+        wake?.();
+      },
+    );
+    if (unsubscribe === 'full')
       return c.json(
         { error: 'too_many_streams', msg: 'too many dashboards are open on this node; close one or raise SPIKE_DASHBOARD_STREAMS' },
         429,
-        {
-          'Retry-After': '5',
-        },
+        { 'Retry-After': '5' },
       );
+    if (unsubscribe === 'stopping')
+      return c.json({ error: 'stopping', msg: 'this node is stopping; the dashboard comes back with it' }, 503, { 'Retry-After': '5' });
     return streamSSE(c, async (sse) => {
       sse.onAbort(unsubscribe);
       try {
-        while (!sse.aborted) {
+        while (!sse.aborted && !ended) {
           while (queue.length > 0) await sse.writeSSE({ data: queue.shift()! });
           await new Promise<void>((resolve) => {
             wake = resolve;

@@ -1,7 +1,7 @@
 /**
  * The node's last 15 minutes at one-second resolution, for the dashboard's charts and its
  * "now firing" list: one ring of numbers per figure. Bounded: FIGURES.length × 900 doubles
- * (17 × 900 × 8 B ≈ 120 KiB a node), whatever the traffic or the number of sales.
+ * (18 × 900 × 8 B ≈ 130 KiB a node), whatever the traffic or the number of sales.
  */
 
 /** Every figure the history keeps, one sample a second (rates are per second). */
@@ -30,6 +30,8 @@ export const FIGURES = [
   'lag',
   /** 1 while Redis answers. */
   'redis',
+  /** 1 while the node can write its journal (orders/journal.ts). */
+  'journal',
   /** Sales stopped to restore lost orders. */
   'recovering',
   /** Worker threads and redis-server restarted, so far (cumulative). */

@@ -4,7 +4,7 @@ import { parseCommandLine, usageError } from './args.ts';
 
 const USAGE = `usage: bun run alert-rules [> spike-alerts.yml]
   prints the alert rules for Prometheus: the same definitions the dashboard's amber, red and
-  "now firing" use, each with the README's runbook entry
+  "now firing" use, each with its runbook entry in docs/operations.md
   --help   this text`;
 
 const { positionals } = parseCommandLine(Bun.argv.slice(2), {}, USAGE);

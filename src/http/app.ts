@@ -57,6 +57,8 @@ export interface AppDeps {
   readonly clients?: ClientKeyOptions;
   /** How long a client at its holds limit is told to wait (about the pay window), ms. */
   readonly holdsRetryMs?: number;
+  /** True while the node cannot write its journal: it sells nothing then (orders/journal.ts). */
+  readonly journalDown?: () => boolean;
 }
 
 /**
@@ -110,6 +112,14 @@ function infoRoutes(app: Hono, deps: AppDeps): void {
   const ready = async (c: Context) => {
     if (!deps.sale(defaultSale))
       return c.json({ ok: false, port, error: 'unavailable', msg: 'the sales are not loaded yet' }, 503, { 'Retry-After': RETRY_AFTER });
+    if (deps.journalDown?.())
+      return c.json(
+        { ok: false, port, error: 'unavailable', msg: 'the journal cannot be written: this node sells nothing until it can' },
+        503,
+        {
+          'Retry-After': RETRY_AFTER,
+        },
+      );
     try {
       await deps.ping();
       return c.json({ ok: true, port });

@@ -47,11 +47,12 @@ export function outcomeOf(cause: unknown): Outcome {
 }
 
 /** 503 for a dependency failure: Redis did not answer; `outcome` says whether anything may have changed. */
-export function unavailable(outcome: Outcome = 'none') {
+export function unavailable(outcome: Outcome = 'none', why?: string) {
   const msg =
-    outcome === 'none'
+    why ??
+    (outcome === 'none'
       ? 'the ticket store did not answer; nothing was changed, try again'
-      : 'the ticket store did not answer in time; it may have done it: look at your order before trying again';
+      : 'the ticket store did not answer in time; it may have done it: look at your order before trying again');
   return jsonResponse({ error: 'unavailable', msg, outcome }, 503, { 'Retry-After': RETRY_AFTER });
 }
 

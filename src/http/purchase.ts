@@ -5,6 +5,7 @@
  */
 import type { Server } from 'bun';
 import { randomBytes } from 'node:crypto';
+import { JournalFailedError } from '../orders/journal.ts';
 import { orderCookie, orderCookieName, orderSecret } from '../orders/secret.ts';
 import type { OrderStore } from '../orders/store.ts';
 import { SALE_PATTERN } from '../redis/keys.ts';
@@ -14,7 +15,8 @@ import type { QueueBoard } from '../queue/board.ts';
 import type { Attempts } from './attempts.ts';
 import type { ClientOf } from './client-key.ts';
 import { errorResponse, JSON_HEADERS, outcomeOf, tooMany, unavailable } from './errors.ts';
-import { ANSWER_INDEX, type StatEntry, type StatResult } from './stat-log.ts';
+import { ANSWER_INDEX } from '../stock/answers.ts';
+import type { StatEntry, StatResult } from './stat-log.ts';
 
 /** What a worker holds for one sale. */
 export interface SaleContext {
@@ -57,6 +59,8 @@ export interface PurchaseDeps {
   readonly clientOf?: ClientOf;
   /** How long a client that holds its most unpaid orders is told to wait, in ms (about the pay window). */
   readonly holdsRetryMs?: number;
+  /** True while the node cannot write its journal: it sells nothing, so nothing it acknowledges can be lost. */
+  readonly journalDown?: () => boolean;
 }
 
 type Answer = { readonly code: number; readonly msg: string; readonly result: StatResult; readonly orderId?: string };
@@ -169,12 +173,12 @@ function answers(deps: PurchaseDeps) {
 }
 
 /** The user's attempts beyond the cap answer 429 before they touch stock or Redis. */
-function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
+function attemptCap(deps: PurchaseDeps) {
+  const note = noted(deps);
   return (stock: LocalStock, sale: string, user: string): Response | undefined => {
-    const waitMs = user && attempts ? attempts.hit(sale, user) : 0;
+    const waitMs = user && deps.attempts ? deps.attempts.hit(sale, user) : 0;
     if (waitMs === 0) return undefined;
-    stock.countAnswer(worker, ANSWER_INDEX.limited);
-    log?.({ port, result: 'limited', code: 429, localSales: stock.sales(worker), user });
+    note(stock, 'limited', 429, user);
     return tooMany('too_many_attempts', `${user} tried to buy too often`, waitMs);
   };
 }
@@ -186,14 +190,12 @@ function attemptCap({ attempts, worker, port, log }: PurchaseDeps) {
 export type Gate = (req: Request, id: string, sale: SaleContext, user: string) => Response | undefined;
 
 /** `gate`, with each refusal counted and logged like any other answer. */
-function counted(gate: Gate | undefined, { worker, port, log }: PurchaseDeps): Gate {
+function counted(gate: Gate | undefined, deps: PurchaseDeps): Gate {
   if (!gate) return () => undefined;
+  const note = noted(deps);
   return (req, id, sale, user) => {
     const refused = gate(req, id, sale, user);
-    if (refused) {
-      sale.stock.countAnswer(worker, ANSWER_INDEX.unadmitted);
-      log?.({ port, result: 'unadmitted', code: 403, localSales: sale.stock.sales(worker), user });
-    }
+    if (refused) note(sale.stock, 'unadmitted', 403, user);
     return refused;
   };
 }
@@ -234,29 +236,52 @@ function dryUnit({ worker, onTopUp, refillWaitMs }: PurchaseDeps) {
   };
 }
 
-export function purchasePath(deps: PurchaseDeps): Sell {
-  const { port, worker, log } = deps;
-  const reply = answers(deps);
-  const limited = attemptCap(deps);
-  const admitted = counted(deps.gate, deps);
-  const dry = dryUnit(deps);
+/** Counts and logs an answer the purchase path gives besides a sale's (answers() logs those): one place, not seven. */
+function noted({ worker, port, log }: PurchaseDeps) {
+  return (stock: LocalStock, result: StatResult, code: number, user: string): void => {
+    stock.countAnswer(worker, ANSWER_INDEX[result]);
+    log?.({ port, result, code, localSales: stock.sales(worker), user });
+  };
+}
 
-  const buyTicket = async (
-    req: Request,
-    server: Server<unknown> | undefined,
-    { stock, buy }: SaleContext,
-    sale: string,
-    user: string,
-  ): Promise<Response> => {
+/** Redis' answer to one buyer, as the buyer's response; the unit of local stock kept for a sale, given back otherwise. */
+function settled(deps: PurchaseDeps, reply: ReturnType<typeof answers>) {
+  const note = noted(deps);
+  return (req: Request, stock: LocalStock, sale: string, user: string, purchase: Purchase, unit: boolean, releases: number) => {
+    if (purchase.code === PurchaseCode.Sold) stock.recordSale(deps.worker);
+    else {
+      if (unit) stock.giveBack(deps.worker);
+      // A release while the call ran makes its "sold out" stale: only an unchanged count may set the flag.
+      if (purchase.code === PurchaseCode.SoldOut && stock.releases() === releases) stock.markSoldOut();
+    }
+    const answer = answerFor(purchase);
+    if (purchase.code === PurchaseCode.TooManyHolds) {
+      note(stock, answer.result, answer.code, user);
+      return tooMany('too_many_holds', answer.msg, deps.holdsRetryMs ?? 60_000);
+    }
+    if (purchase.code === PurchaseCode.NoSale) {
+      note(stock, answer.result, answer.code, user);
+      return errorResponse(404, 'no_sale', 'the sale does not exist in Redis');
+    }
+    return reply(req, stock, sale, user, answer);
+  };
+}
+
+/** One unit of local stock, then the batched Redis purchase, then the answer (purchasePath's buyers that got past the checks). */
+function ticketBuyer(deps: PurchaseDeps, reply: ReturnType<typeof answers>) {
+  const { worker } = deps;
+  const dry = dryUnit(deps);
+  const note = noted(deps);
+  const answer = settled(deps, reply);
+  return async (req: Request, server: Server<unknown> | undefined, { stock, buy }: SaleContext, sale: string, user: string) => {
     // tryTake first, so the common case does not pay for a promise.
     let unit: boolean | 'soldout' = stock.tryTake(worker);
     // Ask for the top-up before running dry, so a steady stream of buyers never waits for it.
     if (unit && stock.isLow(worker) && stock.askTopUp(worker)) deps.onTopUp?.(sale);
     if (!unit) unit = await dry(stock, sale);
     if (unit === 'soldout') return reply(req, stock, sale, user, SOLD_OUT);
-    let purchase: Purchase;
-    // A release while this call runs makes its "sold out" stale: only an unchanged count may set the flag.
     const releases = stock.releases();
+    let purchase: Purchase;
     try {
       purchase = await buy(user, deps.clientOf?.(req, server) ?? '');
     } catch (cause) {
@@ -264,28 +289,27 @@ export function purchasePath(deps: PurchaseDeps): Sell {
       // anonymous buyer's sale is then undone, a named buyer's retry is told code 2 with it.
       if (unit) stock.giveBack(worker);
       // The client logs the cause once per outage; the buyer needs only to know to retry.
-      stock.countAnswer(worker, ANSWER_INDEX.unavailable);
-      log?.({ port, result: 'unavailable', code: 503, localSales: stock.sales(worker), user });
+      note(stock, 'unavailable', 503, user);
+      if (cause instanceof JournalFailedError)
+        return unavailable(
+          'unknown',
+          'this node could not journal the sale, so it sells nothing for now; it may have made it: look at your order before trying again',
+        );
       return unavailable(outcomeOf(cause));
     }
-    if (purchase.code === PurchaseCode.Sold) {
-      stock.recordSale(worker);
-    } else {
-      if (unit) stock.giveBack(worker);
-      if (purchase.code === PurchaseCode.SoldOut && stock.releases() === releases) stock.markSoldOut();
-    }
-    const answer = answerFor(purchase);
-    if (purchase.code === PurchaseCode.TooManyHolds) {
-      stock.countAnswer(worker, ANSWER_INDEX.limited);
-      log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
-      return tooMany('too_many_holds', answer.msg, deps.holdsRetryMs ?? 60_000);
-    }
-    if (purchase.code === PurchaseCode.NoSale) {
-      stock.countAnswer(worker, ANSWER_INDEX.nosale);
-      log?.({ port, result: answer.result, code: answer.code, localSales: stock.sales(worker), user });
-      return errorResponse(404, 'no_sale', 'the sale does not exist in Redis');
-    }
-    return reply(req, stock, sale, user, answer);
+    return answer(req, stock, sale, user, purchase, unit, releases);
+  };
+}
+
+export function purchasePath(deps: PurchaseDeps): Sell {
+  const reply = answers(deps);
+  const limited = attemptCap(deps);
+  const admitted = counted(deps.gate, deps);
+  const buyTicket = ticketBuyer(deps, reply);
+  const note = noted(deps);
+  const unjournaled = (stock: LocalStock, user: string) => {
+    note(stock, 'unavailable', 503, user);
+    return unavailable('none', 'this node cannot write its journal now, so it sells nothing; nothing was changed, try again');
   };
 
   // Synchronous while the sale is sold out: most requests of a spike end here, and a promise per
@@ -300,6 +324,7 @@ export function purchasePath(deps: PurchaseDeps): Sell {
         SALE_PATTERN.test(id) ? `no sale ${id}` : 'a sale id is 1 to 64 characters of A-Z a-z 0-9 _ . : -',
       );
     if (sale.stock.isSoldOut()) return reply(req, sale.stock, id, user, SOLD_OUT);
+    if (deps.journalDown?.()) return unjournaled(sale.stock, user);
     return admitted(req, id, sale, user) ?? limited(sale.stock, id, user) ?? buyTicket(req, server, sale, id, user);
   };
 }

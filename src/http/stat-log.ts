@@ -2,12 +2,11 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** What a purchase request ended as; one word per outcome so the log can be tallied. */
-export const STAT_RESULTS = ['sold', 'soldout', 'held', 'unavailable', 'nosale', 'closed', 'limited', 'unadmitted'] as const;
-export type StatResult = (typeof STAT_RESULTS)[number];
+import { ANSWER_RESULTS, type AnswerResult } from '../stock/answers.ts';
 
-/** Each result's counter in a worker's shared-memory answers (LocalStock.countAnswer), for the metrics. */
-export const ANSWER_INDEX = Object.fromEntries(STAT_RESULTS.map((r, i) => [r, i])) as Record<StatResult, number>;
+/** What a purchase request ended as (stock/answers.ts): one word per outcome so the log can be tallied. */
+export const STAT_RESULTS = ANSWER_RESULTS;
+export type StatResult = AnswerResult;
 
 export interface StatEntry {
   readonly port: number;

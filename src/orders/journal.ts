@@ -11,11 +11,12 @@
  * own `appendfsync always` covers that, see the README's Durability). A segment is deleted once
  * the database holds everything in it.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DbOrder } from './db.ts';
 import { log } from '../log.ts';
 import { compareOrderIds, idTime } from './model.ts';
+import type { JournalHealth } from './journal-health.ts';
 import { SettleCode, type OrderStore } from './store.ts';
 
 export interface JournalEntry {
@@ -33,53 +34,125 @@ export interface JournalEntry {
 
 /** A new segment this often, so old ones can be deleted whole. */
 const SEGMENT_MS = 10 * 60_000;
+/** While the journal cannot be written, a write of what waits is tried this often. */
+const RETRY_MS = 1000;
+
+/** Checks that `dir` can be written (made if missing): a start with a journal it cannot write stops with the folder named. */
+export function checkWritable(dir: string): void {
+  const probe = join(dir, `.probe-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, 'probe\n');
+    rmSync(probe, { force: true });
+  } catch (error) {
+    throw new Error(`cannot write the journal folder ${dir} (${error instanceof Error ? error.message : error})`);
+  }
+}
+
+/**
+ * A call's sales could not be journaled: its buyers are told 503 (outcome unknown; a named buyer's
+ * retry finds the order once the node sells again), an anonymous one's sale is undone.
+ */
+export class JournalFailedError extends Error {
+  override name = 'JournalFailedError';
+}
+
+/** What a journal tells of its health: a cell of the node's JournalHealth (journal-health.ts). */
+export interface JournalWatch {
+  readonly health: JournalHealth;
+  readonly cell: number;
+}
 
 /** A worker's journal: appends, in segments of its own. */
 export class Journal {
   readonly #dir: string;
   readonly #name: string;
+  readonly #watch: JournalWatch | undefined;
   #fd = -1;
   #segmentStart = 0;
+  /** Lines not yet written (the journal could not be written), in order. */
+  #waiting = '';
+  #lines = 0;
+  /** While writes fail: the next try. */
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #down = false;
 
-  constructor(dir: string, name: string | number) {
+  constructor(dir: string, name: string | number, watch?: JournalWatch) {
     this.#dir = dir;
     this.#name = String(name);
+    this.#watch = watch;
     mkdirSync(dir, { recursive: true });
   }
 
+  /** Whether the last write failed: what waits is written as soon as one succeeds (tried every second). */
+  get failing(): boolean {
+    return this.#waiting !== '';
+  }
+
   /**
-   * Appends `entries` in one write; returns once the kernel has them. A write that fails (a full
-   * disk) is said once and the sale goes on without the journal until a write succeeds again:
-   * Redis still holds every sale; refusing buyers here would only turn sales into 503s.
+   * Appends `entries` in one write; true once the kernel has them. A write that fails (a full or
+   * read-only disk) keeps them, in order, for the next write, which is tried every second, and
+   * marks the node's journal failing: the workers sell nothing until it succeeds (an acknowledged
+   * sale in neither the journal nor the database could be lost with Redis), then all is written.
    */
-  append(entries: readonly Omit<JournalEntry, 'at'>[]): void {
-    if (entries.length === 0) return;
+  append(entries: readonly Omit<JournalEntry, 'at'>[]): boolean {
+    if (entries.length === 0) return true;
     const at = Date.now();
-    let text = '';
-    for (const e of entries) text += line(e, at);
+    for (const e of entries) this.#waiting += line(e, at);
+    this.#lines += entries.length;
+    return this.#write(at);
+  }
+
+  #write(at = Date.now()): boolean {
     try {
       if (this.#fd < 0 || at - this.#segmentStart >= SEGMENT_MS) this.#open(at);
-      writeSync(this.#fd, text);
-      if (this.#failing) log.info(`[journal] writing to ${this.#dir} again`);
-      this.#failing = false;
+      writeSync(this.#fd, this.#waiting);
+      if (this.#down) log.info(`[journal] writing to ${this.#dir} again; the ${this.#lines} lines that waited are written`);
+      this.#waiting = '';
+      this.#lines = 0;
+      this.#healthy(true);
+      return true;
     } catch (error) {
-      if (!this.#failing)
-        log.error(`[journal] cannot write to ${this.#dir} (${error instanceof Error ? error.message : error}); sales go on without it`);
-      this.#failing = true;
+      // A write cut short may have left part of a line: the next one starts a new segment.
+      this.#close();
+      if (!this.#down)
+        log.error(
+          `[journal] cannot write to ${this.#dir} (${error instanceof Error ? error.message : error}); this node sells nothing until it can (tried every ${RETRY_MS / 1000} s)`,
+        );
+      this.#healthy(false);
+      return false;
     }
   }
 
-  #failing = false;
+  #healthy(ok: boolean): void {
+    this.#down = !ok;
+    if (this.#watch) this.#watch.health.set(this.#watch.cell, !ok);
+    clearTimeout(this.#retry);
+    this.#retry = ok ? undefined : setTimeout(() => this.#write(), RETRY_MS);
+  }
 
   #open(at: number): void {
-    if (this.#fd >= 0) closeSync(this.#fd);
+    this.#close();
     this.#segmentStart = at;
     this.#fd = openSync(join(this.#dir, `${this.#name}-${at}.jsonl`), 'a');
   }
 
-  close(): void {
-    if (this.#fd >= 0) closeSync(this.#fd);
+  #close(): void {
+    try {
+      if (this.#fd >= 0) closeSync(this.#fd);
+    } catch {
+      // A descriptor a failed disk will not close is gone anyway.
+    }
     this.#fd = -1;
+  }
+
+  /** Writes what waits (one last try), then closes. */
+  close(): void {
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    if (this.#waiting) this.#write();
+    clearTimeout(this.#retry);
+    this.#close();
   }
 }
 

@@ -1,4 +1,5 @@
 /** Owns the SharedArrayBuffer of one sale on one node: every worker's local stock, and the sale's flags. */
+import { ANSWER_RESULTS } from './answers.ts';
 import { saleState, type SaleFigures, type SaleState } from './sale-state.ts';
 
 /** The most tickets a sale may hold: its counts live in 32-bit slots of the shared buffer. */
@@ -44,8 +45,8 @@ enum Global {
 export const BATCH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, Number.POSITIVE_INFINITY] as const;
 const GLOBAL_SIZE = Global.Buckets + BATCH_BUCKETS.length;
 
-/** How many answer counters each worker has (the purchase path's results, by index). */
-export const ANSWER_KINDS = 8;
+/** How many answer counters each worker has: one per result of the purchase path (answers.ts). */
+export const ANSWER_KINDS = ANSWER_RESULTS.length;
 
 /** Per-worker slots; a worker only ever touches its own block. */
 enum Slot {
@@ -273,6 +274,8 @@ export class LocalStock {
 
   /** Counts one answer of `kind` (0 to ANSWER_KINDS - 1) by `worker`: one Atomics.add on the purchase path. */
   countAnswer(worker: number, kind: number): void {
+    // Past the last kind is the next worker's stock: countAnswer(0, 8) once raised worker 1's by one.
+    if (!(kind >= 0 && kind < ANSWER_KINDS)) throw new RangeError(`no answer kind ${kind} (0 to ${ANSWER_KINDS - 1})`);
     Atomics.add(this.#cells, this.#at(worker, Slot.Answers + kind), 1);
   }
 

@@ -1,9 +1,10 @@
 /** The supervisor's background tasks: the sales it serves with their sync and reconciler, the order writer, the reaper. */
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
 import { join, resolve } from 'node:path';
 import type { OrderDb } from '../orders/db.ts';
-import { Journal, newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
+import { checkWritable, Journal, newestJournaled, pruneJournal, readJournal } from '../orders/journal.ts';
+import { JournalHealth } from '../orders/journal-health.ts';
 import { ArchivedOrders } from '../orders/archived.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
@@ -42,6 +43,8 @@ export interface Sales {
   readonly guard: (id: string) => SaleGuard;
   /** The orders of archived sales, from the database. */
   readonly archivedOrders: ArchivedOrders;
+  /** Whether each worker (and the reaper, last) can write its journal. */
+  readonly journalHealth: JournalHealth;
   readonly db: OrderDb | undefined;
 }
 
@@ -71,6 +74,13 @@ export async function startSales(
   await book.loadArchived(redis).catch(() => {});
   await book.discover(redis).catch(() => {});
   const journal = journalDir(config);
+  // A node that cannot journal must not sell (journal.ts): say so at the start, naming the folder.
+  try {
+    checkWritable(journal);
+  } catch (error) {
+    throw new ConfigError(`${error instanceof Error ? error.message : error}; free the disk or set SPIKE_DATA_DIR to a writable folder`);
+  }
+  const journalHealth = JournalHealth.create(config.ports.length + 1);
   // After a restart of the node its memory of the newest orders is the journal's: a Redis older
   // than that lost acknowledged sales (the checks below and every script's guard see it).
   for (const [id, newest] of newestJournaled(journal)) book.get(id)?.stock.noteSeen(newest);
@@ -96,7 +106,7 @@ export async function startSales(
   });
   await reconciler.checkAll();
   reconciler.start();
-  stack.defer(() => reconciler.stop());
+  stack.defer(() => reconciler.stop(), 'reconciler', { quiet: true });
   sync = await startSync(config, redis, book, reconciler, stack);
   const watch = startWatch(redis, health, described, { book, reconciler, sync }, stack);
   // Only the sales with a waiting room: a round over the others would cost for nothing.
@@ -108,9 +118,9 @@ export async function startSales(
   const admission = new Admission(redis, queueSales, config.syncMs, () => watch.ready());
   await admission.tick();
   admission.start();
-  stack.defer(() => admission.stop());
+  stack.defer(() => admission.stop(), 'admissions', { quiet: true });
   if (db) prune(journal, db, stack);
-  return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db };
+  return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db, journalHealth };
 }
 
 /** The sync, told of the other nodes' changes (redis/changes.ts) and telling them of this node's. */
@@ -128,10 +138,10 @@ async function startSync(config: Config, redis: RedisClient, book: SaleBook, rec
     (id) => sync.heard(id),
     () => void sync.kick(),
   );
-  stack.defer(() => changes.stop());
+  stack.defer(() => changes.stop(), 'the change subscriber', { quiet: true });
   await sync.syncOnce();
   sync.start();
-  stack.defer(() => sync.stop());
+  stack.defer(() => sync.stop(), 'stock sync', { quiet: true });
   return sync;
 }
 
@@ -139,7 +149,7 @@ async function startSync(config: Config, redis: RedisClient, book: SaleBook, rec
 function prune(dir: string, db: OrderDb, stack: Stack): void {
   const held = async (sale: string) => new Map((await db.orders(sale)).map((row) => [row.orderId, row.state]));
   const timer = setInterval(() => void pruneJournal(dir, held).catch(() => {}), PRUNE_MS);
-  stack.defer(async () => clearInterval(timer));
+  stack.defer(async () => clearInterval(timer), 'journal pruning', { quiet: true });
 }
 
 /**
@@ -163,7 +173,7 @@ function startWatch(
     },
   });
   watch.start();
-  stack.defer(() => watch.stop());
+  stack.defer(() => watch.stop(), 'Redis watch', { quiet: true });
   return watch;
 }
 
@@ -210,12 +220,12 @@ export type OnExpired = (sale: string, released: readonly { orderId: string; use
 export function startReaper(
   config: Config,
   redis: RedisClient,
-  { book, sync, guard, watch }: Sales,
+  { book, sync, guard, watch, journalHealth }: Sales,
   stack: Stack,
   onExpired?: OnExpired,
 ): Reaper {
-  const journal = new Journal(journalDir(config), 'reaper');
-  stack.defer(async () => journal.close());
+  const journal = new Journal(journalDir(config), 'reaper', { health: journalHealth, cell: config.ports.length });
+  stack.defer(async () => journal.close(), "the reaper's journal", { quiet: true });
   const reaper = new Reaper(redis, {
     // Only the sales holding reserved orders (as of the last sync): the others have nothing to expire.
     sales: () =>
@@ -235,6 +245,6 @@ export function startReaper(
     },
   });
   reaper.start();
-  stack.defer(() => reaper.stop());
+  stack.defer(() => reaper.stop(), 'reaper', { quiet: true });
   return reaper;
 }

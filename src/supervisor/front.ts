@@ -22,7 +22,7 @@ import { WorkerPool } from './worker-pool.ts';
 export async function startWorkers(
   config: Config,
   { target, redis }: RedisStep,
-  { book, sync, health, archivedOrders }: Sales,
+  { book, sync, health, archivedOrders, journalHealth }: Sales,
   requests: RequestStats,
   stack: Stack,
   say: (line: string) => void,
@@ -52,6 +52,7 @@ export async function startWorkers(
     queueKey: config.queueSecret ?? localQueueSecret(config.dataDir),
     health: health.buffer,
     journalDir: journalDir(config),
+    journalHealth: journalHealth.buffer,
     requests: requests.buffer,
     onTopUp: (_, sale) => void sync.changed(sale),
     onReleased: (sale) => void sync.changed(sale),
@@ -70,7 +71,7 @@ export const edgeLogPath = (config: Config) => resolve(config.dataDir, 'nginx', 
 export function startTelemetry(
   config: Config,
   { redis, restarts: redisRestarts }: RedisStep,
-  { book, health }: Sales,
+  { book, health, journalHealth }: Sales,
   { pool, requests, edge }: { pool: WorkerPool; requests: RequestStats; edge: EdgeLog | undefined },
   stack: Stack,
 ): Telemetry {
@@ -79,6 +80,7 @@ export function startTelemetry(
     book,
     redis,
     health,
+    journal: journalHealth,
     requests,
     ports: config.ports,
     restarts: (i) => pool.restarts(i),
@@ -88,25 +90,26 @@ export function startTelemetry(
   });
   edge?.start();
   telemetry.start();
-  stack.defer(async () => {
-    telemetry.stop();
-    edge?.stop();
-  });
+  stack.defer(
+    async () => {
+      telemetry.stop();
+      edge?.stop();
+    },
+    'telemetry',
+    { quiet: true },
+  );
   return telemetry;
 }
 
-/** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
-export function startAdmin(
+/** Why the node is not ready (Redis, workers, order writer, journal), or undefined when it is: /readyz. */
+function readiness(
   config: Config,
-  { redis, problem, restarts: redisRestarts }: RedisStep,
-  { book, sync, admission, health, db }: Sales,
-  { pool, writer, telemetry }: { pool: WorkerPool; writer: BackgroundWriter | undefined; telemetry: Telemetry },
-  stack: Stack,
-  say: (line: string) => void,
-): void {
-  if (config.adminPort === 0) return;
-  /** Ready: Redis answers, every worker listens, the order writer runs (when configured). */
-  const notReady = async () => {
+  { redis, problem }: Pick<RedisStep, 'redis' | 'problem'>,
+  pool: WorkerPool,
+  writer: BackgroundWriter | undefined,
+  journal: Sales['journalHealth'],
+): () => Promise<string | undefined> {
+  return async () => {
     const trouble = problem();
     if (trouble) return trouble;
     const ping = await redis.ping().then(
@@ -117,8 +120,25 @@ export function startAdmin(
     if (ping) return ping;
     if (down.length > 0) return `workers not listening: ${down.join(', ')}`;
     if (writer && !writer.isRunning) return 'the order writer is restarting';
+    if (journal.failing()) return `the journal cannot be written (${journalDir(config)}): the workers sell nothing until it can`;
     return undefined;
   };
+}
+
+/** How long a stop lets admin calls in flight finish before it closes their connections. */
+const ADMIN_GRACE_MS = 2000;
+
+/** The admin API on its own port, unless SPIKE_ADMIN_PORT=0. */
+export function startAdmin(
+  config: Config,
+  { redis, problem, restarts: redisRestarts }: RedisStep,
+  { book, sync, admission, health, db, journalHealth }: Sales,
+  { pool, writer, telemetry }: { pool: WorkerPool; writer: BackgroundWriter | undefined; telemetry: Telemetry },
+  stack: Stack,
+  say: (line: string) => void,
+): void {
+  if (config.adminPort === 0) return;
+  const notReady = readiness(config, { redis, problem }, pool, writer, journalHealth);
   const registry = createMetrics({
     book,
     redis,
@@ -128,6 +148,7 @@ export function startAdmin(
     redisOutages: () => health.outages(),
     requests: telemetry.requests,
     edge: () => telemetry.edge(),
+    journal: journalHealth,
   });
   const admin = createAdminApp({
     tokens: config.adminTokens,
@@ -142,7 +163,7 @@ export function startAdmin(
     restarts: (i) => pool.restarts(i),
     notReady,
     metrics: () => registry.metrics(),
-    stream: (send) => telemetry.subscribe(send),
+    stream: (send, end) => telemetry.subscribe(send, end),
     metricsToken: config.metricsToken,
     queueDefaults: { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate },
     db,
@@ -160,7 +181,17 @@ export function startAdmin(
         `(${cause instanceof Error ? cause.message : cause}); choose a free port, or 0 for no admin API`,
     );
   }
-  stack.defer(async () => server.stop());
+  // Dashboards keep their streams open for ever: they are ended first (the supervisor's stop does it
+  // before anything), then the admin calls in flight get a moment, then every connection is closed.
+  stack.defer(
+    async () => {
+      telemetry.endStreams();
+      await Promise.race([server.stop(), Bun.sleep(ADMIN_GRACE_MS)]);
+      await server.stop(true);
+    },
+    'admin API',
+    { quiet: true },
+  );
   say(
     `admin API on http://${config.adminHost}:${server.port}${config.adminTokens.length > 0 ? '' : ' (refusing every call: SPIKE_ADMIN_TOKEN is not set)'}`,
   );

@@ -42,6 +42,8 @@ export interface WorkerSettings {
   readonly health: SharedArrayBuffer;
   /** Where the worker journals what it told buyers (orders/journal.ts). */
   readonly journalDir: string;
+  /** Whether each worker can write its journal (orders/journal-health.ts): worker i writes cell i. */
+  readonly journalHealth: SharedArrayBuffer;
   /** Every answer counted and timed by route and status (http/request-stats.ts), shared by the node's workers. */
   readonly requests: SharedArrayBuffer;
 }

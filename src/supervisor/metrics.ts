@@ -8,6 +8,7 @@ import { LATENCY_BUCKETS, type RequestStats } from '../http/request-stats.ts';
 import type { EdgeCounts } from './edge-log.ts';
 import { STAT_RESULTS } from '../http/stat-log.ts';
 import { unwrittenEvents } from '../orders/audit.ts';
+import type { JournalHealth } from '../orders/journal-health.ts';
 import type { RedisClient } from '../redis/client.ts';
 import { BATCH_BUCKETS } from '../stock/local-stock.ts';
 import { SALE_STATES } from '../stock/sale-state.ts';
@@ -28,6 +29,8 @@ export interface MetricsDeps {
   readonly requests: RequestStats;
   /** What nginx answered, from its log (edge-log.ts); undefined without nginx. */
   readonly edge: () => EdgeCounts | undefined;
+  /** Whether the node can write its journal. */
+  readonly journal: JournalHealth;
 }
 
 type Sample = { readonly labels?: Record<string, string | number>; readonly value: number; readonly metricName?: string };
@@ -146,7 +149,7 @@ function queueMetrics(registry: Registry, { book }: MetricsDeps): void {
 }
 
 /** Orders by state and the writer's lag, from Redis; nothing when Redis does not answer (spike_redis_up says so). */
-function orderMetrics(registry: Registry, { book, redis }: MetricsDeps): void {
+function orderMetrics(registry: Registry, { book, redis, journal }: MetricsDeps): void {
   const fromRedis = async <T>(read: () => Promise<T>): Promise<T | undefined> => read().catch(() => undefined);
   sampled(registry, 'spike_orders', 'Orders of the sale, by state (as of the last sync).', 'gauge', () =>
     book.all().flatMap(({ id, stock }) => Object.entries(stock.orders()).map(([state, value]) => ({ labels: { sale: id, state }, value }))),
@@ -167,6 +170,9 @@ function orderMetrics(registry: Registry, { book, redis }: MetricsDeps): void {
   );
   sampled(registry, 'spike_redis_up', '1 when Redis answers a PING from the supervisor.', 'gauge', async () => [
     { value: (await fromRedis(() => redis.ping())) === 'PONG' ? 1 : 0 },
+  ]);
+  sampled(registry, 'spike_journal_writable', '1 while the node can write its journal; 0: it sells nothing.', 'gauge', () => [
+    { value: journal.failing() ? 0 : 1 },
   ]);
 }
 

@@ -45,7 +45,7 @@ export async function startRedis(config: Config, stack: Stack, say: (line: strin
   const described = describeTarget(target);
   // Its outages are reported once, by the watch (redis-watch.ts), not by every client.
   const redis = createRedis(target, { timeoutMs: config.redisTimeoutMs, name: 'spike-supervisor', quiet: true });
-  stack.defer(() => redis.quit().catch(() => redis.disconnect()));
+  stack.defer(() => redis.quit().catch(() => redis.disconnect()), 'Redis client', { quiet: true });
   await waitReady(redis, 10_000, described);
   // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
   if (externalRedis(config)) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
@@ -100,7 +100,7 @@ export async function openDatabase(config: Config, stack: Stack, say: (line: str
   const db = await openOrderDb(config.databaseUrl, config.dbPath).catch((error: unknown) => {
     throw new Error(`order writer: cannot open the order database: ${error instanceof Error ? error.message : error}`);
   });
-  stack.defer(() => db.close());
+  stack.defer(() => db.close(), 'order database', { quiet: true });
   if (config.reset) {
     const archived = await db.archive(DEFAULT_SALE);
     if (archived > 0) say(`sale ${DEFAULT_SALE}: its ${archived} earlier orders moved to the orders_archive table (reset)`);

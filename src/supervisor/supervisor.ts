@@ -91,7 +91,12 @@ export async function startSupervisor(
       `ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker${files ? `, open files ${files.limit}${files.raisedFrom ? ` (raised from ${files.raisedFrom})` : ''}` : ''}`,
     );
     const stock = sales.book.get(DEFAULT_SALE)!.stock;
-    return { config, redis: redisStep.target, stock, ...sales, pool, reaper, writer, nginx, stop: () => (stopping ??= stack.unwind()) };
+    // A stop's first step ends the dashboards' streams: a browser left open must never hold it up.
+    const stop = () => {
+      telemetry.endStreams();
+      return stack.unwind();
+    };
+    return { config, redis: redisStep.target, stock, ...sales, pool, reaper, writer, nginx, stop: () => (stopping ??= stop()) };
   } catch (error) {
     await stack.unwind();
     throw error;

@@ -7,10 +7,11 @@
 import { ALERTS, evaluate } from '../admin/alerts.ts';
 import { FIGURES, History, type Row } from '../admin/history.ts';
 import { quantile, type RequestStats } from '../http/request-stats.ts';
-import { STAT_RESULTS } from '../http/stat-log.ts';
+import { ANSWER_INDEX } from '../stock/answers.ts';
 import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
 import type { RedisHealth } from '../redis/health.ts';
+import type { JournalHealth } from '../orders/journal-health.ts';
 import type { SaleBook, SaleEntry } from '../stock/sale-book.ts';
 import type { EdgeCounts } from './edge-log.ts';
 
@@ -19,6 +20,8 @@ export interface TelemetryDeps {
   readonly book: SaleBook;
   readonly redis: RedisClient;
   readonly health: RedisHealth;
+  /** Whether the node can write its journal. */
+  readonly journal: JournalHealth;
   readonly requests: RequestStats;
   readonly ports: readonly number[];
   readonly restarts: (worker: number) => number;
@@ -36,8 +39,6 @@ export interface Action {
   readonly action: string;
   readonly sale: string;
 }
-
-const RESULT = Object.fromEntries(STAT_RESULTS.map((r, i) => [r, i])) as Record<(typeof STAT_RESULTS)[number], number>;
 
 /** Counters the rows are the per-second differences of. */
 interface Totals {
@@ -57,7 +58,9 @@ interface Totals {
 export class Telemetry {
   readonly #deps: TelemetryDeps;
   readonly history = new History();
-  readonly #streams = new Set<(message: string) => void>();
+  /** Each open dashboard stream: how to send it a message, and how to end it. */
+  readonly #streams = new Map<(message: string) => void, () => void>();
+  #ended = false;
   readonly #lag = new Map<string, { key: string; lag: number | null }>();
   readonly #actions: Action[] = [];
   #previous: Totals | undefined;
@@ -86,10 +89,14 @@ export class Telemetry {
     this.#timer = undefined;
   }
 
-  /** A new dashboard stream: the whole history first, then a tick a second. Undefined when SPIKE_DASHBOARD_STREAMS are open already. */
-  subscribe(send: (message: string) => void): (() => void) | undefined {
-    if (this.#streams.size >= this.#deps.maxStreams) return undefined;
-    this.#streams.add(send);
+  /**
+   * A new dashboard stream: the whole history first, then a tick a second; `end` ends it (a stop).
+   * Its unsubscribe, or why not: 'full' when SPIKE_DASHBOARD_STREAMS are open already, 'stopping'.
+   */
+  subscribe(send: (message: string) => void, end: () => void): (() => void) | 'full' | 'stopping' {
+    if (this.#ended) return 'stopping';
+    if (this.#streams.size >= this.#deps.maxStreams) return 'full';
+    this.#streams.set(send, end);
     send(JSON.stringify({ type: 'hello', node: this.#deps.node, history: this.history.all(), rules: rulesForPages() }));
     if (this.#latest) send(this.#latest);
     return () => this.#streams.delete(send);
@@ -97,6 +104,13 @@ export class Telemetry {
 
   get streams(): number {
     return this.#streams.size;
+  }
+
+  /** The node stops: every dashboard stream ends now, and no new one opens (a stop must never wait on a browser). */
+  endStreams(): void {
+    this.#ended = true;
+    for (const end of [...this.#streams.values()]) end();
+    this.#streams.clear();
   }
 
   /** An operator's action, shown on every dashboard (the log line is the admin API's). */
@@ -135,7 +149,7 @@ export class Telemetry {
       workers: this.#workers(),
       actions: this.#actions,
     });
-    for (const send of this.#streams) send(this.#latest);
+    for (const send of this.#streams.keys()) send(this.#latest);
   }
 
   #row(now: number, totals: Totals, previous: Totals, sales: { lag: number | null; waiting: number; state: string }[]): Row {
@@ -152,6 +166,7 @@ export class Telemetry {
       waiting: sales.reduce((n, s) => n + s.waiting, 0),
       lag: sales.reduce((n, s) => n + (s.lag ?? 0), 0),
       redis: this.#deps.health.isUp() ? 1 : 0,
+      journal: this.#deps.journal.failing() ? 0 : 1,
       recovering: sales.filter((s) => s.state === 'recovering').length,
       workerRestarts: this.#deps.ports.reduce((n, _, w) => n + this.#deps.restarts(w), 0),
       redisRestarts: this.#deps.redisRestarts(),
@@ -163,9 +178,9 @@ export class Telemetry {
     for (const { stock, queue } of this.#deps.book.all()) {
       for (let w = 0; w < this.#deps.ports.length; w++) {
         const answers = stock.answers(w);
-        totals.sold += answers[RESULT.sold]!;
-        totals.soldout += answers[RESULT.soldout]!;
-        totals.held += answers[RESULT.held]!;
+        totals.sold += answers[ANSWER_INDEX.sold]!;
+        totals.soldout += answers[ANSWER_INDEX.soldout]!;
+        totals.held += answers[ANSWER_INDEX.held]!;
       }
       if (queue.isQueued()) totals.admitted += queue.view().serving;
     }

@@ -4,7 +4,8 @@ import type { RedisClient as Redis } from '../redis/client.ts';
 import { createServing, type AppDeps, type SaleContext } from '../http/app.ts';
 import type { FromWorker, SaleBuffer, ToWorker } from './messages.ts';
 import { createRedis, waitReady } from '../redis/client.ts';
-import { Journal, journaling } from '../orders/journal.ts';
+import { Journal, JournalFailedError, journaling } from '../orders/journal.ts';
+import { JournalHealth } from '../orders/journal-health.ts';
 import { redisOrderStore, releasing, type OrderStore } from '../orders/store.ts';
 import { archivedStore, type ArchivedQuery } from '../orders/archived.ts';
 import type { Order } from '../orders/model.ts';
@@ -152,6 +153,34 @@ function waitingRoom(client: Redis, id: string, buffer: SharedArrayBuffer, seen:
 
 let addLater: ((sale: SaleBuffer) => void) | undefined;
 
+/**
+ * The worker's purchases, one script call per event-loop turn: every sale is in the journal before
+ * its buyer is told (one write a call, for all its sales). A call whose sales cannot be journaled
+ * tells nobody "sold": its buyers get 503, and an anonymous buyer's sale (they could never find
+ * it) is undone.
+ */
+function purchaseBatcher(init: Extract<ToWorker, { type: 'init' }>, client: Redis, nodeJournal: Journal): PurchaseBatcher {
+  const undo = (sale: string, orderId: string) =>
+    void sales
+      .get(sale)
+      ?.orders?.settle('cancel', orderId, '*')
+      .catch(() => {});
+  return new PurchaseBatcher(
+    client,
+    { port: init.port, payWindowMs: init.payWindowMs, maxHolds: init.addressHolds },
+    {
+      durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
+      timeoutMs: init.redisTimeoutMs,
+      onSold: (made) => {
+        if (nodeJournal.append(made.flatMap(({ sale, sold }) => sold.map(({ orderId, user }) => soldEntry(init, sale.id, orderId, user)))))
+          return;
+        for (const { sale, sold } of made) for (const { orderId, user } of sold) if (!user) undo(sale.id, orderId);
+        throw new JournalFailedError(`the journal cannot be written (${init.journalDir}); nobody was told "sold"`);
+      },
+    },
+  );
+}
+
 async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { worker, port } = init;
   redis = createRedis(init.redis, { timeoutMs: init.redisTimeoutMs, name: `spike-worker-${port}`, quiet: true });
@@ -159,19 +188,10 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   log = new StatLog(statLogPath(init.logDir, port), { rotation: init.statLog });
   const client = redis;
   const stats = log;
-  const nodeJournal = new Journal(init.journalDir, port);
+  const journalHealth = JournalHealth.attach(init.journalHealth);
+  const nodeJournal = new Journal(init.journalDir, port, { health: journalHealth, cell: worker });
   journal = nodeJournal;
-  const batcher = new PurchaseBatcher(
-    purchaseClient,
-    { port: init.port, payWindowMs: init.payWindowMs, maxHolds: init.addressHolds },
-    {
-      durability: init.waitReplicas > 0 ? { replicas: init.waitReplicas, timeoutMs: init.waitMs } : undefined,
-      timeoutMs: init.redisTimeoutMs,
-      // Every sale is in the journal before its buyer is told: one write a call, for all its sales.
-      onSold: (made) =>
-        nodeJournal.append(made.flatMap(({ sale, sold }) => sold.map(({ orderId, user }) => soldEntry(init, sale.id, orderId, user)))),
-    },
-  );
+  const batcher = purchaseBatcher(init, purchaseClient, nodeJournal);
   const shared: Shared = { init, client, purchases: purchaseClient, journal: nodeJournal, batcher };
   for (const sale of init.sales) addSale(shared, sale);
   for (const id of init.archived) archive(id);
@@ -186,6 +206,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     ping: () => Promise.all([client.ping(), shared.purchases.ping()]),
     log: (entry) => stats.append(entry),
     onTopUp: (sale) => send({ type: 'topUp', worker, sale }),
+    journalDown: () => journalHealth.failing(),
     refillWaitMs: init.refillWaitMs,
     jwtSecret: init.jwtSecret,
     orderKey: init.orderKey,

@@ -3,7 +3,7 @@
 // and the pay window ran on meanwhile: buyers who could not pay had their orders expired the
 // moment Redis came back.
 import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../src/services/free-port.ts';
 import { freeBytes } from '../../src/services/redis-keeper.ts';
@@ -93,6 +93,111 @@ describe("spike's own Redis", () => {
     } finally {
       expect(await spike.stop()).toBe(0);
       Bun.spawnSync(['umount', dataDir]);
+    }
+  });
+});
+
+describe("the node's journal", () => {
+  // A journal that could not be written was one ERROR line and sales went on without it; with the
+  // writer behind and a Redis rollback after, 500 acknowledged orders were lost and sold again.
+  test('that cannot be written at the start stops it with exit 2 naming the folder', async () => {
+    const dataDir = tempDir('journal-file');
+    dirs.push(dataDir);
+    await Bun.write(join(dataDir, 'journal'), 'a file where the journal folder should be\n');
+    const redis = await startTestRedis();
+    try {
+      const proc = Bun.spawn([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'start.ts')], {
+        env: {
+          ...process.env,
+          REDIS_URL: redis.url,
+          SPIKE_DATA_DIR: dataDir,
+          SPIKE_PORTS: (await freePorts(4)).join(','),
+          SPIKE_NGINX: '0',
+          SPIKE_ADMIN_PORT: '0',
+        },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
+      expect(await proc.exited).toBe(2);
+      const err = await new Response(proc.stderr).text();
+      expect(err).toContain(`cannot write the journal folder ${join(dataDir, 'journal')}`);
+      expect(err).not.toContain('    at ');
+    } finally {
+      await redis.close();
+    }
+  });
+
+  test('that stops being writable: the node sells nothing and says so, then heals by itself and writes what waited', async () => {
+    const dataDir = tempDir('journal-full');
+    dirs.push(dataDir);
+    const journalDir = join(dataDir, 'journal');
+    mkdirSync(journalDir);
+    const mount = Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', journalDir], { stderr: 'pipe' });
+    if (mount.exitCode !== 0) throw new Error(`cannot mount a small disk for the test: ${mount.stderr}`);
+    const redis = await startTestRedis();
+    const port = await freePort();
+    const ports = await freePorts(4);
+    const spike = await startSpikeProcess({
+      REDIS_URL: redis.url,
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: tempDir('journal-logs'),
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_NGINX: '0',
+      SPIKE_ADMIN_PORT: String(port),
+      SPIKE_ADMIN_TOKEN: TOKEN,
+      SPIKE_TOTAL: '1000',
+      SPIKE_RESET: 'force',
+    });
+    const admin = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const buy = async (user: string) => {
+      const res = await fetch(`http://127.0.0.1:${ports[0]}/buy/ticket?user=${user}`);
+      return {
+        status: res.status,
+        ...((await res.json()) as { code?: number; orderId?: string; error?: string; outcome?: string; msg?: string }),
+      };
+    };
+    const filler = join(journalDir, 'filler');
+    try {
+      expect((await buy('before')).code).toBe(1);
+      Bun.spawnSync(['fallocate', '-l', String(freeBytes(journalDir)!), filler]);
+      // The first buyer whose sale cannot be journaled (once the file's last page is full) is told
+      // 503, outcome unknown; from then on nobody is sold to.
+      let unjournaled = '';
+      for (let i = 0; i < 500 && !unjournaled; i++) {
+        const answer = await buy(`fill${i}`);
+        if (answer.status === 503) {
+          expect(answer).toMatchObject({ error: 'unavailable', outcome: 'unknown' });
+          unjournaled = `fill${i}`;
+        } else expect(answer.code).toBe(1);
+      }
+      expect(unjournaled).not.toBe('');
+      const refused = await buy('meanwhile');
+      expect(refused).toMatchObject({ status: 503, error: 'unavailable', outcome: 'none' });
+      expect(refused.msg).toContain('journal');
+      await spike.waitFor(`ERROR [journal] cannot write to ${journalDir}`);
+      const ready = await admin('/readyz');
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { msg: string }).msg).toContain('journal');
+      expect((await fetch(`http://127.0.0.1:${ports[0]}/readyz`)).status).toBe(503);
+      expect(await (await admin('/metrics')).text()).toContain('spike_journal_writable 0');
+      unlinkSync(filler);
+      let n = 0;
+      await until('a sale once the journal can be written', async () => (await buy(`again${n++}`)).code === 1);
+      await spike.waitFor(`[journal] writing to ${journalDir} again`);
+      expect((await admin('/readyz')).status).toBe(200);
+      expect(await (await admin('/metrics')).text()).toContain('spike_journal_writable 1');
+      // The buyer told 503 holds the order Redis made, and it is in the journal now.
+      const mine = await buy(unjournaled);
+      expect(mine.code).toBe(2);
+      const journaled = readdirSync(journalDir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .map((f) => readFileSync(join(journalDir, f), 'utf8'))
+        .join('');
+      expect(journaled).toContain(`"orderId":"${mine.orderId}","user":"${unjournaled}"`);
+    } finally {
+      expect(await spike.stop()).toBe(0);
+      Bun.spawnSync(['umount', journalDir]);
+      await redis.close();
     }
   });
 });

@@ -185,6 +185,52 @@ describe('bun run start', () => {
     expect(lines).toHaveLength(answered);
   });
 
+  // Ctrl-C hung for 96 s while a dashboard was open: the admin server's stop waited for its
+  // stream, which a browser keeps open for ever, and no line said what the stop waited for.
+  test('a stop with a dashboard stream open and buyers buying ends the stream itself and exits 0', async () => {
+    const dataDir = tempDir('data');
+    const logDir = tempDir('logs');
+    dirs.push(dataDir, logDir);
+    const ports = await freePorts(4);
+    const adminPort = await freePort();
+    const token = 'token-for-the-stop-test-0123456789';
+    const proc = run({
+      REDIS_URL: '',
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: logDir,
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_NGINX: '0',
+      SPIKE_TOTAL: '100000',
+      SPIKE_ADMIN_PORT: String(adminPort),
+      SPIKE_ADMIN_TOKEN: token,
+    });
+    expect(await readUntil(proc, 'ready:', 60_000)).toContain('ready:');
+    const events = await fetch(`http://127.0.0.1:${adminPort}/dashboard/events`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+    // Buyers keep buying until the workers stop answering.
+    let buying = true;
+    const buyers = (async () => {
+      let n = 0;
+      while (buying) {
+        const answered = await fetch(`http://127.0.0.1:${ports[n % 4]}/buy/ticket?user=stop${n++}`).catch(() => undefined);
+        if (!answered) break;
+      }
+      return n;
+    })();
+    await Bun.sleep(200);
+    proc.kill('SIGTERM');
+    // The node ends the stream itself: the test's reader holds it open and never lets go.
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
+    const exited = await Promise.race([proc.exited, Bun.sleep(30_000).then(() => 'still running')]);
+    buying = false;
+    expect(await buyers).toBeGreaterThan(0);
+    if (exited === 'still running') proc.kill('SIGKILL');
+    expect(exited).toBe(0);
+    expect(await readUntil(proc, 'spike: stopped', 1000)).toContain('stopped: workers');
+  });
+
   test('a worker port already taken stops the start with exit 2 and one line naming SPIKE_PORTS', async () => {
     const ports = await freePorts(4);
     const taken = Bun.serve({ port: ports[2]!, hostname: '127.0.0.1', fetch: () => new Response('busy') });
