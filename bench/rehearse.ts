@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError } from '../src/cli/args.ts';
 import { auditWhenWritten } from '../src/orders/audit.ts';
 import { openOrderDb } from '../src/orders/db.ts';
 import { DEFAULT_SALE, saleKeys, SOLD_FIELD } from '../src/redis/keys.ts';
@@ -30,14 +30,12 @@ interface Options {
 }
 
 function options(): Options {
-  const { values } = parseArgs({
-    args: Bun.argv.slice(2),
-    options: { users: { type: 'string' }, total: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  const { values, positionals } = parseCommandLine(
+    Bun.argv.slice(2),
+    { users: { type: 'string' }, total: { type: 'string' }, quick: { type: 'boolean' } },
+    USAGE,
+  );
+  if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
   const count = (raw: string | undefined, fallback: number, name: string) => {
     if (raw === undefined) return fallback;
     if (!/^\d+$/.test(raw) || Number(raw) < 1) {

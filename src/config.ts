@@ -226,6 +226,11 @@ const NOT_SETTINGS = new Set([
   'SPIKE_SALES',
 ]);
 
+/** The candidate nearest to `name` (edit distance), for "did you mean". */
+export function closest(name: string, candidates: readonly string[]): string {
+  return [...candidates].sort((a, b) => distance(name, a) - distance(name, b))[0]!;
+}
+
 /** Edit distance, for "did you mean". */
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -247,8 +252,8 @@ function refuseUnknown(env: Env): void {
     // REDIS_SENTINEL* too: a misspelt REDIS_SENTINELS would start a private Redis on every node.
     const ours = name.startsWith('SPIKE_') || name.startsWith('REDIS_SENTINEL');
     if (!ours || env[name] === undefined || NOT_SETTINGS.has(name) || (SETTINGS as readonly string[]).includes(name)) continue;
-    const closest = [...SETTINGS].sort((a, b) => distance(name, a) - distance(name, b))[0]!;
-    throw new ConfigError(`${name} is not a setting; did you mean ${closest}?`);
+    const nearest = closest(name, SETTINGS);
+    throw new ConfigError(`${name} is not a setting; did you mean ${nearest}?`);
   }
 }
 
