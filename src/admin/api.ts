@@ -6,6 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { dashboardRoutes, type Stream } from './dashboard.tsx';
 import { error } from '../http/errors.ts';
 import { archivedSale, readSale } from '../redis/sale.ts';
+import { compareOrderIds } from '../orders/model.ts';
+import { SaleStoppedError } from '../orders/store.ts';
 import type { OrderDb } from '../orders/db.ts';
 import { archivedView, archiveRoutes } from './archive.ts';
 import { NAME_FIELD, PAID_FIELD, queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
@@ -58,15 +60,22 @@ function time(value: unknown, name: string): number | undefined | string {
   return Number.isFinite(ms) ? ms : `${name} must be an ISO 8601 time such as 2026-12-01T10:00:00Z`;
 }
 
-/** A sale's state as the admin API shows it: Redis' counts and settings, and this node's workers. */
+/**
+ * A sale's state as the admin API shows it: Redis' counts and settings, and this node's workers.
+ * Throws SaleStoppedError when Redis is older than what this node saw of the sale (a rollback not
+ * restored yet): its counts are not the sale's, and are never shown.
+ */
 async function saleState(deps: AdminDeps, id: string) {
   const keys = saleKeys(id);
+  // Taken before the read, as order reads do (orders/store.ts): a sale made meanwhile is no fault.
+  const seen = deps.book.get(id)?.stock.seen() ?? '0-0';
   const [fields, count, pre] = await Promise.all([
     deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at', NAME_FIELD, 'queue_joined', 'queue_serving'),
     readSale(deps.redis, keys),
     deps.redis.zcard(queueKeys(id).prequeue),
   ]);
   if (!count) return null;
+  if (compareOrderIds(count.lastId, seen) < 0) throw new SaleStoppedError();
   const paid = Number(fields[0] ?? 0);
   const local = deps.book.get(id)?.stock.snapshot();
   return {
@@ -255,7 +264,10 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.use('*', requireToken(deps.tokens));
   app.get('/sales', async (c) => {
     const ids = (await deps.redis.smembers(SALES_KEY)).sort();
-    return c.json((await Promise.all(ids.map((id) => saleState(deps, id)))).filter(Boolean));
+    // A sale whose Redis is behind this node is listed as recovering, without Redis' older counts.
+    const behind = (id: string) => (e: unknown) =>
+      e instanceof SaleStoppedError ? { id, state: 'recovering', recovering: e.message } : Promise.reject(e);
+    return c.json((await Promise.all(ids.map((id) => saleState(deps, id).catch(behind(id))))).filter(Boolean));
   });
   app.get('/sales/:id', async (c) => {
     const id = c.req.param('id');
@@ -274,6 +286,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
   app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
+    if (err instanceof SaleStoppedError) return error(c, 503, 'recovering', err.message, { 'Retry-After': '1' });
     log.error(`[admin] ${err.stack ?? err.message}`);
     return error(c, 503, 'unavailable', 'Redis did not answer; try again');
   });

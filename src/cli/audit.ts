@@ -57,6 +57,7 @@ async function run(redis: RedisClient, db: OrderDb, config: Config, options: Opt
   if (options.repair) {
     const report = await reconcileSale(redis, keys, db, {
       reason: 'repair by hand (bun run audit -- --repair)',
+      node: config.nodeId,
       payWindowMs: config.payWindowMs,
       // This node's journal too: sales acknowledged that the database had not received yet.
       journaled: readJournal(join(config.dataDir, 'journal'), options.sale),

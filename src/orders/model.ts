@@ -88,5 +88,6 @@ export function extendDeadline(payBy: number | null, createdAt: number, outages:
       reached = o.end;
     }
   }
-  return deadline;
+  // At most one pay window more in all, as includes/deadlines.lua.
+  return Math.min(deadline, payBy + (payBy - createdAt));
 }

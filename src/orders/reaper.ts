@@ -16,6 +16,8 @@ export interface ReaperOptions {
   readonly sales: () => readonly { readonly keys: SaleKeys; readonly guard: SaleGuard; readonly reserved?: () => number }[];
   /** False while the node's Redis is down or just back and not yet checked for lost writes: no pass then. */
   readonly ready?: () => boolean;
+  /** Redis outages seen so far (redis/health.ts): after one every sale is visited at the next pass, its deadlines having moved. */
+  readonly outages?: () => number;
   readonly intervalMs: number;
   /** Stream entries walked per script call; a long backlog takes several calls, not one long one. */
   readonly batch?: number;
@@ -43,6 +45,7 @@ export class Reaper {
   #failing = false;
   /** Per sale: its reserved orders, the next deadline and when it was last visited. */
   readonly #visits = new Map<string, { reserved: number; nextDue: number; at: number }>();
+  #outages = 0;
 
   constructor(redis: Redis, options: ReaperOptions) {
     this.#redis = redis;
@@ -66,6 +69,9 @@ export class Reaper {
     let released = 0;
     try {
       if (this.#options.ready?.() === false) return 0;
+      const outages = this.#options.outages?.() ?? 0;
+      if (outages !== this.#outages) this.forget();
+      this.#outages = outages;
       for (const { keys, guard, reserved } of this.#options.sales()) {
         const held = reserved?.();
         if (held !== undefined && !this.#due(keys.sale, held)) continue;

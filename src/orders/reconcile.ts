@@ -7,7 +7,7 @@
 import type { RedisClient as Redis } from '../redis/client.ts';
 import { compareOrderIds, newerId } from './model.ts';
 import { readSale } from '../redis/sale.ts';
-import { keyList, type SaleKeys } from '../redis/keys.ts';
+import { keyList, NODES_KEY, RECOVERING_FIELD, restoredField, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 import { withJournal, type JournalEntry } from './journal.ts';
 
@@ -55,6 +55,10 @@ export async function behindReason(redis: Redis, keys: SaleKeys, db: OrderDb, se
 
 export interface ReconcileOptions {
   readonly reason: string;
+  /** This node's id: its journal's part of the recovery is recorded under it (restoredField). */
+  readonly node: string;
+  /** How long to wait for the other live nodes to add their journals before the sale sells again. Default 10 s. */
+  readonly othersMs?: number;
   /** The newest order id this node saw Redis make; the sale resumes only past it. */
   readonly seen?: string;
   /** For reserved orders the database holds without a deadline (rows from before it was kept). */
@@ -71,18 +75,55 @@ function restoreArgs(row: DbOrder, payWindowMs: number): string[] {
   return [row.orderId, row.state, row.user, row.port === null ? '' : String(row.port), String(payBy), String(row.updatedAt)];
 }
 
+/** How long a node counts as live after its last sign of life (it writes one every reconcile interval). */
+const LIVE_MS = 6000;
+
+/**
+ * Waits until every other live node has added its journal to `recovery` (the sale's recovering
+ * mark), at most `ms`. Each node's journal holds the sales only it acknowledged in the last moments
+ * before Redis lost them: a sale resumed without them sold their seats again (issue 30's history).
+ * Returns the nodes it stopped waiting for, or undefined when the recovery is no longer this one.
+ */
+async function othersRestored(redis: Redis, keys: SaleKeys, recovery: string, self: string, ms: number): Promise<string[] | undefined> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const beats = await redis.hgetall(NODES_KEY);
+    const now = Date.now();
+    const nodes = Object.entries(beats)
+      .filter(([node, at]) => node !== self && now - Number(at) < LIVE_MS)
+      .map(([node]) => node);
+    const [current, ...marks] = await redis.hmget(keys.sale, RECOVERING_FIELD, ...nodes.map(restoredField));
+    if (current !== recovery) return undefined;
+    const waiting = nodes.filter((_, i) => marks[i] !== recovery);
+    if (waiting.length === 0 || Date.now() > deadline) return waiting;
+    await Bun.sleep(100);
+  }
+}
+
 /**
  * Stops the sale on every node (recovering: purchases answer code -3), puts back every order the
- * database (or this node's journal) holds and Redis lacks (restore-4.lua, idempotent), then lets it sell again
- * (resume-1.lua) past the newest id known. Safe to run again, and on several nodes at once.
+ * database or this node's journal holds and Redis lacks (restore-4.lua, idempotent), records that
+ * this node's journal is in, waits for every other live node to have added its own (each runs
+ * this when it sees the sale recovering), then lets it sell again (resume-1.lua) past the newest id
+ * known. A node without a database adds its journal and leaves the resume to one with one. Safe
+ * to run again, and on several nodes at once: they join the same recovery.
  */
-export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, options: ReconcileOptions): Promise<ReconcileReport> {
+export async function reconcileSale(
+  redis: Redis,
+  keys: SaleKeys,
+  db: OrderDb | undefined,
+  options: ReconcileOptions,
+): Promise<ReconcileReport & { waitedFor?: string[] }> {
   // Marked only if it exists (recover-1.lua): an archived sale must not come back as a hash of `recovering`.
-  if ((await redis.recover(keys.sale, options.reason)) === -2)
+  const marked = await redis.recover(keys.sale, options.reason);
+  if (marked === -2 || marked === '-2')
     return { sale: keys.sale, reason: options.reason, restored: 0, advanced: 0, conflicts: 0, total: 0, sold: 0 };
+  const recovery = String(marked);
   // Orders from before the sale's last reset are not its own (a live reset keeps no database rows).
   const epoch = (await readSale(redis, keys))?.epoch ?? '0-0';
-  const rows = withJournal(await db.orders(keys.sale), options.journaled ?? []).filter((row) => compareOrderIds(row.orderId, epoch) > 0);
+  const rows = withJournal((await db?.orders(keys.sale)) ?? [], options.journaled ?? []).filter(
+    (row) => compareOrderIds(row.orderId, epoch) > 0,
+  );
   const chunk = options.chunk ?? 200;
   let restored = 0;
   let advanced = 0;
@@ -96,16 +137,26 @@ export async function reconcileSale(redis: Redis, keys: SaleKeys, db: OrderDb, o
     advanced += Number(a);
     conflicts += Number(c);
   }
+  await redis.hset(keys.sale, restoredField(options.node), recovery);
+  const report = { sale: keys.sale, reason: recovery, restored, advanced, conflicts };
+  const waitedFor = db ? await othersRestored(redis, keys, recovery, options.node, options.othersMs ?? 10_000) : undefined;
+  // Without a database, or another node resumed it (or a newer recovery began): this node's part is done.
+  if (!db || waitedFor === undefined) {
+    const count = await readSale(redis, keys);
+    return { ...report, total: count?.total ?? 0, sold: count?.sold ?? 0 };
+  }
   const known = [options.seen ?? '0-0', (await db.mark(keys.sale)) ?? '0-0', await streamReached(redis, keys)];
   const newest = known.reduce(newerId);
   await redis.resume(keys.sale, newest);
   const count = await readSale(redis, keys);
-  return { sale: keys.sale, reason: options.reason, restored, advanced, conflicts, total: count?.total ?? 0, sold: count?.sold ?? 0 };
+  return { ...report, total: count?.total ?? 0, sold: count?.sold ?? 0, waitedFor };
 }
 
 /** One line for the operator's log. */
-export function describeReconcile(report: ReconcileReport): string {
+export function describeReconcile(report: ReconcileReport & { waitedFor?: string[] }): string {
   const over = report.sold > report.total ? `; OVERSOLD by ${report.sold - report.total}: tickets sold before the loss was noticed` : '';
   const restored = `restored ${report.restored} orders from the database, moved ${report.advanced} on, ${report.conflicts} users with two live orders`;
-  return `sale ${report.sale}: ${report.reason}; ${restored}; now ${report.sold} of ${report.total} sold${over}; selling again`;
+  const missing = report.waitedFor?.length ? `; WITHOUT the journals of ${report.waitedFor.join(', ')} (no answer in time)` : '';
+  const then = report.waitedFor === undefined ? 'this node added its journal' : 'selling again';
+  return `sale ${report.sale}: ${report.reason}; ${restored}; now ${report.sold} of ${report.total} sold${over}${missing}; ${then}`;
 }

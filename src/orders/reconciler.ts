@@ -1,7 +1,8 @@
 /** The supervisor's watch over lost writes: checks each sale at start, when the sync sees it behind or taking orders, and every minute. */
 import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { RECOVERING_FIELD, type SaleKeys } from '../redis/keys.ts';
+import { LAST_ID_FIELD, NODES_KEY, RECOVERING_FIELD, restoredField, type SaleKeys } from '../redis/keys.ts';
+import { compareOrderIds } from './model.ts';
 import type { OrderDb } from './db.ts';
 import type { JournalEntry } from './journal.ts';
 import { behindReason, describeReconcile, reconcileSale } from './reconcile.ts';
@@ -14,6 +15,8 @@ export interface WatchedSale {
 }
 
 export interface ReconcilerOptions {
+  /** This node's id: its sign of life, and its journal's part of a recovery, are recorded under it. */
+  readonly node: string;
   readonly sales: () => readonly WatchedSale[];
   /** One sale by id (a lookup, not a walk over every sale: a check runs per sale). */
   readonly sale: (id: string) => WatchedSale | undefined;
@@ -30,8 +33,10 @@ export interface ReconcilerOptions {
 }
 
 /**
- * Without a database (SPIKE_WRITER=0) there is nothing to restore from: a sale seen behind stays
- * stopped (purchases answer code -3) until a person runs `bun run audit -- --repair`.
+ * Without a database (SPIKE_WRITER=0) a node adds only its journal to a recovery; a sale no node
+ * with a database restores stays stopped (purchases answer code -3) until a person runs
+ * `bun run audit -- --repair`. Every interval the node also writes its sign of life (NODES_KEY):
+ * a recovery waits for the journals of the live nodes.
  */
 export class Reconciler {
   readonly #redis: Redis;
@@ -67,6 +72,7 @@ export class Reconciler {
    * stream reads and database queries a second that way).
    */
   async sweep(): Promise<void> {
+    await this.#redis.hset(NODES_KEY, this.#options.node, Date.now()).catch(() => {});
     const all = this.#options.sales();
     const slice = Math.ceil((all.length * this.#options.intervalMs) / (this.#options.sweepMs ?? 60_000));
     const ids = new Set(this.#moved);
@@ -90,23 +96,43 @@ export class Reconciler {
 
   async #run(sale: WatchedSale): Promise<void> {
     try {
-      if (!this.#db) return await this.#cannot(sale);
-      const reason = await behindReason(this.#redis, sale.keys, this.#db, sale.seen());
+      const reason = this.#db ? await behindReason(this.#redis, sale.keys, this.#db, sale.seen()) : await this.#toAdd(sale);
       if (!reason) return;
-      this.#options.say(`sale ${sale.id}: stopped selling: ${reason}; restoring its orders from the database`);
+      this.#options.say(
+        `sale ${sale.id}: stopped selling: ${reason}; restoring its orders from the ${this.#db ? 'database and ' : ''}journal`,
+      );
       const report = await reconcileSale(this.#redis, sale.keys, this.#db, {
         reason,
+        node: this.#options.node,
         seen: sale.seen(),
         payWindowMs: this.#options.payWindowMs,
         journaled: this.#options.journaled?.(sale.id),
       });
       this.#options.say(describeReconcile(report));
-      this.#options.onResumed?.();
+      if (!this.#db) await this.#cannot(sale);
+      if (report.waitedFor !== undefined) this.#options.onResumed?.();
       this.#failing = false;
     } catch (error) {
       if (!this.#failing) log.warn(`[reconcile] sale ${sale.id}: ${error instanceof Error ? error.message : error}; trying again`);
       this.#failing = true;
     }
+  }
+
+  /**
+   * Without a database: the recovery this node has not added its journal to yet, if any; a Redis
+   * older than what this node saw is a recovery it starts (a node with a database restores and
+   * resumes it: the orders only this node sold were otherwise never noticed lost).
+   */
+  async #toAdd(sale: WatchedSale): Promise<string | undefined> {
+    const [recovering, added, lastId] = await this.#redis.hmget(
+      sale.keys.sale,
+      RECOVERING_FIELD,
+      restoredField(this.#options.node),
+      LAST_ID_FIELD,
+    );
+    if (recovering === null && lastId && compareOrderIds(lastId, sale.seen()) < 0)
+      return `Redis lost writes: its newest order is ${lastId}, node ${this.#options.node} saw ${sale.seen()}`;
+    return recovering !== null && recovering !== added ? recovering : undefined;
   }
 
   async #cannot(sale: WatchedSale): Promise<void> {

@@ -52,8 +52,10 @@ export class SaleStoppedError extends Error {
  * order: an order lost and not yet restored would read "no such order".
  */
 async function trusted(redis: Redis, keys: SaleKeys, guard: SaleGuard | undefined): Promise<string | null> {
-  const [outages, recovering, lastId] = await redis.hmget(keys.sale, OUTAGES_FIELD, RECOVERING_FIELD, LAST_ID_FIELD);
+  // The mark before the read: one taken after it could count a purchase that finished meanwhile,
+  // and Redis would look older than it is (a 503 `recovering` with no fault at all).
   const seen = guard?.seen() ?? '0-0';
+  const [outages, recovering, lastId] = await redis.hmget(keys.sale, OUTAGES_FIELD, RECOVERING_FIELD, LAST_ID_FIELD);
   if (recovering !== null || (seen !== '0-0' && compareOrderIds(lastId ?? '0-0', seen) < 0)) throw new SaleStoppedError();
   return outages ?? null;
 }

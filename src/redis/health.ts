@@ -92,13 +92,19 @@ export class RedisHealth {
     return { start: this.#times[Time.Start]!, end: now };
   }
 
-  /** The last outage as the scripts take it, `id:msAgoStart:msAgoEnd` (0 while it lasts), or '' when none is recent. */
+  /**
+   * The last outage as the scripts take it, `id:msAgoStart:msAgoEnd:asked` (msAgoEnd 0 while it
+   * lasts; `asked`: now on Redis' clock as this node reckons it, 0 when it cannot yet), or '' when
+   * none is recent. The script places the outage before `asked`, not before the moment it runs:
+   * a call queued behind a frozen Redis recorded outages ending up to 2 s late.
+   */
   outageArgument(now = Date.now()): string {
     const tag = Atomics.load(this.#cells, Cell.Tag);
     if (tag === 0) return '';
     const start = this.#times[Time.Start]!;
     const end = this.#times[Time.End]! || now;
     if (now - end > OUTAGE_FRESH_MS || end <= start) return '';
-    return `${Math.round(start).toString(36)}-${tag.toString(36)}:${Math.max(0, Math.round(now - start))}:${Math.max(0, Math.round(now - end))}`;
+    const ago = `${Math.max(0, Math.round(now - start))}:${Math.max(0, Math.round(now - end))}`;
+    return `${Math.round(start).toString(36)}-${tag.toString(36)}:${ago}:${this.redisNow(now)}`;
   }
 }

@@ -85,6 +85,15 @@ export const SALES_KEY = 'spike:sales';
  */
 export const ARCHIVED_KEY = 'spike:archived';
 
+/** Every node's last sign of life (node id → ms): a recovery waits for the live ones to add their journals (orders/reconcile.ts). */
+export const NODES_KEY = 'spike:nodes';
+
+/** A sale hash field per node: the recovery (its `recovering` mark) whose journal entries that node has added. */
+export const restoredField = (node: string) => `restored:${node}`;
+
+/** A node's write at its start that SPIKE_WAIT_REPLICAS replicas must confirm before it sells (redis-step.ts). */
+export const WAIT_PROBE_KEY = 'spike:wait-probe';
+
 /** The order writers' consumer group on every sale's stream (orders/writer.ts acknowledges after its commit). */
 export const WRITERS_GROUP = 'order-writers';
 

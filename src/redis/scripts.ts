@@ -88,7 +88,7 @@ declare module 'ioredis' {
     archive(...keysAndGroup: string[]): Result<number[], Context>;
     /** See pause-1.lua: the sale hash, then "1" (pause) or "0" (resume). */
     pause(sale: string, paused: '1' | '0'): Result<number, Context>;
-    /** See recover-1.lua: the sale hash, then why it stops to restore lost orders. */
-    recover(sale: string, reason: string): Result<number, Context>;
+    /** See recover-1.lua: the sale hash, then why it stops to restore lost orders; the mark it carries now, or -2. */
+    recover(sale: string, reason: string): Result<string | number, Context>;
   }
 }

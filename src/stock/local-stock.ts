@@ -36,6 +36,9 @@ enum Global {
   Expired,
   Paused,
   Recovering,
+  /** The workers' sales and the releases counted when the sync last read Redis: what the node saw since is added to its count. */
+  SalesAtSync,
+  ReleasesAtSync,
   /** Purchase script calls (batches) observed, then one counter per bucket of BATCH_BUCKETS. */
   Batches,
   Buckets,
@@ -241,11 +244,31 @@ export class LocalStock {
     return Atomics.load(this.#cells, Global.Releases);
   }
 
-  /** Publishes the global count last read from Redis, for `GET /stock`. */
-  publishGlobal(total: number, sold: number): void {
+  /** This node's sales and releases so far: what the sync marks before it reads Redis (see {@link publishGlobal}). */
+  mark(): { sales: number; releases: number } {
+    let sales = 0;
+    for (let w = 0; w < this.workers; w++) sales += this.sales(w);
+    return { sales, releases: this.releases() };
+  }
+
+  /**
+   * Publishes the global count read from Redis, for `GET /stock` and every figure; `mark` is the
+   * node's own sales and releases just before that read. Until the next sync the count shown adds
+   * what this node sold and released since: never older than what it already saw.
+   */
+  publishGlobal(total: number, sold: number, mark = this.mark()): void {
     Atomics.store(this.#cells, Global.Total, total);
     Atomics.store(this.#cells, Global.Sold, sold);
+    Atomics.store(this.#cells, Global.SalesAtSync, mark.sales);
+    Atomics.store(this.#cells, Global.ReleasesAtSync, mark.releases);
     Atomics.add(this.#cells, Global.Syncs, 1);
+  }
+
+  /** Sold as of the last sync plus what this node sold and released since, within 0 and the total. */
+  #sold(): number {
+    const { sales, releases } = this.mark();
+    const since = sales - Atomics.load(this.#cells, Global.SalesAtSync) - (releases - Atomics.load(this.#cells, Global.ReleasesAtSync));
+    return Math.max(0, Math.min(Atomics.load(this.#cells, Global.Total), Atomics.load(this.#cells, Global.Sold) + since));
   }
 
   /**
@@ -326,7 +349,7 @@ export class LocalStock {
 
   /** Reserved (sold, not yet paid) orders as of the last sync. */
   reserved(): number {
-    return Math.max(0, Atomics.load(this.#cells, Global.Sold) - Atomics.load(this.#cells, Global.Paid));
+    return Math.max(0, this.#sold() - Atomics.load(this.#cells, Global.Paid));
   }
 
   /** Whether the last sync found the sale recovering lost orders. */
@@ -338,7 +361,7 @@ export class LocalStock {
   orders(): { reserved: number; paid: number; cancelled: number; expired: number } {
     const paid = Atomics.load(this.#cells, Global.Paid);
     return {
-      reserved: Math.max(0, Atomics.load(this.#cells, Global.Sold) - paid),
+      reserved: Math.max(0, this.#sold() - paid),
       paid,
       cancelled: Atomics.load(this.#cells, Global.Cancelled),
       expired: Atomics.load(this.#cells, Global.Expired),
@@ -349,7 +372,7 @@ export class LocalStock {
   figures(): SaleFigures {
     return {
       total: Atomics.load(this.#cells, Global.Total),
-      sold: Atomics.load(this.#cells, Global.Sold),
+      sold: this.#sold(),
       paused: Atomics.load(this.#cells, Global.Paused) === 1,
       recovering: Atomics.load(this.#cells, Global.Recovering) === 1,
       startsAt: this.startsAt(),
@@ -385,7 +408,7 @@ export class LocalStock {
 
   snapshot(): StockSnapshot {
     const total = Atomics.load(this.#cells, Global.Total);
-    const sold = Atomics.load(this.#cells, Global.Sold);
+    const sold = this.#sold();
     const workers: WorkerStock[] = [];
     for (let w = 0; w < this.workers; w++) {
       workers.push({ stock: this.level(w), sales: this.sales(w) });

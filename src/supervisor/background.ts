@@ -93,6 +93,7 @@ export async function startSales(
   let sync: StockSync | undefined;
   const watched = (entry: SaleEntry) => ({ id: entry.id, keys: entry.keys, seen: () => entry.stock.seen() });
   const reconciler = new Reconciler(redis, db, {
+    node: config.nodeId,
     sales: () => book.all().map(watched),
     sale: (id) => {
       const entry = book.get(id);
@@ -220,7 +221,7 @@ export type OnExpired = (sale: string, released: readonly { orderId: string; use
 export function startReaper(
   config: Config,
   redis: RedisClient,
-  { book, sync, guard, watch, journalHealth }: Sales,
+  { book, sync, guard, watch, journalHealth, health }: Sales,
   stack: Stack,
   onExpired?: OnExpired,
 ): Reaper {
@@ -234,6 +235,7 @@ export function startReaper(
         .filter((entry) => entry.stock.reserved() > 0)
         .map((entry) => ({ keys: entry.keys, guard: guard(entry.id), reserved: () => entry.stock.reserved() })),
     ready: () => watch.ready(),
+    outages: () => health.outages(),
     intervalMs: config.reapMs,
     // Well inside the command's own timeout, so a call either acts and is answered, or does nothing.
     lateMs: Math.max(1, Math.floor(config.redisTimeoutMs / 2)),

@@ -3,8 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
-import { createRedis, describeTarget, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
-import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD } from '../redis/keys.ts';
+import { createRedis, describeTarget, waitForReplicas, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
+import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD, WAIT_PROBE_KEY } from '../redis/keys.ts';
 import { setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
 import { ensureSale, type SaleCount } from '../redis/sale.ts';
@@ -49,7 +49,39 @@ export async function startRedis(config: Config, stack: Stack, say: (line: strin
   await waitReady(redis, 10_000, described);
   // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
   if (externalRedis(config)) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
+  if (config.waitReplicas > 0) await replicasConfirm(config, redis, described, say);
   return { target, described, redis, restarts, problem };
+}
+
+/** How long a start waits for SPIKE_WAIT_REPLICAS replicas to confirm a write (a replica's first sync takes a moment). */
+const REPLICAS_START_MS = 15_000;
+
+/**
+ * With SPIKE_WAIT_REPLICAS, every sale waits for that many replicas to confirm it: the node sells
+ * only once they do. With fewer, every purchase answered 503 while its order was made (and the
+ * first purchases after `ready:` did so while the replicas were still syncing). Not there within
+ * REPLICAS_START_MS: the start stops (exit 2), naming what is missing.
+ */
+async function replicasConfirm(config: Config, redis: RedisClient, described: string, say: (line: string) => void): Promise<void> {
+  const wanted = config.waitReplicas;
+  if (!externalRedis(config))
+    throw new ConfigError(
+      `SPIKE_WAIT_REPLICAS=${wanted} needs a Redis with replicas (REDIS_SENTINELS or REDIS_URL of a master); spike's own redis-server has none. Set SPIKE_WAIT_REPLICAS=0, or point spike at a master with replicas`,
+    );
+  const deadline = Date.now() + REPLICAS_START_MS;
+  let confirmed = 0;
+  while (Date.now() < deadline) {
+    await redis.set(WAIT_PROBE_KEY, config.nodeId);
+    // Within the command's own timeout, so Redis answers how many confirmed rather than the client giving up.
+    confirmed = await waitForReplicas(redis, WAIT_PROBE_KEY, wanted, Math.floor(config.redisTimeoutMs / 2));
+    if (confirmed >= wanted) return say(`${confirmed} replicas of ${described} confirm writes (SPIKE_WAIT_REPLICAS=${wanted})`);
+    await Bun.sleep(200);
+  }
+  const info = await redis.info('replication');
+  const online = /connected_slaves:(\d+)/.exec(info)?.[1] ?? '?';
+  throw new ConfigError(
+    `SPIKE_WAIT_REPLICAS=${wanted}: only ${confirmed} replicas of ${described} confirmed a write within ${REPLICAS_START_MS / 1000} s (${online} connected); every purchase would answer 503. Start its replicas, or lower SPIKE_WAIT_REPLICAS`,
+  );
 }
 
 /** The default sale: created with SPIKE_TOTAL when new, continued as it is otherwise, wiped by a reset. */

@@ -3,7 +3,10 @@
  * be answered, given every earlier operation. Never more than `total` live orders; one live order
  * per user; each order's life reserved → paid | cancelled | expired; an order once acknowledged
  * never reads "no such order"; "sold out" only when every ticket is taken (strict), except for
- * answers given while Redis was down or recovering (`exempt`).
+ * answers given while Redis was down or recovering (`exempt`). An operator pauses, resumes, adds
+ * stock and archives: nothing sells while paused or once archived, the total grows by what was
+ * added, and an archive happens only to a sale that sells no more (paused or sold out) and holds
+ * no reserved order; an archived sale's orders still read as they ended.
  *
  * An order bought by a request whose answer never came is a phantom: its user holds a live order
  * whose id the model does not know yet; a later answer naming it (code 2, an expiry) binds it.
@@ -14,6 +17,9 @@ export type OrderState = 'reserved' | 'paid' | 'cancelled' | 'expired';
 
 export type SaleInput =
   | { readonly kind: 'buy'; readonly user: string }
+  /** An operator's change of the sale (admin API). */
+  | { readonly kind: 'pause' | 'resume' | 'archive' }
+  | { readonly kind: 'add'; readonly tickets: number }
   | { readonly kind: 'pay' | 'cancel' | 'read'; readonly orderId: string; readonly user: string }
   /** A reaper pass: the orders it released (with their users). */
   | { readonly kind: 'expire'; readonly orders: readonly { readonly orderId: string; readonly user: string }[] };
@@ -27,6 +33,8 @@ export type SaleOutput =
   | { readonly kind: 'state'; readonly state: OrderState }
   /** 404: no such order. */
   | { readonly kind: 'missing' }
+  /** A purchase of a sale that no longer exists (archived). */
+  | { readonly kind: 'nosale' }
   /** No answer, or a 503 whose outcome is "unknown": it may or may not have happened. */
   | { readonly kind: 'unknown' }
   | { readonly kind: 'done' };
@@ -42,6 +50,9 @@ export interface SaleState {
   readonly orders: ReadonlyMap<string, Order>;
   /** Users holding a live order whose id is not known yet. */
   readonly phantoms: ReadonlySet<string>;
+  readonly total: number;
+  readonly paused: boolean;
+  readonly archived: boolean;
 }
 
 const isLive = (state: OrderState) => state === 'reserved' || state === 'paid';
@@ -61,15 +72,18 @@ function holds(s: SaleState, user: string): boolean {
 function withOrder(s: SaleState, id: string, order: Order, unbind?: string): SaleState {
   const orders = new Map(s.orders);
   orders.set(id, order);
-  if (unbind === undefined) return { orders, phantoms: s.phantoms };
+  if (unbind === undefined) return { ...s, orders };
   const phantoms = new Set(s.phantoms);
   phantoms.delete(unbind);
-  return { orders, phantoms };
+  return { ...s, orders, phantoms };
 }
 
-function buy(s: SaleState, total: number, user: string, out: SaleOutput): SaleState[] {
-  const free = live(s) < total && !holds(s, user);
+function buy(s: SaleState, user: string, out: SaleOutput): SaleState[] {
+  const total = s.total;
+  const free = live(s) < total && !holds(s, user) && !s.paused && !s.archived;
   switch (out.kind) {
+    case 'nosale':
+      return s.archived ? [s] : [];
     case 'sold':
       return free && !s.orders.has(out.orderId) ? [withOrder(s, out.orderId, { user, state: 'reserved' })] : [];
     case 'held': {
@@ -82,7 +96,48 @@ function buy(s: SaleState, total: number, user: string, out: SaleOutput): SaleSt
     case 'refused':
       return [s];
     case 'unknown':
-      return free ? [s, { orders: s.orders, phantoms: new Set([...s.phantoms, user]) }] : [s];
+      return free ? [s, { ...s, phantoms: new Set([...s.phantoms, user]) }] : [s];
+    default:
+      return [];
+  }
+}
+
+/** Whether the sale may be archived: it sells no more (paused, or every ticket taken) and holds no reserved order. */
+function archivable(s: SaleState): boolean {
+  if (s.archived || s.phantoms.size > 0) return false;
+  for (const o of s.orders.values()) if (o.state === 'reserved') return false;
+  return s.paused || live(s) >= s.total;
+}
+
+/** An operator's change: what it may leave the sale as, given its answer. */
+function operate(
+  s: SaleState,
+  input: { kind: 'pause' | 'resume' | 'archive' } | { kind: 'add'; tickets: number },
+  out: SaleOutput,
+): SaleState[] {
+  const done: SaleState | undefined =
+    input.kind === 'pause'
+      ? !s.archived
+        ? { ...s, paused: true }
+        : undefined
+      : input.kind === 'resume'
+        ? !s.archived
+          ? { ...s, paused: false }
+          : undefined
+        : input.kind === 'add'
+          ? !s.archived
+            ? { ...s, total: s.total + input.tickets }
+            : undefined
+          : archivable(s)
+            ? { ...s, archived: true }
+            : undefined;
+  switch (out.kind) {
+    case 'done':
+      return done ? [done] : [];
+    case 'refused':
+      return [s];
+    case 'unknown':
+      return done ? [s, done] : [s];
     default:
       return [];
   }
@@ -124,13 +179,18 @@ function expire(s: SaleState, orders: readonly { orderId: string; user: string }
 /** The model of a sale of `total` tickets. */
 export function saleModel(total: number): Model<SaleState, SaleInput, SaleOutput> {
   return {
-    init: { orders: new Map(), phantoms: new Set() },
+    init: { orders: new Map(), phantoms: new Set(), total, paused: false, archived: false },
     step: (s, input, out) => {
       switch (input.kind) {
         case 'buy':
-          return buy(s, total, input.user, out);
+          return buy(s, input.user, out);
         case 'expire':
           return expire(s, input.orders);
+        case 'pause':
+        case 'resume':
+        case 'add':
+        case 'archive':
+          return operate(s, input, out);
         default:
           return settle(s, input.kind, input.orderId, out);
       }
@@ -139,7 +199,7 @@ export function saleModel(total: number): Model<SaleState, SaleInput, SaleOutput
       `${[...s.orders]
         .map(([id, o]) => `${id}${o.state[0]}`)
         .sort()
-        .join(',')}|${[...s.phantoms].sort().join(',')}`,
+        .join(',')}|${[...s.phantoms].sort().join(',')}|${s.total}${s.paused ? 'p' : ''}${s.archived ? 'a' : ''}`,
   };
 }
 

@@ -284,6 +284,32 @@ describe('the reaper in the running system', () => {
   });
 });
 
+describe('reads while buyers buy', () => {
+  // An order read took the node's newest order after awaiting Redis' answer: a purchase that
+  // finished meanwhile made Redis look older than the node, and the read answered 503 recovering
+  // with no fault at all.
+  test('never answer 503 recovering without a fault', async () => {
+    const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '100000', SPIKE_RESET: 'force', SPIKE_USER_ATTEMPTS: '0' });
+    try {
+      const answers: number[] = [];
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, c) => {
+          for (let i = 0; i < 60; i++) {
+            const user = `reader${c}-${i}`;
+            const sold = (await (await fetch(`${spike.url(i % 4)}/buy/ticket?user=${user}`)).json()) as { orderId: string };
+            for (const path of [`/orders/${sold.orderId}?user=${user}`, `/orders?user=${user}`])
+              answers.push((await fetch(`${spike.url((i + 1) % 4)}${path}`)).status);
+          }
+        }),
+      );
+      expect(answers).toHaveLength(16 * 60 * 2);
+      expect(Object.fromEntries(countBy(answers, (s) => String(s)))).toEqual({ '200': answers.length });
+    } finally {
+      await spike.close();
+    }
+  });
+});
+
 describe('a released ticket', () => {
   // A cancel left the sold-out flag set until the next sync: buyers were told "sold out" for up to
   // a sync period while the seat was free. The cancel now clears it on every worker of the node

@@ -87,15 +87,16 @@ describe('adding stock', () => {
 });
 
 describe('a payment deadline across a Redis outage', () => {
-  test('moves by the outage: a payment after the first deadline succeeds, the order reads its new deadline, and expiry waits for it', async () => {
+  test('moves by the outage, one pay window at most: a payment after the first deadline succeeds, the order reads its new deadline, and expiry waits for it', async () => {
     const id = await oneOrder('ann', 300);
     await Bun.sleep(400);
-    // An outage that began 350 ms ago (while the order could still be paid) and ended now: 350 ms back.
+    // An outage that began 350 ms ago (while the order could still be paid) and ended now: 350 ms
+    // back, but one pay window (300 ms) at most, so freezing Redis again and again cannot hold a seat.
     const outage = guard('0-0', 'test-1:350:0');
     const reaped = await expireDue(client, keys, 100, outage);
     expect(reaped).toMatchObject({ ids: [], users: [], more: false, stopped: false });
     const order = await readOrder(client, keys, id);
-    expect(order!.payBy! - order!.createdAt).toBeGreaterThanOrEqual(300 + 340);
+    expect(order!.payBy! - order!.createdAt).toBe(300 + 300);
     // The reaper is told when to come back: the moved deadline, not the first one.
     expect(reaped.nextDue).toBe(order!.payBy!);
     expect(await settle(client, keys, 'pay', id, 'ann', NO_GUARD)).toEqual({ code: SettleCode.Done, state: 'paid' });

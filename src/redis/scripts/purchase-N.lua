@@ -102,8 +102,12 @@ local function stillHeld(k, ids)
   return kept
 end
 
--- Whether the sale takes no buyers now: paused, outside its start and end, or recovering.
+-- Whether the sale takes no buyers now: recovering, paused, or outside its start and end. Recovery
+-- first: a paused sale on a Redis that lost writes is marked for restoring too, not left unnoticed.
 local function closed(k, sale, seen)
+  if stopped(sale[6], sale[7], seen, k) then
+    return true
+  end
   if sale[3] == '1' then
     return true
   end
@@ -113,7 +117,7 @@ local function closed(k, sale, seen)
       return true
     end
   end
-  return stopped(sale[6], sale[7], seen, k)
+  return false
 end
 
 -- Sells one sale's buyers: `k` its first key, `seen` the caller's mark, `buyers` {user, client} pairs.
