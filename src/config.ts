@@ -6,6 +6,8 @@ import { join } from 'node:path';
 export type NginxMode = 'auto' | 'on' | 'off';
 
 export interface Config {
+  /** Settings allowed but rarely meant, said at the start as WARN lines. */
+  readonly warnings: readonly string[];
   /** This node's name among the nodes sharing one Redis (writer consumer name, logs). */
   readonly nodeId: string;
   /** Redis to use; `undefined` means: start a private redis-server under `dataDir`. */
@@ -31,6 +33,8 @@ export interface Config {
   readonly total: number;
   /** Whether SPIKE_TOTAL was given (for an existing sale it cannot apply, and the start says so). */
   readonly totalGiven: boolean;
+  /** Whether SPIKE_QUEUE was set at all (0 turns an earlier waiting room of the default sale off). */
+  readonly queueGiven: boolean;
   /** Extra local stock over the fair share, as a ratio (0.2 = 20 % more). */
   readonly buffer: number;
   /** A fixed local stock per worker for every sale; undefined: each sale's fair share plus the buffer (stock/refill.ts). */
@@ -96,6 +100,8 @@ export interface Config {
   readonly logFormat: LogFormat;
   /** Put the default sale behind a waiting room (src/queue/), with these settings. */
   readonly queue: boolean;
+  /** The default sale's display name for buyers (SPIKE_SALE_NAME); undefined: keep the one it has. */
+  readonly saleName: string | undefined;
   readonly queueAdmissionMs: number;
   readonly queueRate: number;
   /** The secret of waiting-room tickets; undefined: one generated into `dataDir` (fine for one node). */
@@ -128,6 +134,19 @@ export function nginxLimits(env: Env): EdgeLimits {
     exempt,
     ipv6Prefix: ipv6Prefix(env),
   });
+}
+
+/**
+ * What a start says at WARN about settings that are allowed but rarely meant: a list of networks
+ * holding a block of every address (0.0.0.0/0, ::/0) trusts, or exempts, the whole internet.
+ */
+function catchAll(lists: Record<string, readonly string[]>): string[] {
+  return Object.entries(lists)
+    .filter(([, nets]) => nets.some((net) => /\/0$/.test(net)))
+    .map(
+      ([name, nets]) =>
+        `${name}=${nets.join(',')} holds every address (${nets.filter((n) => /\/0$/.test(n)).join(', ')}): ${name === 'SPIKE_NGINX_EXEMPT' ? 'nobody is ever limited' : 'any client may name itself in X-Spike-Client and take every hold'}; name your proxies' addresses instead`,
+    );
 }
 
 /** A list of addresses and CIDR blocks (default loopback), or `none`. */
@@ -202,6 +221,7 @@ export const SETTINGS = [
   'SPIKE_REAP_MS',
   'SPIKE_REDIS_TIMEOUT_MS',
   'SPIKE_RESET',
+  'SPIKE_SALE_NAME',
   'SPIKE_STAT_LOG_KEEP',
   'SPIKE_STAT_LOG_MAX_MB',
   'SPIKE_SYNC_MS',
@@ -278,10 +298,16 @@ type Env = Record<string, string | undefined>;
 
 const PORT_MAX = 65535;
 
+/** A setting given empty (`SPIKE_TOTAL=`): a mistake, not "the default" (a blank line in an env file sold 10 000). */
+function empty(name: string, accepted: string): never {
+  throw new ConfigError(`${name} is set but empty; accepted: ${accepted}, or leave it unset for the default`);
+}
+
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}=${raw} is not a whole number; accepted: ${min} to ${max}`);
+  if (raw === undefined) return fallback;
+  if (raw.trim() === '') empty(name, `a whole number from ${min} to ${max}`);
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}=${raw} is not accepted; accepted: a whole number from ${min} to ${max}`);
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name}=${raw} is out of range; accepted: ${min} to ${max}`);
   return value;
@@ -289,7 +315,8 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 function ratio(env: Env, name: string, fallback: number, max: number): number {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined) return fallback;
+  if (raw.trim() === '') empty(name, `a number from 0 to ${max}`);
   const value = Number(raw);
   if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max)
     throw new ConfigError(`${name}=${raw} is not accepted; accepted: a number from 0 to ${max}, e.g. 0.2`);
@@ -398,11 +425,35 @@ function adminUrl(env: Env): string {
 }
 
 /** A secret: unset, or at least 16 characters (a short one is guessed). */
+/**
+ * A secret: 16 characters or more of printable ASCII without spaces (a token of 16 spaces started
+ * and could never be presented), and not an example file's placeholder (`change-me-…` opened the
+ * admin API to anyone who had read the example).
+ */
 function secret(env: Env, name: string): string | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
-  if (raw.length < 16) throw new ConfigError(`${name} is too short; accepted: 16 characters or more (e.g. openssl rand -hex 32)`);
+  return checkedSecret(name, raw);
+}
+
+/** `raw` as a secret named `name` (see secret()), or a ConfigError saying what to give instead. */
+export function checkedSecret(name: string, raw: string): string {
+  const hint = 'accepted: 16 characters or more, letters, digits and punctuation, no spaces (e.g. openssl rand -hex 32)';
+  if (!/^[\x21-\x7e]+$/.test(raw)) throw new ConfigError(`${name} holds spaces or characters a header cannot carry; ${hint}`);
+  if (raw.length < 16) throw new ConfigError(`${name} is too short; ${hint}`);
+  if (/change-?me|placeholder|your[-_]?(token|secret)|<[^>]*>/i.test(raw))
+    throw new ConfigError(`${name} is the example's placeholder (${raw}); ${hint}`);
   return raw;
+}
+
+/** SPIKE_SALE_NAME: 1 to 80 characters, no control characters (as a name given through the admin API). */
+function saleName(env: Env): string | undefined {
+  const raw = env.SPIKE_SALE_NAME;
+  if (raw === undefined) return undefined;
+  const name = raw.trim();
+  if (!/^[^\p{Cc}]{1,80}$/u.test(name))
+    throw new ConfigError(`SPIKE_SALE_NAME=${raw} is not accepted; accepted: 1 to 80 characters, no control characters`);
+  return name;
 }
 
 /** SPIKE_RESET (0, 1 or force) and --reset [--force]. */
@@ -429,7 +480,7 @@ function adminTokens(env: Env): { name: string; token: string }[] {
       throw new ConfigError(
         `SPIKE_ADMIN_TOKENS names ${match[1]} twice, or gives one token two names; each operator needs a name and a token of their own`,
       );
-    tokens.push({ name: match[1]!, token: match[2]! });
+    tokens.push({ name: match[1]!, token: checkedSecret(`SPIKE_ADMIN_TOKENS (${match[1]})`, match[2]!) });
   }
   return tokens;
 }
@@ -443,6 +494,7 @@ function crowdSettings(env: Env) {
     userAttempts: integer(env, 'SPIKE_USER_ATTEMPTS', 30, 0, 1_000_000),
     userWindowMs: integer(env, 'SPIKE_USER_WINDOW', 10, 1, 3600) * 1000,
     queue: flag(env, 'SPIKE_QUEUE'),
+    saleName: saleName(env),
     queueAdmissionMs: integer(env, 'SPIKE_QUEUE_ADMISSION', 120, 1, 86_400) * 1000,
     queueRate: integer(env, 'SPIKE_QUEUE_RATE', 500, 1, 1_000_000),
     queueSecret: secret(env, 'SPIKE_QUEUE_SECRET'),
@@ -485,7 +537,9 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
   const nodeId = (env.SPIKE_NODE_ID ?? '').trim() || `${hostname()}-${portList[0]}`;
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(nodeId))
     throw new ConfigError(`SPIKE_NODE_ID=${nodeId} is not accepted; accepted: 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
+  const crowd = crowdSettings(env);
   return Object.freeze({
+    warnings: Object.freeze(catchAll({ SPIKE_TRUSTED_PROXIES: crowd.trustedProxies, SPIKE_NGINX_EXEMPT: crowd.nginxLimits.exempt })),
     nodeId,
     redisUrl: redisUrl(env),
     redisCluster: redisCluster(env),
@@ -497,11 +551,12 @@ export function loadConfig(env: Env = Bun.env, argv: readonly string[] = Bun.arg
     host,
     total,
     totalGiven: Boolean(env.SPIKE_TOTAL?.trim()),
+    queueGiven: Boolean(env.SPIKE_QUEUE?.trim()),
     buffer,
     localStock,
     nginx: nginxMode(env),
     nginxListen,
-    ...crowdSettings(env),
+    ...crowd,
     logDir: (env.SPIKE_LOG_DIR ?? '').trim() || './logs',
     statLogMaxBytes: integer(env, 'SPIKE_STAT_LOG_MAX_MB', 64, 1, 1_000_000) * 1024 * 1024,
     statLogKeep: integer(env, 'SPIKE_STAT_LOG_KEEP', 4, 0, 1000),

@@ -19,15 +19,21 @@ const json = (() => {
   }
 })();
 
-/** One line of `level`; `fields` go into the JSON object, or after the message as key=value. */
-export function logLine(level: Level, msg: string, fields?: Record<string, string | number | boolean>): string {
+type Fields = Record<string, string | number | boolean>;
+
+/**
+ * One line of `level`; `fields` go into the JSON object, or after the message as key=value unless
+ * `textFields` is false (a message that says them already in words: `admin: ops paused sale x`).
+ */
+export function logLine(level: Level, msg: string, fields?: Fields, textFields = true): string {
   const time = new Date().toISOString();
   if (json) return JSON.stringify({ time, level, msg, ...fields });
-  const extra = fields
-    ? ` ${Object.entries(fields)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ')}`
-    : '';
+  const extra =
+    fields && textFields
+      ? ` ${Object.entries(fields)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`
+      : '';
   return `${time} ${level.toUpperCase().padEnd(5)} ${msg}${extra}`;
 }
 
@@ -37,13 +43,13 @@ export function logLine(level: Level, msg: string, fields?: Record<string, strin
 const broken = new Set<NodeJS.WriteStream>();
 for (const stream of [process.stdout, process.stderr]) stream.on?.('error', () => broken.add(stream));
 
-function write(level: Level, msg: string, fields?: Record<string, string | number | boolean>): void {
+function write(level: Level, msg: string, fields?: Fields, textFields?: boolean): void {
   const stream = level === 'info' ? process.stdout : process.stderr;
-  if (!broken.has(stream)) stream.write(`${logLine(level, msg, fields)}\n`);
+  if (!broken.has(stream)) stream.write(`${logLine(level, msg, fields, textFields)}\n`);
 }
 
 export const log = {
-  info: (msg: string, fields?: Record<string, string | number | boolean>) => write('info', msg, fields),
-  warn: (msg: string, fields?: Record<string, string | number | boolean>) => write('warn', msg, fields),
-  error: (msg: string, fields?: Record<string, string | number | boolean>) => write('error', msg, fields),
+  info: (msg: string, fields?: Fields, textFields?: boolean) => write('info', msg, fields, textFields),
+  warn: (msg: string, fields?: Fields, textFields?: boolean) => write('warn', msg, fields, textFields),
+  error: (msg: string, fields?: Fields, textFields?: boolean) => write('error', msg, fields, textFields),
 };

@@ -10,7 +10,17 @@ import { compareOrderIds } from '../orders/model.ts';
 import { SaleStoppedError } from '../orders/store.ts';
 import type { OrderDb } from '../orders/db.ts';
 import { archivedView, archiveRoutes } from './archive.ts';
-import { NAME_FIELD, PAID_FIELD, queueKeys, saleKeys, SOLD_FIELD, TOTAL_FIELD } from '../redis/keys.ts';
+import {
+  EVENT_AT_FIELD,
+  NAME_FIELD,
+  PAID_FIELD,
+  PRICE_FIELD,
+  queueKeys,
+  saleKeys,
+  SOLD_FIELD,
+  TOTAL_FIELD,
+  VENUE_FIELD,
+} from '../redis/keys.ts';
 import { setQueue, type QueueSettings } from '../redis/queue.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
 import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
@@ -70,7 +80,19 @@ async function saleState(deps: AdminDeps, id: string) {
   // Taken before the read, as order reads do (orders/store.ts): a sale made meanwhile is no fault.
   const seen = deps.book.get(id)?.stock.seen() ?? '0-0';
   const [fields, count, pre] = await Promise.all([
-    deps.redis.hmget(keys.sale, PAID_FIELD, 'paused', 'starts_at', 'ends_at', NAME_FIELD, 'queue_joined', 'queue_serving'),
+    deps.redis.hmget(
+      keys.sale,
+      PAID_FIELD,
+      'paused',
+      'starts_at',
+      'ends_at',
+      NAME_FIELD,
+      'queue_joined',
+      'queue_serving',
+      VENUE_FIELD,
+      EVENT_AT_FIELD,
+      PRICE_FIELD,
+    ),
     readSale(deps.redis, keys),
     deps.redis.zcard(queueKeys(id).prequeue),
   ]);
@@ -81,6 +103,9 @@ async function saleState(deps: AdminDeps, id: string) {
   return {
     id,
     name: fields[4] ?? null,
+    venue: fields[7] ?? null,
+    eventAt: fields[8] ? new Date(Number(fields[8])).toISOString() : null,
+    price: fields[9] ?? null,
     total: count.total,
     sold: count.sold,
     paid,
@@ -136,11 +161,38 @@ function queueSettings(value: unknown, defaults: QueueSettings): QueueSettings |
   };
 }
 
+/** The event's optional facts of `POST /sales`: venue and price label (text), eventAt (a time); or the message of a 400. */
+function facts(input: Record<string, unknown>): { venue?: string; price?: string; eventAt?: number } | string {
+  const { venue, price } = input;
+  for (const [key, value, max] of [
+    ['venue', venue, 120],
+    ['price', price, 40],
+  ] as const)
+    if (value !== undefined && (typeof value !== 'string' || !new RegExp(`^[^\\p{Cc}]{1,${max}}$`, 'u').test(value) || !value.trim()))
+      return `${key} must be 1 to ${max} characters, no control characters`;
+  const eventAt = time(input.eventAt, 'eventAt');
+  if (typeof eventAt === 'string') return eventAt;
+  return { venue: (venue as string | undefined)?.trim(), price: (price as string | undefined)?.trim(), eventAt };
+}
+
 function newSale(
   input: Record<string, unknown> | undefined,
   queueDefaults: QueueSettings,
-): { id: string; total: number; name?: string; startsAt?: number; endsAt?: number; queue?: QueueSettings } | string {
-  if (!input) return 'send a JSON object: {"id":"concert","total":500,"name":"…","startsAt":"…","endsAt":"…"}';
+):
+  | {
+      id: string;
+      total: number;
+      name?: string;
+      startsAt?: number;
+      endsAt?: number;
+      queue?: QueueSettings;
+      venue?: string;
+      price?: string;
+      eventAt?: number;
+    }
+  | string {
+  if (!input)
+    return 'send a JSON object: {"id":"concert","total":500,"name":"…","startsAt":"…","endsAt":"…","venue":"…","eventAt":"…","price":"…"}';
   const { id, total, name } = input;
   if (typeof id !== 'string' || !SALE_PATTERN.test(id)) return 'id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -';
   if (name !== undefined && (typeof name !== 'string' || !/^[^\p{Cc}]{1,80}$/u.test(name) || !name.trim()))
@@ -154,7 +206,9 @@ function newSale(
   if (startsAt !== undefined && endsAt !== undefined && endsAt <= startsAt) return 'endsAt must be after startsAt';
   const queue = queueSettings(input.queue, queueDefaults);
   if (typeof queue === 'string') return queue;
-  return { id, total: total as number, name: name as string | undefined, startsAt, endsAt, queue };
+  const event = facts(input);
+  if (typeof event === 'string') return event;
+  return { id, total: total as number, name: name as string | undefined, startsAt, endsAt, queue, ...event };
 }
 
 /** Every call must carry one of the tokens (its name is then the call's `operator`); with none configured, everything is refused. */
@@ -175,7 +229,8 @@ function requireToken(tokens: readonly { name: string; token: string }[]) {
 /** Logs an operator's action with the time and the name of their token, and tells the dashboards. */
 function logAction(c: Context, deps: AdminDeps, action: string, sale: string): void {
   const operator = (c.get('operator' as never) as string | undefined) ?? 'unknown';
-  log.info(`admin: ${operator} ${action} sale ${sale}`, { operator, action, sale });
+  // The message says the fields in words: JSON gets them as fields, text only once.
+  log.info(`admin: ${operator} ${action} sale ${sale}`, { operator, action, sale }, false);
   deps.onAction?.({ at: Date.now(), operator, action, sale });
 }
 
@@ -193,6 +248,9 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     if (sale.name !== undefined) settings.push(NAME_FIELD, sale.name.trim());
     if (sale.startsAt !== undefined) settings.push('starts_at', sale.startsAt);
     if (sale.endsAt !== undefined) settings.push('ends_at', sale.endsAt);
+    if (sale.venue !== undefined) settings.push(VENUE_FIELD, sale.venue);
+    if (sale.price !== undefined) settings.push(PRICE_FIELD, sale.price);
+    if (sale.eventAt !== undefined) settings.push(EVENT_AT_FIELD, sale.eventAt);
     await deps.redis.hset(keys.sale, ...settings);
     if (sale.queue) await setQueue(deps.redis, queueKeys(sale.id), sale.queue);
     await deps.redis.sadd(SALES_KEY, sale.id);

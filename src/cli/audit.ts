@@ -12,10 +12,12 @@ import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { readJournal } from '../orders/journal.ts';
 import { describeReconcile, reconcileSale } from '../orders/reconcile.ts';
 import { createRedis, describeTarget, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
-import { DEFAULT_SALE, saleKeys } from '../redis/keys.ts';
+import { DEFAULT_SALE, SALES_KEY, saleKeys } from '../redis/keys.ts';
+import { archivedSale, readSale } from '../redis/sale.ts';
 
-const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
+const USAGE = `usage: bun run audit -- [--sale ID | --all] [--wait SECONDS] [--repair]
   --sale ID        the sale to audit (default ${DEFAULT_SALE})
+  --all            every sale on sale (not the archived ones: their orders are only in the database)
   --wait SECONDS   how long to wait for the order writers to catch up first (default 10)
   --repair         restore the orders Redis lost from the database (and this node's journal),
                    write the orders the database lacks from Redis, and let a sale stopped for
@@ -23,7 +25,8 @@ const USAGE = `usage: bun run audit -- [--sale ID] [--wait SECONDS] [--repair]
   --help           this text`;
 
 interface Options {
-  readonly sale: string;
+  /** The sale to audit; undefined with --all. */
+  readonly sale: string | undefined;
   readonly waitS: number;
   readonly repair: boolean;
 }
@@ -32,13 +35,14 @@ interface Options {
 function auditArgs(argv: string[]): Options {
   const { values, positionals } = parseCommandLine(
     argv,
-    { sale: { type: 'string' }, wait: { type: 'string' }, repair: { type: 'boolean' } },
+    { sale: { type: 'string' }, all: { type: 'boolean' }, wait: { type: 'string' }, repair: { type: 'boolean' } },
     USAGE,
   );
   if (positionals.length > 0) usageError(`unexpected argument ${positionals[0]}`, USAGE);
+  if (values.sale !== undefined && values.all) usageError('--sale and --all: give one', USAGE);
   if (values.wait !== undefined && !/^\d+$/.test(values.wait))
     usageError(`--wait ${values.wait} is not accepted; accepted: whole seconds, e.g. --wait 30`, USAGE);
-  return { sale: values.sale ?? DEFAULT_SALE, waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
+  return { sale: values.all ? undefined : (values.sale ?? DEFAULT_SALE), waitS: Number(values.wait ?? 10), repair: values.repair ?? false };
 }
 
 /** The Redis to audit: REDIS_CLUSTER, REDIS_SENTINELS, REDIS_URL, or the private one a running `bun run start` noted. */
@@ -52,7 +56,34 @@ function redisTarget(config: Config): RedisTarget | undefined {
   );
 }
 
+/** The sales to audit: the one asked for (refused when Redis has no such sale), or every sale. */
+async function salesToAudit(redis: RedisClient, options: Options): Promise<string[] | string> {
+  if (options.sale === undefined) return (await redis.smembers(SALES_KEY)).sort();
+  if (await readSale(redis, saleKeys(options.sale))) return [options.sale];
+  if (await archivedSale(redis, options.sale))
+    return `sale ${options.sale} is archived: its orders are only in the database now (GET /orders/:id reads them), there is nothing to compare`;
+  const known = (await redis.smembers(SALES_KEY)).sort();
+  return `no sale ${options.sale} in Redis; the sales are ${known.join(', ') || 'none'} (--all audits every one)`;
+}
+
 async function run(redis: RedisClient, db: OrderDb, config: Config, options: Options): Promise<number> {
+  const sales = await salesToAudit(redis, options);
+  if (typeof sales === 'string') {
+    console.error(`audit: ${sales}`);
+    return 2;
+  }
+  let worst = 0;
+  for (const sale of sales) worst = Math.max(worst, await auditOne(redis, db, config, { ...options, sale }, sales.length > 1));
+  return worst;
+}
+
+async function auditOne(
+  redis: RedisClient,
+  db: OrderDb,
+  config: Config,
+  options: Options & { sale: string },
+  named: boolean,
+): Promise<number> {
   const keys = saleKeys(options.sale);
   if (options.repair) {
     const report = await reconcileSale(redis, keys, db, {
@@ -76,7 +107,8 @@ async function run(redis: RedisClient, db: OrderDb, config: Config, options: Opt
   );
   for (const d of differences.slice(0, 50)) console.log(`DIFF ${d}`);
   if (differences.length > 50) console.log(`... and ${differences.length - 50} more`);
-  console.log(differences.length === 0 ? 'audit: clean' : `audit: ${differences.length} difference(s)`);
+  const of = named ? ` (${options.sale})` : '';
+  console.log(differences.length === 0 ? `audit: clean${of}` : `audit: ${differences.length} difference(s)${of}`);
   return differences.length === 0 ? 0 : 1;
 }
 

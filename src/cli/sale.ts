@@ -7,6 +7,7 @@ const USAGE = `usage: bun run sale -- <command> [--json]
   list                                   every sale: total, sold, remaining, its state
   status ID                              one sale, with this node's workers
   create ID --total N [--name TEXT] [--starts-at ISO] [--ends-at ISO]
+         [--venue TEXT] [--event-at ISO] [--price TEXT]
          [--queue [--admission-seconds S] [--admit-per-second R]]
                                          a new sale of N tickets (times like 2026-12-01T10:00:00Z),
                                          with a waiting room when --queue is given
@@ -85,7 +86,17 @@ function request(command: string, args: string[], values: Record<string, string 
       return [
         'POST',
         '/sales',
-        { id, total, name: values.name, startsAt: values['starts-at'], endsAt: values['ends-at'], queue: queueOption(values) },
+        {
+          id,
+          total,
+          name: values.name,
+          startsAt: values['starts-at'],
+          endsAt: values['ends-at'],
+          venue: values.venue,
+          eventAt: values['event-at'],
+          price: values.price,
+          queue: queueOption(values),
+        },
       ];
     }
     case 'add':
@@ -114,6 +125,9 @@ async function main(): Promise<number> {
       'admit-per-second': { type: 'string' },
       'starts-at': { type: 'string' },
       'ends-at': { type: 'string' },
+      venue: { type: 'string' },
+      'event-at': { type: 'string' },
+      price: { type: 'string' },
     },
     USAGE,
   );
@@ -143,13 +157,24 @@ async function main(): Promise<number> {
   }
   const answer = (await res.json().catch(() => ({ msg: `HTTP ${res.status}` }))) as Record<string, unknown>;
   if (!res.ok) {
-    console.error(`sale: ${answer.msg ?? answer.error ?? `HTTP ${res.status}`} (${res.status}${answer.error ? ` ${answer.error}` : ''})`);
+    console.error(`sale: ${why(res.status, answer, Boolean(config.adminToken))} (${res.status}${answer.error ? ` ${answer.error}` : ''})`);
     return 1;
   }
   if (values.json) console.log(JSON.stringify(answer, null, 2));
   else if (Array.isArray(answer)) console.log((answer as unknown as SaleView[]).map(describe).join('\n') || 'no sales');
   else console.log(command === 'status' ? describeFull(answer as unknown as SaleView) : describe(answer as unknown as SaleView));
   return 0;
+}
+
+/** What a refusal means for the person at this shell: a missing token, a wrong one, or a spike started without one. */
+function why(status: number, answer: Record<string, unknown>, hasToken: boolean): string {
+  if (status === 401 && !hasToken) return 'this shell has no SPIKE_ADMIN_TOKEN: export the token spike was started with';
+  if (status === 401) return "this shell's SPIKE_ADMIN_TOKEN is not one spike was started with (SPIKE_ADMIN_TOKEN or SPIKE_ADMIN_TOKENS)";
+  if (status === 403 && answer.error === 'admin_disabled')
+    return hasToken
+      ? 'spike was started without an admin token, so its admin API is off: stop it and start it again from a shell with SPIKE_ADMIN_TOKEN exported'
+      : 'the admin API is off: export SPIKE_ADMIN_TOKEN=$(openssl rand -hex 32), then start spike again from that shell (and run this from it)';
+  return String(answer.msg ?? answer.error ?? `HTTP ${status}`);
 }
 
 process.exit(await main());

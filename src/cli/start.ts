@@ -1,6 +1,8 @@
 /** `bun run start [-- --reset [--force]]`: runs the supervisor until a signal stops it. */
 import { log } from '../log.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { resolve } from 'node:path';
+import { claim, runningSpike, stopLeftovers } from '../services/data-dir.ts';
 import { notifySystemd } from '../services/systemd.ts';
 import { startSupervisor, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommandLine, usageError } from './args.ts';
@@ -40,6 +42,8 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  for (const warning of config.warnings) log.warn(warning);
+  const release = await claimDataDir(config);
   // The handlers come first: a signal during the start waits for it, then stops what it started
   // (without them, a SIGTERM at that moment killed the process and left its children running).
   let starting: Promise<Supervisor> | undefined;
@@ -55,6 +59,7 @@ async function main(): Promise<void> {
     notifySystemd(Bun.env, 'STOPPING=1', `STATUS=stopping (${signal})`);
     const running = await starting?.catch(() => undefined);
     await running?.stop();
+    release();
     log.info('spike: stopped');
     process.exit(0);
   };
@@ -66,7 +71,10 @@ async function main(): Promise<void> {
       // During the start the failure also rejects startSupervisor, which stops what it started.
       if (!supervisor) return;
       log.error(`spike: ${error.message}; stopping`);
-      void supervisor.stop().then(() => process.exit(1));
+      void supervisor.stop().then(() => {
+        release();
+        process.exit(1);
+      });
     },
   });
   try {
@@ -74,8 +82,29 @@ async function main(): Promise<void> {
     // Under systemd (deploy/systemd/spike.service, Type=notify): the node sells from now on.
     if (firstAt === 0) notifySystemd(Bun.env, 'READY=1', `STATUS=selling on ports ${config.ports.join(', ')}`);
   } catch (error) {
+    release();
     if (firstAt === 0) exitOnStartFailure(error);
   }
+}
+
+/**
+ * The data folder for this run: refused while another spike runs in it (exit 2, naming it), and
+ * cleared of what a killed run left running there (its redis-server and nginx, said at WARN).
+ * Returns the release of the folder's record.
+ */
+async function claimDataDir(config: Config): Promise<() => void> {
+  const dir = resolve(config.dataDir);
+  const running = runningSpike(dir);
+  if (running) {
+    console.error(
+      `spike: spike is already running in ${dir} (pid ${running.pid}: workers on ${running.ports.join(', ')}${running.adminPort ? `, admin API on port ${running.adminPort}` : ''}); stop it first (kill ${running.pid}), or give this one its own SPIKE_DATA_DIR`,
+    );
+    process.exit(2);
+  }
+  const left = await stopLeftovers(dir);
+  if (left.length > 0)
+    log.warn(`an earlier spike in ${dir} was killed and left ${left.join(' and ')} running: stopped, so this start takes over`);
+  return claim(dir, { ports: config.ports, adminPort: config.adminPort });
 }
 
 if (import.meta.main) await main();

@@ -29,6 +29,8 @@ export interface AppDeps {
   readonly worker: number;
   /** The sales this worker knows, by id. */
   readonly sale: (id: string) => SaleContext | undefined;
+  /** Every sale this worker serves (the page of sales on offer). */
+  readonly saleIds?: () => readonly string[];
   /** The order store of an archived sale (orders/archived.ts), by id. */
   readonly archived?: (id: string) => OrderStore | undefined;
   /** The sale of a request without `?sale=`: the original's `ticket_hash_key`. */
@@ -184,15 +186,17 @@ export function createServing(deps: AppDeps): { app: Hono; buyTicket?: ReturnTyp
   buyRoutes(app, sell, who, signed, maxBody);
   queueRoutes(app, { sale: deps.sale, defaultSale: deps.defaultSale, who, key: queueKey, maxBodyBytes: maxBody, attempts, clientOf });
   infoRoutes(app, deps);
-  buyerPageRoutes(
-    app,
-    deps.defaultSale,
-    async (id) => {
-      const sale = deps.sale(id);
-      return sale && { id, stock: sale.stock, name: await sale.name?.().catch(() => null), queued: sale.queue?.board.isQueued() };
-    },
-    (c, id) => error(c, 404, 'no_sale', `no sale ${id}`),
-  );
+  const pageSale = async (id: string) => {
+    const sale = deps.sale(id);
+    const facts = await sale?.facts?.().catch(() => undefined);
+    return sale && { id, stock: sale.stock, facts, queued: sale.queue?.board.isQueued() };
+  };
+  buyerPageRoutes(app, {
+    defaultSale: deps.defaultSale,
+    sale: pageSale,
+    sales: async () => (await Promise.all((deps.saleIds?.() ?? []).map(pageSale))).filter((s) => s !== undefined),
+    notFound: (c, id) => error(c, 404, 'no_sale', `no sale ${id}`),
+  });
   app.route(
     '/orders',
     orderRoutes({

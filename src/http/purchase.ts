@@ -18,6 +18,15 @@ import { errorResponse, JSON_HEADERS, outcomeOf, tooMany, unavailable } from './
 import { ANSWER_INDEX } from '../stock/answers.ts';
 import type { StatEntry, StatResult } from './stat-log.ts';
 
+/** What a sale tells buyers of itself besides its tickets, each optional. */
+export interface SaleFacts {
+  readonly name: string | null;
+  readonly venue: string | null;
+  /** When the event takes place (ms since the epoch). */
+  readonly eventAt: number | null;
+  readonly price: string | null;
+}
+
 /** What a worker holds for one sale. */
 export interface SaleContext {
   readonly stock: LocalStock;
@@ -27,8 +36,8 @@ export interface SaleContext {
    */
   readonly buy: (user: string, client: string) => Promise<Purchase>;
   readonly orders?: OrderStore;
-  /** The sale's display name (the buyer's page), when it has one; may call Redis. */
-  readonly name?: () => Promise<string | null>;
+  /** The sale's display name and event facts (the buyer's page), as far as it has them; may call Redis. */
+  readonly facts?: () => Promise<SaleFacts>;
   /** Its waiting room: the board in shared memory, and the two Redis calls a waiter may cause. */
   readonly queue?: {
     readonly board: QueueBoard;

@@ -2,6 +2,7 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { DEFAULT_SALE } from '../redis/keys.ts';
 import { ANSWER_RESULTS, type AnswerResult } from '../stock/answers.ts';
 
 /** What a purchase request ended as (stock/answers.ts): one word per outcome so the log can be tallied. */
@@ -130,9 +131,14 @@ export interface PortTally {
   localSales: number;
 }
 
-/** Reads every `stat-*.log` in `dir`, and the rotated `stat-*.log.N` beside them; lines it cannot parse are counted, not silently dropped. */
-export function tallyStats(dir: string): { ports: PortTally[]; unparsed: number } {
+/**
+ * Reads every `stat-*.log` in `dir`, and the rotated `stat-*.log.N` beside them, for sale `sale`
+ * (undefined: every sale together); `sales` names every sale the logs hold (the default one is
+ * the line without `sale=`). Lines it cannot parse are counted, not silently dropped.
+ */
+export function tallyStats(dir: string, sale?: string): { ports: PortTally[]; unparsed: number; sales: string[] } {
   const byPort = new Map<number, PortTally>();
+  const sales = new Set<string>();
   let unparsed = 0;
   let files: string[];
   try {
@@ -148,6 +154,9 @@ export function tallyStats(dir: string): { ports: PortTally[]; unparsed: number 
         unparsed++;
         continue;
       }
+      const of = / sale=(\S+)/.exec(line)?.[1] ?? DEFAULT_SALE;
+      sales.add(of);
+      if (sale !== undefined && of !== sale) continue;
       const port = Number(match[1]);
       const tally = byPort.get(port) ?? { port, requests: 0, results: {}, localSales: 0 };
       tally.requests++;
@@ -156,5 +165,5 @@ export function tallyStats(dir: string): { ports: PortTally[]; unparsed: number 
       byPort.set(port, tally);
     }
   }
-  return { ports: [...byPort.values()].sort((a, b) => a.port - b.port), unparsed };
+  return { ports: [...byPort.values()].sort((a, b) => a.port - b.port), unparsed, sales: [...sales].sort() };
 }

@@ -62,6 +62,10 @@ export const QUEUE_ADMISSION_FIELD = 'queue_admission_ms';
 export const QUEUE_RATE_FIELD = 'queue_rate';
 /** The sale's display name for buyers (optional). */
 export const NAME_FIELD = 'name';
+/** The event's facts a sale may show buyers (optional): where, when it takes place, and a price label. */
+export const VENUE_FIELD = 'venue';
+export const EVENT_AT_FIELD = 'event_at';
+export const PRICE_FIELD = 'price';
 /** The expiry cursor (a stream id): every order up to it has its state in the states hash (settle-4.lua). */
 export const REAPED_FIELD = 'reaped_to';
 /** The newest id on the sale's stream, kept across a reset: a node that saw a newer one knows Redis lost writes. */

@@ -34,6 +34,11 @@ export async function setQueue(redis: Redis, keys: QueueKeys, settings: QueueSet
   await redis.hset(keys.sale, QUEUE_FIELD, '1', QUEUE_ADMISSION_FIELD, settings.admissionMs, QUEUE_RATE_FIELD, settings.admitPerSecond);
 }
 
+/** The sale sells without a waiting room from now on (its queue's keys stay until a reset or an archive). */
+export async function clearQueue(redis: Redis, keys: QueueKeys): Promise<void> {
+  await redis.hdel(keys.sale, QUEUE_FIELD);
+}
+
 /** A random pre-queue score per joiner: drawn here (crypto), never by the client, never by Lua's seeded random. */
 const score = () => String(randomInt(0, 2 ** 48 - 1));
 

@@ -1,4 +1,5 @@
 /** Starting and stopping the server processes spike runs as children (redis-server, nginx). */
+import { readFileSync } from 'node:fs';
 import type { Subprocess } from 'bun';
 import pkg from '../../package.json' with { type: 'json' };
 
@@ -31,9 +32,15 @@ export async function stopChild(child: Subprocess, signal: NodeJS.Signals = 'SIG
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  // A zombie (exited, not yet reaped: an orphan where the first process does not reap) is gone too.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import { openOrderDb, type OrderDb } from '../orders/db.ts';
 import { createRedis, describeTarget, waitForReplicas, waitReady, type RedisClient, type RedisTarget } from '../redis/client.ts';
-import { DEFAULT_SALE, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD, WAIT_PROBE_KEY } from '../redis/keys.ts';
-import { setQueue } from '../redis/queue.ts';
+import { DEFAULT_SALE, NAME_FIELD, PAID_FIELD, queueKeys, SALES_KEY, saleKeys, SOLD_FIELD, WAIT_PROBE_KEY } from '../redis/keys.ts';
+import { clearQueue, setQueue } from '../redis/queue.ts';
 import { lossWindows } from '../redis/persistence.ts';
 import { ensureSale, type SaleCount } from '../redis/sale.ts';
 import { log } from '../log.ts';
@@ -48,7 +48,7 @@ export async function startRedis(config: Config, stack: Stack, say: (line: strin
   stack.defer(() => redis.quit().catch(() => redis.disconnect()), 'Redis client', { quiet: true });
   await waitReady(redis, 10_000, described);
   // A Redis someone else runs may not keep what it acknowledged: say so once, with the window.
-  if (externalRedis(config)) for (const line of await lossWindows(redis, described)) say(`warning: ${line}`);
+  if (externalRedis(config)) for (const line of await lossWindows(redis, described)) log.warn(line);
   if (config.waitReplicas > 0) await replicasConfirm(config, redis, described, say);
   return { target, described, redis, restarts, problem };
 }
@@ -92,18 +92,28 @@ export async function startDefaultSale(config: Config, redis: RedisClient, say: 
   say(`sale ${keys.sale}: ${sale.sold} of ${sale.total} sold${config.reset ? ' (reset)' : sale.created ? ' (new)' : ' (continuing)'}`);
   // A setting that cannot apply is said, not ignored in silence.
   if (config.totalGiven && !sale.created && !config.reset && sale.total !== config.total)
-    say(
-      `warning: SPIKE_TOTAL=${config.total} does not apply: sale ${keys.sale} exists with ${sale.total} tickets (add stock with bun run sale -- add, or start again with --reset)`,
+    log.warn(
+      `SPIKE_TOTAL=${config.total} does not apply: sale ${keys.sale} exists with ${sale.total} tickets (add stock with bun run sale -- add, or start again with --reset)`,
     );
+  if (!config.queue && sale.queue) {
+    if (config.queueGiven) {
+      await clearQueue(redis, queueKeys(DEFAULT_SALE));
+      say(`sale ${keys.sale}: waiting room off (SPIKE_QUEUE=0)`);
+    } else
+      log.warn(
+        `sale ${keys.sale} keeps the waiting room an earlier start gave it (SPIKE_QUEUE=1, or the admin API); start with SPIKE_QUEUE=0 to turn it off`,
+      );
+  }
   if (config.queue) {
     await setQueue(redis, queueKeys(DEFAULT_SALE), { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate });
     say(`sale ${keys.sale}: waiting room on (admissions last ${config.queueAdmissionMs / 1000} s, at most ${config.queueRate} a second)`);
     // Tickets signed on one node must verify on every other: a generated secret is this node's own.
     if (!config.queueSecret && externalRedis(config))
-      say(
-        `warning: SPIKE_QUEUE_SECRET is unset: tickets are signed with ${config.dataDir}/queue-secret, which only this node has; give every node the same SPIKE_QUEUE_SECRET`,
+      log.warn(
+        `SPIKE_QUEUE_SECRET is unset: tickets are signed with ${config.dataDir}/queue-secret, which only this node has; give every node the same SPIKE_QUEUE_SECRET`,
       );
   }
+  if (config.saleName !== undefined) await redis.hset(keys.sale, NAME_FIELD, config.saleName);
   await redis.sadd(SALES_KEY, DEFAULT_SALE);
   return sale;
 }

@@ -1,6 +1,7 @@
 /** The supervisor: starts Redis (or uses REDIS_URL), the workers, the background tasks and nginx, and stops them in order. */
 import { log } from '../log.ts';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
+import { portTaken } from '../services/free-port.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import type { Reaper } from '../orders/reaper.ts';
 import type { Admission } from '../queue/admission.ts';
@@ -48,6 +49,37 @@ export interface SupervisorOptions {
   readonly onExpired?: OnExpired;
 }
 
+/** Where a person goes once the node sells: the buyer's page (through nginx when it runs) and the dashboard. */
+function addresses(config: Config, viaNginx: boolean): string[] {
+  const host = (h: string) => (h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h);
+  const listen = /^(?:\[?([0-9a-fA-F.:]+?)\]?:)?(\d+)$/.exec(config.nginxListen);
+  const page = viaNginx
+    ? `http://${host(listen?.[1] ?? '127.0.0.1')}${listen?.[2] === '80' ? '' : `:${listen?.[2]}`}/`
+    : `http://${host(config.host)}:${config.ports[0]}/`;
+  const lines = [`buyers: ${page} (the sales on offer: ${page}sales)`];
+  if (config.adminPort > 0)
+    lines.push(
+      config.adminTokens.length > 0
+        ? `dashboard: http://${host(config.adminHost)}:${config.adminPort}/dashboard#token=<SPIKE_ADMIN_TOKEN>`
+        : `dashboard: none until SPIKE_ADMIN_TOKEN is set (16 characters or more) and spike is started again`,
+    );
+  return lines;
+}
+
+/** Refuses a worker or admin port something else listens on (exit 2), naming the setting. */
+async function refuseTakenPorts(config: Config): Promise<void> {
+  const host = config.host === 'localhost' ? '127.0.0.1' : config.host;
+  for (const port of config.ports)
+    if (await portTaken(host, port))
+      throw new ConfigError(
+        `SPIKE_PORTS: port ${port} on ${host} is taken by another program; choose free ports (e.g. SPIKE_PORTS=4001,4002,4003,4004)`,
+      );
+  if (config.adminPort > 0 && (await portTaken(config.adminHost, config.adminPort)))
+    throw new ConfigError(
+      `SPIKE_ADMIN_PORT=${config.adminPort}: the port on ${config.adminHost} is taken by another program; choose a free port, or 0 for no admin API`,
+    );
+}
+
 /** Starts everything `config` asks for; on a failure half-way, stops what it had started and throws. */
 export async function startSupervisor(
   config: Config,
@@ -56,6 +88,9 @@ export async function startSupervisor(
   const stack = new Stack(say);
   // Every connection is a file: take all the process may have (Bun raises it too; this says what we got).
   const files = raiseOpenFiles();
+  // Before anything changes: a start that fails on a taken port had already created the default
+  // sale, and the corrected start then ignored its SPIKE_TOTAL.
+  await refuseTakenPorts(config);
   try {
     const redisStep = await startRedis(config, stack, say);
     const { redis } = redisStep;
@@ -90,6 +125,7 @@ export async function startSupervisor(
     say(
       `ready: node ${config.nodeId}, ${config.ports.length} workers on ${config.ports.join(', ')}, total ${sale.total}, local stock ${localStock} per worker${files ? `, open files ${files.limit}${files.raisedFrom ? ` (raised from ${files.raisedFrom})` : ''}` : ''}`,
     );
+    for (const line of addresses(config, nginx !== undefined)) say(line);
     const stock = sales.book.get(DEFAULT_SALE)!.stock;
     // A stop's first step ends the dashboards' streams: a browser left open must never hold it up.
     const stop = () => {

@@ -125,7 +125,7 @@ export class WorkerPool {
         );
         break;
       case 'fatal':
-        slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}; is the port in use? choose free ports`));
+        slot.listening.reject(new ConfigError(`SPIKE_PORTS: worker ${i} ${message.message}: is the port taken? choose free ports`));
         this.#options.onFatal(message.message);
         break;
       case 'stopped':

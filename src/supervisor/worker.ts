@@ -11,7 +11,7 @@ import { archivedStore, type ArchivedQuery } from '../orders/archived.ts';
 import type { Order } from '../orders/model.ts';
 import { log as logLine } from '../log.ts';
 import { PurchaseBatcher, type BatchedSale } from '../redis/purchase-batcher.ts';
-import { NAME_FIELD, queueKeys, saleKeys } from '../redis/keys.ts';
+import { EVENT_AT_FIELD, NAME_FIELD, PRICE_FIELD, queueKeys, saleKeys, VENUE_FIELD } from '../redis/keys.ts';
 import { JoinBatcher, placeOf } from '../redis/queue.ts';
 import { QueueBoard } from '../queue/board.ts';
 import { DrawnPlaces } from '../queue/drawn-places.ts';
@@ -92,7 +92,10 @@ function addSale(shared: Shared, { id, buffer, queue }: SaleBuffer): void {
     stock,
     buy: (user, client) => shared.batcher.buy(sale, { user, client }),
     orders,
-    name: cached(5000, () => client.hget(keys.sale, NAME_FIELD)),
+    facts: cached(5000, async () => {
+      const [name, venue, eventAt, price] = await client.hmget(keys.sale, NAME_FIELD, VENUE_FIELD, EVENT_AT_FIELD, PRICE_FIELD);
+      return { name: name ?? null, venue: venue ?? null, eventAt: Number(eventAt) || null, price: price ?? null };
+    }),
     queue: waitingRoom(client, id, queue, guard.seen, init.addressHolds),
   });
 }
@@ -200,6 +203,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     port,
     worker,
     sale: (id) => sales.get(id),
+    saleIds: () => [...sales.keys()],
     archived: (id) => archived.get(id),
     defaultSale: init.defaultSale,
     // Ready means both clients reach Redis: purchases go through a connection of their own.
@@ -233,7 +237,8 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     send({
       type: 'fatal',
       worker,
-      message: `cannot listen on ${init.host}:${port}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      // Bun's own message asks "Is port N in use?": said once, by the pool's message.
+      message: `cannot listen on ${init.host}:${port} (${(cause instanceof Error ? cause.message : String(cause)).replace(/\.? *Is port \d+ in use\?/i, '')})`,
     });
     return;
   }

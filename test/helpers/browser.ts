@@ -19,23 +19,29 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** What a page did that it should not: requests outside `origin`, and Content-Security-Policy violations. */
+/** What a page did that it should not: requests outside `origin`, Content-Security-Policy violations, console errors. */
 export interface Watch {
   readonly outside: string[];
+  /** Errors the page's console showed (a 404 of a resource is one). */
+  readonly errors: string[];
   violations(): Promise<string[]>;
 }
 
 /** Records every request that leaves `origin`, and every CSP violation the page reports. */
 export async function watchPage(page: Page, origin: string): Promise<Watch> {
   const outside: string[] = [];
+  const errors: string[] = [];
   page.on('request', (request) => {
     if (!request.url().startsWith(origin)) outside.push(request.url());
+  });
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`${message.text()} (${message.location().url})`);
   });
   // Init scripts are injected through the debugging protocol: the page's CSP does not apply to them.
   await page.addInitScript(
     "window.spikeViolations = []; document.addEventListener('securitypolicyviolation', (e) => window.spikeViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
   );
-  return { outside, violations: async () => (await page.evaluate('window.spikeViolations || []')) as string[] };
+  return { outside, errors, violations: async () => (await page.evaluate('window.spikeViolations || []')) as string[] };
 }
 
 const AXE = readFileSync(join(import.meta.dir, '..', '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');

@@ -43,7 +43,9 @@ describe('bun run start', () => {
   test('a bad setting stops it at once with exit code 2 and a message naming the setting', async () => {
     const proc = run({ SPIKE_TOTAL: 'many', REDIS_URL: '' });
     expect(await proc.exited).toBe(2);
-    expect(await new Response(proc.stderr).text()).toContain('SPIKE_TOTAL=many is not a whole number; accepted: 0 to 1000000000');
+    expect(await new Response(proc.stderr).text()).toContain(
+      'SPIKE_TOTAL=many is not accepted; accepted: a whole number from 0 to 1000000000',
+    );
   });
 
   test('without redis-server installed it says how to install it', async () => {
@@ -231,6 +233,65 @@ describe('bun run start', () => {
     expect(await readUntil(proc, 'spike: stopped', 1000)).toContain('stopped: workers');
   });
 
+  // A stranger's first afternoon: a second start said "a redis-server is already using …/data", not
+  // that spike ran there; a start that failed on a taken port had already created the default sale
+  // (the corrected start then ignored SPIKE_TOTAL=5); after a kill -9 the leftover nginx kept
+  // serving the old config and outlived the next Ctrl-C.
+  test('one spike per folder: a second start is refused naming the first, a failed start creates nothing, a killed one is taken over', async () => {
+    const dataDir = tempDir('one-per-folder');
+    dirs.push(dataDir);
+    const ports = await freePorts(4);
+    const nginxPort = await freePort();
+    const env = {
+      REDIS_URL: '',
+      SPIKE_DATA_DIR: dataDir,
+      SPIKE_LOG_DIR: tempDir('one-per-folder-logs'),
+      SPIKE_PORTS: ports.join(','),
+      SPIKE_NGINX: '1',
+      SPIKE_NGINX_LISTEN: `127.0.0.1:${nginxPort}`,
+      SPIKE_ADMIN_PORT: '0',
+    };
+    // A taken port: exit 2 before anything exists (no sale, no Redis left behind).
+    const holder = Bun.listen({ hostname: '127.0.0.1', port: ports[2]!, socket: { data() {} } });
+    const failed = run({ ...env, SPIKE_TOTAL: '7' });
+    expect(await failed.exited).toBe(2);
+    expect(await new Response(failed.stderr).text()).toContain(`SPIKE_PORTS: port ${ports[2]} on 127.0.0.1 is taken`);
+    holder.stop(true);
+    expect(existsSync(join(dataDir, 'redis.pid'))).toBe(false);
+
+    const first = run({ ...env, SPIKE_TOTAL: '7' });
+    const out = await readUntil(first, 'dashboard:', 60_000);
+    expect(out).toContain('total 7,');
+    expect(out).toMatch(
+      new RegExp(`buyers: http://127\\.0\\.0\\.1:${nginxPort}/ \\(the sales on offer: http://127\\.0\\.0\\.1:${nginxPort}/sales\\)`),
+    );
+    const second = run(env);
+    expect(await second.exited).toBe(2);
+    expect(await new Response(second.stderr).text()).toContain(
+      `spike is already running in ${dataDir} (pid ${first.pid}: workers on ${ports.join(', ')})`,
+    );
+
+    // kill -9: its redis-server and nginx stay; the next start stops them, says so, and serves.
+    const redisPid = Number(readFileSync(join(dataDir, 'redis.pid'), 'utf8'));
+    const nginxPid = Number(readFileSync(join(dataDir, 'nginx', 'nginx.pid'), 'utf8'));
+    first.kill('SIGKILL');
+    await first.exited;
+    expect(isAlive(redisPid) && isAlive(nginxPid)).toBe(true);
+    const next = run(env);
+    expect(await readUntil(next, 'ready:', 60_000)).toContain('ready:');
+    expect(isAlive(redisPid) || isAlive(nginxPid)).toBe(false);
+    const buy = (await (await fetch(`http://127.0.0.1:${nginxPort}/buy/ticket?user=after-kill`)).json()) as { code: number };
+    expect(buy.code).toBe(1);
+    next.kill('SIGTERM');
+    expect(await next.exited).toBe(0);
+    const err = await new Response(next.stderr).text();
+    expect(err).toMatch(
+      new RegExp(
+        `WARN {2}an earlier spike in ${dataDir} was killed and left redis-server \\(pid ${redisPid}\\) and nginx \\(pid ${nginxPid}\\) running: stopped`,
+      ),
+    );
+  });
+
   test('a worker port already taken stops the start with exit 2 and one line naming SPIKE_PORTS', async () => {
     const ports = await freePorts(4);
     const taken = Bun.serve({ port: ports[2]!, hostname: '127.0.0.1', fetch: () => new Response('busy') });
@@ -267,7 +328,9 @@ describe('bun run start', () => {
         SPIKE_ADMIN_PORT: String(adminPort),
       });
       expect(await proc.exited).toBe(2);
-      expect(await new Response(proc.stderr).text()).toContain(`SPIKE_ADMIN_PORT=${adminPort}: cannot listen`);
+      expect(await new Response(proc.stderr).text()).toContain(
+        `SPIKE_ADMIN_PORT=${adminPort}: the port on 127.0.0.1 is taken by another program`,
+      );
     } finally {
       taken.stop(true);
     }
@@ -443,9 +506,12 @@ describe('stopping and resetting safely', () => {
     const kept = run({ ...env, SPIKE_TOTAL: '5' });
     const out = await readUntil(kept, 'ready:');
     expect(out).toContain('sale ticket_hash_key: 3 of 10000 sold (continuing)');
-    expect(out).toContain('warning: SPIKE_TOTAL=5 does not apply: sale ticket_hash_key exists with 10000 tickets');
     kept.kill('SIGTERM');
     expect(await kept.exited).toBe(0);
+    // A warning is a WARN line, on stderr.
+    expect(await new Response(kept.stderr).text()).toMatch(
+      /WARN {2}SPIKE_TOTAL=5 does not apply: sale ticket_hash_key exists with 10000 tickets/,
+    );
 
     const forced = Bun.spawn([process.execPath, SUPERVISOR, '--reset', '--force'], {
       env: { ...process.env, ...env },

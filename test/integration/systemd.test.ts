@@ -44,13 +44,16 @@ describe('deploy/systemd', () => {
     expect(unit).toMatch(/\nUser=spike\n/);
   });
 
-  test('spike.env names every setting, and the values it sets are accepted', () => {
+  test('spike.env names every setting, refuses to start on its placeholders, and accepts its values once they are filled in', () => {
     const text = readFileSync(join(DEPLOY, 'spike.env'), 'utf8');
     const named = new Set([...text.matchAll(/^#?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]!));
     expect(SETTINGS.filter((name) => !named.has(name))).toEqual([]);
     expect([...named].filter((name) => !(SETTINGS as readonly string[]).includes(name))).toEqual([]);
     const set = Object.fromEntries([...text.matchAll(/^([A-Z][A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
-    const config = loadConfig(set, []);
+    // As copied, the example's secrets are placeholders: a node started on them would be open to anyone who read it.
+    expect(() => loadConfig(set, [])).toThrow(/the example's placeholder/);
+    const filled = Object.fromEntries(Object.entries(set).map(([k, v]) => [k, v.startsWith('change-me') ? crypto.randomUUID() : v]));
+    const config = loadConfig(filled, []);
     expect(config.redisSentinel?.master).toBe('spike');
     expect(config.nginx).toBe('off');
   });

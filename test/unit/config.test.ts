@@ -93,4 +93,27 @@ describe('configuration', () => {
     expect(() => loadConfig({}, ['--force'])).toThrow(/--force goes with --reset/);
     expect(() => loadConfig({}, ['--fast'])).toThrow(/unknown argument --fast/);
   });
+
+  // A stranger's first afternoon: the example file's placeholders opened the admin API, a token of
+  // 16 spaces could never be sent, an empty SPIKE_TOTAL= meant 10 000, and a catch-all range said nothing.
+  test.each([
+    ['SPIKE_ADMIN_TOKEN', 'change-me-to-32-random-characters', /SPIKE_ADMIN_TOKEN is the example's placeholder/],
+    ['SPIKE_QUEUE_SECRET', 'change-me-to-32-random-characters', /SPIKE_QUEUE_SECRET is the example's placeholder/],
+    ['SPIKE_ADMIN_TOKEN', ' '.repeat(16), /SPIKE_ADMIN_TOKEN holds spaces/],
+    ['SPIKE_ADMIN_TOKEN', 'short', /SPIKE_ADMIN_TOKEN is too short/],
+    ['SPIKE_ADMIN_TOKENS', 'ann:change-me-please-0123456789', /SPIKE_ADMIN_TOKENS \(ann\) is the example's placeholder/],
+    ['SPIKE_TOTAL', '', /SPIKE_TOTAL is set but empty; accepted: a whole number from 0 to 1000000000, or leave it unset/],
+    ['SPIKE_BUFFER', ' ', /SPIKE_BUFFER is set but empty/],
+    ['SPIKE_PAY_WINDOW', '-5', /SPIKE_PAY_WINDOW=-5 is not accepted; accepted: a whole number from 0 to 86400/],
+  ])('%s=%p is refused, saying what to give', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value }, [])).toThrow(message);
+  });
+
+  test('a catch-all range is allowed, and said as a warning', () => {
+    expect(loadConfig({}, []).warnings).toEqual([]);
+    const config = loadConfig({ SPIKE_TRUSTED_PROXIES: '0.0.0.0/0', SPIKE_NGINX_EXEMPT: '10.0.0.0/8,::/0' }, []);
+    expect(config.warnings).toHaveLength(2);
+    expect(config.warnings[0]).toMatch(/^SPIKE_TRUSTED_PROXIES=0\.0\.0\.0\/0 holds every address/);
+    expect(config.warnings[1]).toMatch(/^SPIKE_NGINX_EXEMPT=10\.0\.0\.0\/8,::\/0 holds every address \(::\/0\): nobody is ever limited/);
+  });
 });
