@@ -11,11 +11,15 @@ import { SaleStoppedError } from '../orders/store.ts';
 import type { OrderDb } from '../orders/db.ts';
 import { archivedView, archiveRoutes } from './archive.ts';
 import {
+  ACTIONS_KEPT,
+  ACTIONS_KEY,
   EVENT_AT_FIELD,
   NAME_FIELD,
   PAID_FIELD,
   PRICE_FIELD,
   queueKeys,
+  SALE_PATTERN,
+  SALES_KEY,
   saleKeys,
   SOLD_FIELD,
   TOTAL_FIELD,
@@ -23,7 +27,6 @@ import {
 } from '../redis/keys.ts';
 import { setQueue, type QueueSettings } from '../redis/queue.ts';
 import type { SaleBook } from '../stock/sale-book.ts';
-import { SALE_PATTERN, SALES_KEY } from '../redis/keys.ts';
 import { MAX_TICKETS } from '../stock/local-stock.ts';
 import { saleState as stateOf } from '../stock/sale-state.ts';
 
@@ -33,8 +36,6 @@ export interface AdminDeps {
    * operator, logged with every action. None set: the admin API refuses everything.
    */
   readonly tokens: readonly { readonly name: string; readonly token: string }[];
-  /** An action was taken (already logged): the dashboards show the latest. */
-  readonly onAction?: (action: { at: number; operator: string; action: string; sale: string }) => void;
   readonly redis: Redis;
   readonly book: SaleBook;
   readonly ports: readonly number[];
@@ -226,12 +227,18 @@ function requireToken(tokens: readonly { name: string; token: string }[]) {
   };
 }
 
-/** Logs an operator's action with the time and the name of their token, and tells the dashboards. */
+/** Logs an operator's action with the time and the name of their token, and keeps it for the dashboards. */
 function logAction(c: Context, deps: AdminDeps, action: string, sale: string): void {
   const operator = (c.get('operator' as never) as string | undefined) ?? 'unknown';
   // The message says the fields in words: JSON gets them as fields, text only once.
   log.info(`admin: ${operator} ${action} sale ${sale}`, { operator, action, sale }, false);
-  deps.onAction?.({ at: Date.now(), operator, action, sale });
+  // Kept in Redis for every node's dashboard; a list that cannot be written costs a line, not the action.
+  deps.redis
+    .multi()
+    .lpush(ACTIONS_KEY, JSON.stringify({ at: Date.now(), operator, action, sale }))
+    .ltrim(ACTIONS_KEY, 0, ACTIONS_KEPT - 1)
+    .exec()
+    .catch((e: Error) => log.warn(`admin: the action was done but not kept for the dashboards (${e.message})`));
 }
 
 /** POST /sales: HSETNX on the total is the gate, so of two admins creating the same sale one gets 409. */

@@ -2,7 +2,7 @@
 /**
  * The operator's live dashboard on the admin port: one server-rendered page (Hono JSX), its own
  * script and stylesheet, and uPlot (a small chart library, served from node_modules: nothing is
- * loaded from outside the machine) for the last 15 minutes. The figures come over Server-Sent
+ * loaded from outside the machine) for the last 5 minutes to a day. The figures come over Server-Sent
  * Events from the node's one producer (supervisor/telemetry.ts); the events need an admin token,
  * which the page takes from the URL fragment (`#token=…`, never sent to a server or a log) or
  * asks for once. Pause, resume and add stock go through the admin API with the same token.
@@ -14,7 +14,6 @@ import { streamSSE } from 'hono/streaming';
 import { PAGE_HEADERS } from '../http/headers.ts';
 import { ALERTS, runbookAnchor } from './alerts.ts';
 
-/** Subscribes a dashboard to the node's figures: every message is sent to `send`; undefined when too many are open. */
 /** Opens a stream of the node's figures: its unsubscribe, or 'full' (too many open) or 'stopping'; `end` ends it from the node's side. */
 export type Stream = (send: (message: string) => void, end: () => void) => (() => void) | 'full' | 'stopping';
 
@@ -39,6 +38,25 @@ function Head({ title }: { title: string }) {
   );
 }
 
+/** A section that folds: `fold="phone"` starts folded on a narrow screen (the page remembers the choice). */
+function Section({ id, title, fold, children }: { id: string; title: string; fold?: 'phone'; children: unknown }) {
+  return (
+    <details class="section" id={id} open data-fold={fold}>
+      <summary>
+        <h2>{title}</h2>
+      </summary>
+      {children}
+    </details>
+  );
+}
+
+const RANGES = [
+  ['300', '5 min'],
+  ['900', '15 min'],
+  ['3600', '1 h'],
+  ['all', 'since start'],
+];
+
 function Charts() {
   const charts = [
     ['answers', 'Answers a second: sold, sold out, held'],
@@ -48,8 +66,15 @@ function Charts() {
     ['lag', 'Order writer lag (events), Redis up'],
   ];
   return (
-    <section aria-labelledby="charts-title">
-      <h2 id="charts-title">Last 15 minutes</h2>
+    <Section id="charts-section" title="Charts" fold="phone">
+      <fieldset id="ranges">
+        <legend>Time range</legend>
+        {RANGES.map(([range, label]) => (
+          <button type="button" class="range" data-range={range} aria-pressed="false">
+            {label}
+          </button>
+        ))}
+      </fieldset>
       <div class="charts">
         {charts.map(([id, title]) => (
           <figure class="chart">
@@ -58,7 +83,7 @@ function Charts() {
           </figure>
         ))}
       </div>
-    </section>
+    </Section>
   );
 }
 
@@ -69,8 +94,12 @@ function Page() {
       <body>
         <header>
           <h1>
-            spike · node <span id="node">…</span> · Redis <span id="redis">…</span>
+            spike · node <span id="node">…</span>
           </h1>
+          <p class="parts">
+            Redis <span id="redis">…</span> · nginx <span id="nginx">…</span>
+            <span id="nginx-since" />
+          </p>
           <p id="message" role="status" aria-live="polite" />
         </header>
         <form id="ask" hidden>
@@ -79,31 +108,26 @@ function Page() {
           <button type="submit">Show</button>
         </form>
         <main id="data" hidden>
-          <section id="firing" aria-labelledby="firing-title">
-            <h2 id="firing-title">Now firing</h2>
+          <Section id="firing" title="Now firing">
             <ul id="firing-list" />
-          </section>
-          <section aria-labelledby="figures-title">
-            <h2 id="figures-title">Against the alert thresholds</h2>
+          </Section>
+          <Section id="figures-section" title="Against the alert thresholds" fold="phone">
             <ul id="figures" class="figures" />
-          </section>
+          </Section>
           <Charts />
-          <section aria-labelledby="sales-title">
-            <h2 id="sales-title">Sales</h2>
+          <Section id="sales-section" title="Sales">
             <p class="legend">
               <b>sold</b> = live orders: <b>reserved</b> (bought, not paid yet: may expire and come back) + <b>paid</b> (final). Cancelled
               and expired orders gave their ticket back. <b>lag</b>: order events not in the database yet.
             </p>
             <div id="sales" class="cards" />
-          </section>
-          <section aria-labelledby="workers-title">
-            <h2 id="workers-title">Workers</h2>
+          </Section>
+          <Section id="workers-section" title="Workers" fold="phone">
             <div id="workers" class="cards" />
-          </section>
-          <section aria-labelledby="actions-title">
-            <h2 id="actions-title">Recent actions</h2>
+          </Section>
+          <Section id="actions-section" title="Recent actions">
             <ul id="actions" />
-          </section>
+          </Section>
         </main>
         <dialog id="confirm" aria-labelledby="confirm-text">
           <form method="dialog">
@@ -123,6 +147,9 @@ function Page() {
   );
 }
 
+/** Text with `code` spans as <code> (the runbook's commands and settings). */
+const withCode = (text: string) => text.split('`').map((part, i) => (i % 2 === 1 ? <code>{part}</code> : part));
+
 /** The runbook: what each alert means and what to do, from the same definitions as the rules. */
 function Runbook() {
   return (
@@ -138,7 +165,7 @@ function Runbook() {
                 <b>{rule.summary}.</b> Fires when <code>{rule.expr}</code>
                 {rule.forSeconds ? ` for ${rule.forSeconds} s` : ''}.
               </p>
-              <p>{rule.runbook}</p>
+              <p>{withCode(rule.runbook)}</p>
             </section>
           ))}
           <p>
@@ -151,10 +178,12 @@ function Runbook() {
 }
 
 /**
- * GET /dashboard (the page, no data, no token), its files, /dashboard/runbook, and
+ * GET /dashboard (the page, no data, no token), its files, /dashboard/runbook, /favicon.ico, and
  * GET /dashboard/events (needs a token: `guard`; 429 past SPIKE_DASHBOARD_STREAMS open ones).
  */
 export function dashboardRoutes(app: Hono, stream: Stream, guard: MiddlewareHandler): void {
+  // No icon, and no 401 in the browser's console before the token is given.
+  app.get('/favicon.ico', (c) => c.body(null, 204, { 'Cache-Control': 'public, max-age=86400' }));
   app.get('/dashboard', (c) => c.html(`<!doctype html>${(<Page />).toString()}`, 200, PAGE_HEADERS));
   app.get('/dashboard/runbook', (c) => c.html(`<!doctype html>${(<Runbook />).toString()}`, 200, PAGE_HEADERS));
   for (const [name, asset] of Object.entries(ASSETS))

@@ -1,7 +1,7 @@
 /**
- * The node's last 15 minutes at one-second resolution, for the dashboard's charts and its
- * "now firing" list: one ring of numbers per figure. Bounded: FIGURES.length × 900 doubles
- * (18 × 900 × 8 B ≈ 130 KiB a node), whatever the traffic or the number of sales.
+ * The node's last hour at one-second resolution, and its last day a minute at a time, for the
+ * dashboard's charts and its "now firing" list: one ring of numbers per figure. Bounded, whatever
+ * the traffic or the number of sales: FIGURES.length × (3 600 + 1 440) doubles a node.
  */
 
 /** Every figure the history keeps, one sample a second (rates are per second). */
@@ -41,7 +41,9 @@ export const FIGURES = [
 export type Figure = (typeof FIGURES)[number];
 export type Row = Record<Figure, number>;
 
-export const HISTORY_SECONDS = 900;
+export const HISTORY_SECONDS = 3600;
+/** Minutes kept at one row a minute: a day. */
+export const HISTORY_MINUTES = 1440;
 
 export class History {
   readonly #series: Record<Figure, Float64Array>;
@@ -74,4 +76,25 @@ export class History {
   all(): Record<Figure, number[]> {
     return Object.fromEntries(FIGURES.map((f) => [f, this.series(f)])) as Record<Figure, number[]>;
   }
+}
+
+/** Figures read as "how bad was it at worst" over a minute; `redis` and `journal` the worst too (0 = down). */
+const WORST_HIGH = new Set<Figure>(['p50', 'p99', 'waiting', 'lag', 'recovering', 'workerRestarts', 'redisRestarts']);
+const WORST_LOW = new Set<Figure>(['redis', 'journal']);
+
+/** A minute's row of second rows: rates averaged, gauges at their worst, `t` the minute's first second. */
+export function minuteOf(rows: readonly Row[]): Row {
+  const out = {} as Row;
+  for (const f of FIGURES) {
+    const values = rows.map((r) => r[f]);
+    out[f] =
+      f === 't'
+        ? values[0]!
+        : WORST_HIGH.has(f)
+          ? Math.max(...values)
+          : WORST_LOW.has(f)
+            ? Math.min(...values)
+            : values.reduce((a, b) => a + b, 0) / values.length;
+  }
+  return out;
 }

@@ -92,6 +92,10 @@ export const ARCHIVED_KEY = 'spike:archived';
 /** Every node's last sign of life (node id → ms): a recovery waits for the live ones to add their journals (orders/reconcile.ts). */
 export const NODES_KEY = 'spike:nodes';
 
+/** The operators' last actions, newest first (JSON each, at most ACTIONS_KEPT): every node's dashboard shows them, across restarts. */
+export const ACTIONS_KEY = 'spike:actions';
+export const ACTIONS_KEPT = 50;
+
 /** A sale hash field per node: the recovery (its `recovering` mark) whose journal entries that node has added. */
 export const restoredField = (node: string) => `restored:${node}`;
 

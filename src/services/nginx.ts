@@ -133,6 +133,8 @@ function renderLimits(template: string, { rate, burst, conn, exempt }: EdgeLimit
 export interface Nginx {
   readonly confPath: string;
   readonly process: Subprocess;
+  /** When it started, and so read its config (ms). */
+  readonly startedAt: number;
   stop(): Promise<void>;
 }
 
@@ -182,5 +184,5 @@ export async function startNginx(options: RenderOptions & { template?: string })
     throw new Error(`nginx could not listen on ${options.listen}:\n${err || log}`);
   }
   // SIGQUIT: graceful shutdown, in-flight requests finish.
-  return { confPath, process: child, stop: () => stopChild(child, 'SIGQUIT', 5000) };
+  return { confPath, process: child, startedAt: Date.now(), stop: () => stopChild(child, 'SIGQUIT', 5000) };
 }

@@ -15,7 +15,7 @@ import type { RedisStep } from './redis-step.ts';
 import type { Stack } from './stack.ts';
 import type { EdgeLog } from './edge-log.ts';
 import { createMetrics } from './metrics.ts';
-import { Telemetry } from './telemetry.ts';
+import { Telemetry, type TelemetryDeps } from './telemetry.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** One worker thread per port; resolves once all listen. */
@@ -72,7 +72,7 @@ export function startTelemetry(
   config: Config,
   { redis, restarts: redisRestarts }: RedisStep,
   { book, health, journalHealth }: Sales,
-  { pool, requests, edge }: { pool: WorkerPool; requests: RequestStats; edge: EdgeLog | undefined },
+  { pool, requests, edge, nginx }: { pool: WorkerPool; requests: RequestStats; edge: EdgeLog | undefined; nginx: TelemetryDeps['nginx'] },
   stack: Stack,
 ): Telemetry {
   const telemetry = new Telemetry({
@@ -87,6 +87,7 @@ export function startTelemetry(
     redisRestarts,
     edge: () => edge?.counts(),
     maxStreams: config.dashboardStreams,
+    nginx,
   });
   edge?.start();
   telemetry.start();
@@ -152,7 +153,6 @@ export function startAdmin(
   });
   const admin = createAdminApp({
     tokens: config.adminTokens,
-    onAction: (action) => telemetry.note(action),
     redis,
     book,
     ports: config.ports,

@@ -117,7 +117,8 @@ export async function startSupervisor(
     let nginx: Nginx | undefined;
     // nginx's own answers, read from its log (edge-log.ts); told to reopen it after a rotation.
     const edge = config.nginx === 'off' ? undefined : new EdgeLog(edgeLogPath(config), () => nginx?.process.kill('SIGUSR1'));
-    const telemetry = startTelemetry(config, redisStep, sales, { pool, requests, edge }, stack);
+    const front = () => (nginx ? { up: nginx.process.exitCode === null && !nginx.process.killed, since: nginx.startedAt } : undefined);
+    const telemetry = startTelemetry(config, redisStep, sales, { pool, requests, edge, nginx: front }, stack);
     startAdmin(config, redisStep, sales, { pool, writer, telemetry }, stack, say);
     nginx = await startFrontNginx(config, stack, say, files?.limit);
     let stopping: Promise<void> | undefined;

@@ -5,11 +5,12 @@
  * asked only for the writer's lag of a sale whose orders changed (an idle sale costs nothing).
  */
 import { ALERTS, evaluate } from '../admin/alerts.ts';
-import { FIGURES, History, type Row } from '../admin/history.ts';
+import { FIGURES, History, HISTORY_MINUTES, minuteOf, type Row } from '../admin/history.ts';
 import { quantile, type RequestStats } from '../http/request-stats.ts';
 import { ANSWER_INDEX } from '../stock/answers.ts';
 import { unwrittenEvents } from '../orders/audit.ts';
 import type { RedisClient } from '../redis/client.ts';
+import { ACTIONS_KEY, NAME_FIELD } from '../redis/keys.ts';
 import type { RedisHealth } from '../redis/health.ts';
 import type { JournalHealth } from '../orders/journal-health.ts';
 import type { SaleBook, SaleEntry } from '../stock/sale-book.ts';
@@ -30,15 +31,22 @@ export interface TelemetryDeps {
   readonly edge: () => EdgeCounts | undefined;
   /** Most dashboard streams at once (SPIKE_DASHBOARD_STREAMS). */
   readonly maxStreams: number;
+  /** nginx in front: whether it runs and since when (its config is read once, at its start); undefined when spike runs none. */
+  readonly nginx?: () => { readonly up: boolean; readonly since: number } | undefined;
 }
 
-/** One operator action, as the admin API logged it. */
+/** One operator action, as the admin API kept it (ACTIONS_KEY). */
 export interface Action {
   readonly at: number;
   readonly operator: string;
   readonly action: string;
   readonly sale: string;
 }
+
+/** Actions shown on a dashboard. */
+const ACTIONS_SHOWN = 20;
+/** A sale's display name is read again after this (SPIKE_SALE_NAME may change it at a restart of any node). */
+const NAME_MS = 30_000;
 
 /** Counters the rows are the per-second differences of. */
 interface Totals {
@@ -58,11 +66,15 @@ interface Totals {
 export class Telemetry {
   readonly #deps: TelemetryDeps;
   readonly history = new History();
+  /** The same a minute at a time, for a day: the dashboard's "since start" range. */
+  readonly minutes = new History(HISTORY_MINUTES);
+  #minute: Row[] = [];
   /** Each open dashboard stream: how to send it a message, and how to end it. */
   readonly #streams = new Map<(message: string) => void, () => void>();
   #ended = false;
   readonly #lag = new Map<string, { key: string; lag: number | null }>();
-  readonly #actions: Action[] = [];
+  #actions: Action[] = [];
+  readonly #names = new Map<string, { name: string | null; at: number }>();
   #previous: Totals | undefined;
   #latest = '';
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -97,7 +109,15 @@ export class Telemetry {
     if (this.#ended) return 'stopping';
     if (this.#streams.size >= this.#deps.maxStreams) return 'full';
     this.#streams.set(send, end);
-    send(JSON.stringify({ type: 'hello', node: this.#deps.node, history: this.history.all(), rules: rulesForPages() }));
+    send(
+      JSON.stringify({
+        type: 'hello',
+        node: this.#deps.node,
+        history: this.history.all(),
+        minutes: this.minutes.all(),
+        rules: rulesForPages(),
+      }),
+    );
     if (this.#latest) send(this.#latest);
     return () => this.#streams.delete(send);
   }
@@ -113,12 +133,6 @@ export class Telemetry {
     this.#streams.clear();
   }
 
-  /** An operator's action, shown on every dashboard (the log line is the admin API's). */
-  note(action: Action): void {
-    this.#actions.unshift(action);
-    this.#actions.length = Math.min(this.#actions.length, 20);
-  }
-
   /** Takes the figures of this second, keeps them, and sends them to every stream. */
   async tick(now = Date.now()): Promise<void> {
     const totals = this.#totals();
@@ -128,10 +142,12 @@ export class Telemetry {
     // sale a second (with its snapshot, state and orders: ~10 objects a sale, 10 000 a second for
     // 1 000 idle sales).
     const watched = this.#streams.size > 0;
+    if (watched) await this.#readNamesAndActions(now);
     const entries = this.#deps.book.all();
     const sales = watched ? await Promise.all(entries.map((entry) => this.#sale(entry, now))) : await this.#brief(entries);
     const row = this.#row(now, totals, previous, sales);
     this.history.push(row);
+    const minute = this.#toMinute(row);
     const alerts = evaluate(this.history);
     // Nobody watching: no message. (Every sale's figures as JSON each second were most of an idle
     // node's work with 1 000 sales; a dashboard that opens gets its first tick within a second.)
@@ -144,12 +160,40 @@ export class Telemetry {
       node: this.#deps.node,
       at: now,
       row,
+      minute,
       alerts,
       sales,
       workers: this.#workers(),
+      nginx: this.#deps.nginx?.() ?? null,
       actions: this.#actions,
     });
     for (const send of this.#streams.keys()) send(this.#latest);
+  }
+
+  /** Gathers second rows into minute rows; the minute row made by this tick, if one was. */
+  #toMinute(row: Row): Row | undefined {
+    const first = this.#minute[0];
+    let made: Row | undefined;
+    if (first && Math.floor(first.t / 60) !== Math.floor(row.t / 60)) {
+      made = minuteOf(this.#minute);
+      this.minutes.push(made);
+      this.#minute = [];
+    }
+    this.#minute.push(row);
+    return made;
+  }
+
+  /** Names not read lately, and the operators' last actions (every node's): read only while someone watches. */
+  async #readNamesAndActions(now: number): Promise<void> {
+    if (!this.#deps.health.isUp()) return;
+    const stale = this.#deps.book.all().filter(({ id }) => now - (this.#names.get(id)?.at ?? 0) > NAME_MS);
+    // One command each, not a pipeline: on a Redis Cluster the sales live in different slots.
+    const [names, list] = await Promise.all([
+      Promise.all(stale.map(({ keys }) => this.#deps.redis.hget(keys.sale, NAME_FIELD).catch(() => undefined))),
+      this.#deps.redis.lrange(ACTIONS_KEY, 0, ACTIONS_SHOWN - 1).catch(() => undefined),
+    ]);
+    for (const [i, { id }] of stale.entries()) if (names[i] !== undefined) this.#names.set(id, { name: names[i] ?? null, at: now });
+    if (list) this.#actions = list.flatMap((line) => actionOf(line));
   }
 
   #row(now: number, totals: Totals, previous: Totals, sales: { lag: number | null; waiting: number; state: string }[]): Row {
@@ -253,6 +297,7 @@ export class Telemetry {
     const waiting = room ? Math.max(0, room.tail - room.serving) : 0;
     return {
       id,
+      name: this.#names.get(id)?.name ?? null,
       state,
       final,
       total,
@@ -262,6 +307,8 @@ export class Telemetry {
       lag,
       waiting,
       queue: room ? { joined: room.tail, admitted: room.serving } : null,
+      // What each worker holds of this sale now (a worker's card sums every sale).
+      workers: this.#deps.ports.map((_, w) => stock.level(w)),
     };
   }
 
@@ -281,4 +328,16 @@ export class Telemetry {
 /** What a dashboard needs of the rules: names, figures and thresholds (the rules themselves stay here). */
 function rulesForPages() {
   return ALERTS.map(({ name, figure, above, warnAt, summary, forSeconds }) => ({ name, figure, above, warnAt, summary, forSeconds }));
+}
+
+/** An action kept in Redis, or none if the line is not one (written by hand, or by a later version). */
+function actionOf(line: string): Action[] {
+  try {
+    const a = JSON.parse(line) as Action;
+    return typeof a.at === 'number' && typeof a.operator === 'string' && typeof a.action === 'string' && typeof a.sale === 'string'
+      ? [a]
+      : [];
+  } catch {
+    return [];
+  }
 }

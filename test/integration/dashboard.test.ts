@@ -22,12 +22,13 @@ let spike: TestSpike;
 let browser: Browser;
 let admin: string;
 let nginx: string;
+let env: Record<string, string>;
 
 beforeAll(async () => {
   redis = new RestorableRedis();
   await redis.start();
   const [port, edge] = [await freePort(), await freePort()];
-  spike = await startTestSpike(redis.server.url, {
+  env = {
     SPIKE_TOTAL: '100000',
     SPIKE_RESET: 'force',
     SPIKE_ADMIN_PORT: String(port),
@@ -36,7 +37,8 @@ beforeAll(async () => {
     SPIKE_NGINX: '1',
     SPIKE_NGINX_LISTEN: `127.0.0.1:${edge}`,
     SPIKE_REDIS_TIMEOUT_MS: '300',
-  });
+  };
+  spike = await startTestSpike(redis.server.url, env);
   admin = `http://127.0.0.1:${port}`;
   nginx = `http://127.0.0.1:${edge}`;
   browser = await launchBrowser();
@@ -72,6 +74,9 @@ describe('the dashboard', () => {
     expect(await page.locator('#firing-list').textContent()).toBe('Nothing is firing.');
     expect(await watch.violations()).toEqual([]);
     expect(watch.outside).toEqual([]);
+    // The token was read from the fragment and taken out of the address bar; the console is clean.
+    expect(page.url()).toBe(`${admin}/dashboard`);
+    expect(watch.errors).toEqual([]);
     await page.close();
   });
 
@@ -169,13 +174,115 @@ describe('the dashboard', () => {
     await page.close();
   });
 
+  test('a card shows the sale by name, what each worker holds of it, and says when added tickets go on sale', async () => {
+    expect((await adminCreateSale(admin, TOKEN, { id: 'named', total: 40, name: 'Spring Concert' })).status).toBe(201);
+    await servesSale(spike, 'named');
+    const { page } = await openDashboard();
+    const card = page.locator('[data-sale="named"]');
+    await card.locator('.title', { hasText: 'Spring Concert' }).waitFor({ timeout: 5000 });
+    expect(await card.locator('.id').textContent()).toBe('named');
+    // Per sale, per worker: four figures, together no more than the sale's 40 tickets and its 20 % buffer stock.
+    const held = figure(page, 'named', 'worker-stock');
+    await held.filter({ hasText: /^\d+ · \d+ · \d+ · \d+$/ }).waitFor({ timeout: 5000 });
+    const levels = (await held.textContent())!.split(' · ').map(Number);
+    expect(levels.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(levels.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(48);
+    await card.locator('button[data-action="add"]').click();
+    expect(await page.locator('#confirm-text').textContent()).toBe(
+      'Add 100 tickets to sale Spring Concert (named)? They are on sale at once.',
+    );
+    await page.click('#confirm button[value="cancel"]');
+    expect((await fetch(`${admin}/sales/named/pause`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    await card.locator('[data-state="paused"]').waitFor({ timeout: 5000 });
+    // A typed amount survives the ticks: the card is updated in place, not made again each second.
+    await card.locator('input[type="number"]').fill('7');
+    await page.locator('#actions li', { hasText: 'admin paused sale named' }).waitFor({ timeout: 5000 });
+    await card.locator('button[data-action="add"]').click();
+    expect(await page.locator('#confirm-text').textContent()).toBe(
+      'Add 7 tickets to sale Spring Concert (named)? It is paused: they go on sale when it resumes.',
+    );
+    await page.click('#confirm button[value="cancel"]');
+    expect(
+      ((await (await fetch(`${admin}/sales/named`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { total: number }).total,
+    ).toBe(40);
+    await page.close();
+  });
+
+  test('ranges of 5 min, 15 min, 1 h and since start; on a phone the time labels never overlap and the long sections start folded', async () => {
+    const { page } = await openDashboard(390);
+    await figure(page, 'ticket_hash_key', 'sold').waitFor({ timeout: 5000 });
+    for (const id of ['charts-section', 'figures-section', 'workers-section'])
+      expect(await page.locator(`#${id}`).getAttribute('open')).toBeNull();
+    expect(await page.locator('#sales-section').getAttribute('open')).not.toBeNull();
+    await page.locator('#charts-section > summary').click();
+    // Two hours of older seconds and an hour of minutes, put in front of what the node sent.
+    await page.evaluate(`(() => {
+      const h = window.spikeHistory, m = window.spikeMinutes, t0 = h.t[0];
+      for (const [key, series] of Object.entries(h)) series.unshift(...Array.from({ length: 7200 }, (_, i) => key === 't' ? t0 - 7200 + i : i % 7));
+      for (const [key, series] of Object.entries(m)) series.splice(0, series.length, ...Array.from({ length: 60 }, (_, i) => key === 't' ? t0 - 3600 + i * 60 : i % 5));
+    })()`);
+    const drawn = async (range: string) => {
+      await page.click(`#ranges button[data-range="${range}"]`);
+      expect(await page.locator(`#ranges button[data-range="${range}"]`).getAttribute('aria-pressed')).toBe('true');
+      return (await page.evaluate(`(() => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        return Object.values(window.spikeCharts).map((u) => {
+          const axis = u.axes[0];
+          ctx.font = Array.isArray(axis.font) ? axis.font[0] : axis.font;
+          const xs = axis._splits.map((v) => u.valToPos(v, 'x'));
+          let gap = Infinity;
+          for (let i = 1; i < xs.length; i++) gap = Math.min(gap, xs[i] - xs[i - 1]);
+          return { points: u.data[0].length, gap, widest: Math.max(...axis._values.map((v) => ctx.measureText(v).width)) };
+        });
+      })()`)) as { points: number; gap: number; widest: number }[];
+    };
+    for (const [range, points] of [
+      ['300', 300],
+      ['900', 900],
+      ['3600', 3600],
+      ['all', 60],
+    ] as const) {
+      const charts = await drawn(range);
+      expect(charts).toHaveLength(5);
+      for (const chart of charts) {
+        expect(chart.points).toBe(points);
+        expect(chart.gap).toBeGreaterThan(chart.widest);
+      }
+    }
+    expect(await scrollsSideways(page)).toBe(false);
+    await page.close();
+  });
+
+  test('the runbook shows commands as code, and the admin port has no icon to refuse', async () => {
+    const runbook = await (await fetch(`${admin}/dashboard/runbook`)).text();
+    expect(runbook).toContain('<code>');
+    expect(runbook.replace(/<[^>]+>/g, '')).not.toContain('`');
+    const icon = await fetch(`${admin}/favicon.ico`);
+    expect(icon.status).toBe(204);
+  });
+
   test('the full desktop view, for the README', async () => {
     const { page, watch } = await openDashboard(1280);
     await figure(page, 'ticket_hash_key', 'sold').waitFor({ timeout: 5000 });
-    await Bun.sleep(1500);
+    await page.locator('#nginx', { hasText: 'up' }).waitFor({ timeout: 5000 });
+    expect(await page.locator('#nginx-since').textContent()).toMatch(/config loaded \d\d:\d\d:\d\d/);
+    for (const id of ['charts-section', 'figures-section', 'workers-section'])
+      expect(await page.locator(`#${id}`).getAttribute('open')).not.toBeNull();
     expect(await scrollsSideways(page)).toBe(false);
     expect(await watch.violations()).toEqual([]);
     if (Bun.env.SPIKE_SCREENSHOTS === '1') await page.screenshot({ path: join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+    await page.close();
+  });
+
+  test('a restart: the page says it is not live, comes back by itself, and still lists the actions taken before', async () => {
+    const { page } = await openDashboard(1280);
+    expect((await adminCreateSale(admin, TOKEN, { id: 'kept', total: 5 })).status).toBe(201);
+    await page.locator('#actions li', { hasText: 'admin created (5 tickets) sale kept' }).waitFor({ timeout: 5000 });
+    await spike.close();
+    await textStarts(page, '#message', 'not live');
+    spike = await startTestSpike(redis.server.url, env);
+    await textStarts(page, '#message', 'live: updated every second', 15_000);
+    await page.locator('#actions li', { hasText: 'admin created (5 tickets) sale kept' }).waitFor({ timeout: 5000 });
     await page.close();
   });
 });
