@@ -7,6 +7,7 @@ import { HTTPException } from 'hono/http-exception';
 import { jwt } from 'hono/jwt';
 import { getCookie } from 'hono/cookie';
 import { isOrderSecret, orderCookieName, orderFromCookie } from '../orders/secret.ts';
+import { newTicketKey, privateTicketKey, publicTicketKey, signTicket } from '../orders/signed-ticket.ts';
 import type { OrderStore } from '../orders/store.ts';
 import { error, RETRY_AFTER } from './errors.ts';
 import { caller, canonicalUser, queryUser, USER_RULE, type Who } from './identity.ts';
@@ -51,6 +52,8 @@ export interface AppDeps {
   readonly jwtSecret?: string;
   /** The key of anonymous orders' secrets, shared by every worker (orders/secret.ts); default: one of this app's own. */
   readonly orderKey?: string;
+  /** The key paid orders' tickets are signed with (orders/signed-ticket.ts); default: one of this app's own. */
+  readonly ticketKey?: string;
   /** The node's per-user attempt counts in shared memory (attempts.ts); none: no limit. */
   readonly attempts?: AttemptLimit;
   /** The secret of waiting-room tickets, shared by every node (queue/ticket.ts); default: one of this app's own. */
@@ -171,6 +174,7 @@ export function createServing(deps: AppDeps): { app: Hono; buyTicket?: ReturnTyp
   const app = new Hono();
   const maxBody = deps.maxBodyBytes ?? 4096;
   const orderKey = deps.orderKey ?? ownOrderKey();
+  const ticketKey = privateTicketKey(deps.ticketKey ?? newTicketKey());
   const signed = Boolean(deps.jwtSecret);
   if (deps.jwtSecret) {
     const verify = jwt({ secret: deps.jwtSecret, alg: 'HS256' });
@@ -206,8 +210,12 @@ export function createServing(deps: AppDeps): { app: Hono; buyTicket?: ReturnTyp
       isSecret: (sale, orderId, given) => isOrderSecret(orderKey, sale, orderId, given),
       noted: (c, sale, user) => orderFromCookie(orderKey, sale, user, getCookie(c, orderCookieName(sale))),
       signed,
+      ticket: (order) =>
+        signTicket(ticketKey, { sale: order.sale, order: order.orderId, user: order.user, type: 'general', issuedAt: Date.now() }),
     }),
   );
+  const publicKey = publicTicketKey(ticketKey);
+  app.get('/tickets/key', (c) => c.json({ algorithm: 'Ed25519', publicKey }));
   fallbacks(app, deps.port);
   withNosniff(app);
   return { app, buyTicket: signed ? undefined : buyRoute(sell, (req, server) => app.fetch(req, server)) };

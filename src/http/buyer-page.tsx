@@ -90,6 +90,12 @@ function OrderBox() {
       <h2 id="order-title">Your ticket</h2>
       <p id="order-text" />
       <p id="deadline" class="deadline" hidden />
+      <figure id="ticket" class="ticket" hidden>
+        <img id="ticket-qr" alt="Your ticket as a QR code: show it at the door" width="240" height="240" />
+        <figcaption>
+          Show this at the door. Order <b id="ticket-order" />; the code it reads: <code id="ticket-code" />
+        </figcaption>
+      </figure>
       <button id="pay" type="button" class="primary" hidden>
         Pay now
       </button>
@@ -106,6 +112,7 @@ function QueueBox() {
     <section id="queue" class="box" aria-labelledby="queue-title" hidden>
       <h2 id="queue-title">Waiting room</h2>
       <p id="queue-text" />
+      <progress id="queue-progress" aria-label="how far the line has moved since you joined" hidden />
       <dl>
         <dt>Your place</dt>
         <dd id="position">…</dd>

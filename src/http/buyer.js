@@ -28,6 +28,10 @@
   let queue = null;
   let busy = false;
   let pollTimer = 0;
+  // Set while /stock cannot be reached: the page then says so instead of a state it cannot know.
+  let offline = false;
+  // The paid order whose ticket is shown (fetched once).
+  let ticketFor = '';
 
   // Names as people write them, the server's rule (src/http/identity.ts): checked here first.
   const NAME = /^[\p{L}\p{M}\p{N} .,'’\-_@:&()!?+#/]+$/u;
@@ -36,7 +40,11 @@
 
   // A JWT given to the page as #token=… (never sent to a server in the URL) names the user.
   const fromHash = /token=([^&]+)/.exec(location.hash);
-  if (fromHash) sessionStorage.setItem('spike-jwt', decodeURIComponent(fromHash[1]));
+  if (fromHash) {
+    sessionStorage.setItem('spike-jwt', decodeURIComponent(fromHash[1]));
+    // Out of the address bar, the history and any screenshot of the page.
+    window.history.replaceState(null, '', location.pathname + location.search);
+  }
   const jwt = sessionStorage.getItem('spike-jwt');
   const subject = jwt ? jwtSubject(jwt) : null;
   if (subject) {
@@ -64,9 +72,9 @@
     $('user').setAttribute('aria-invalid', ok ? 'false' : 'true');
     $('user-hint').className = ok ? 'hint' : 'field-error';
     $('user-hint').textContent = ok
-      ? "As you write it: letters, digits, spaces and . , ' - _ @ : & ( ) ! ? + # /"
+      ? 'Your name as you would write it on a ticket: letters of any language, numbers, spaces and common punctuation.'
       : name
-        ? "A name is 1 to 64 letters, digits, spaces or . , ' - _ @ : & ( ) ! ? + # / — please check it."
+        ? "A name is 1 to 64 letters of any language, numbers, spaces and common punctuation (. , ' - _ @ : & ( ) ! ? + # /); please check it."
         : 'Please write your name first.';
     if (!ok) return null;
     store.setItem('spike-user', name);
@@ -187,6 +195,22 @@
     $('cancel').hidden = !reserved;
     $('pay').disabled = busy;
     $('cancel').disabled = busy;
+    $('ticket').hidden = order.state !== 'paid' || ticketFor !== order.orderId;
+    if (order.state === 'paid' && ticketFor !== order.orderId) showTicket(order.orderId);
+  }
+
+  /** The paid order's signed ticket: its QR code (an SVG made by the server) and the code in words. */
+  async function showTicket(orderId) {
+    ticketFor = orderId;
+    const answer = await call('GET', `/orders/${encodeURIComponent(orderId)}/ticket?${saleQuery}${userQuery()}`);
+    if (answer.status !== 200) {
+      ticketFor = '';
+      return;
+    }
+    $('ticket-qr').src = `data:image/svg+xml;base64,${btoa(answer.body.qr)}`;
+    $('ticket-code').textContent = answer.body.code;
+    $('ticket-order').textContent = orderId;
+    render();
   }
 
   function renderQueue(state) {
@@ -207,6 +231,17 @@
     } else if (q.lapsed) text = 'Your turn ended without a purchase. You can join again once, at the back of the line.';
     else if (q.msg) text = `${q.msg.charAt(0).toUpperCase()}${q.msg.slice(1)}.`;
     $('queue-text').textContent = text;
+    // How far the line has moved since this buyer joined: the most people ever ahead, against now.
+    const key = `spike-ahead-${sale}`;
+    const most = Math.max(Number(sessionStorage.getItem(key)) || 0, q.position > 0 ? q.ahead : 0);
+    sessionStorage.setItem(key, String(most));
+    const moving = q.state === 'waiting' && q.position > 0 && most > 0;
+    $('queue-progress').hidden = !moving;
+    if (moving) {
+      $('queue-progress').max = most;
+      $('queue-progress').value = most - q.ahead;
+      $('queue-progress').textContent = `${most - q.ahead} of ${most}`;
+    }
     // A lapsed or closed place is history: no place, no wait to show.
     $('queue').querySelector('dl').hidden = q.state === 'closed';
     return text;
@@ -217,14 +252,20 @@
     // A buyer who holds a ticket reads about their ticket first; the sale's state is for the others.
     const holding =
       live() && (order.state === 'paid' ? 'You have your ticket.' : 'Your ticket is held for you: pay before the time below.');
-    $('state').textContent = holding || stateText(state);
+    const viaQueue =
+      queued && state === 'open' && queue?.state !== 'admitted' && 'On sale now, through a waiting room: you buy when it is your turn.';
+    $('state').textContent = offline
+      ? 'Cannot reach the ticket server. This page keeps trying; an order you hold is not lost.'
+      : holding || viaQueue || stateText(state);
+    // A held or paid order is bought in this name: it can no longer be changed here.
+    $('user').readOnly = Boolean(subject || live());
     $('remaining').textContent = String(view.remaining);
     renderOrder();
     renderQueue(state);
     const canStart = (state === 'open' || state === 'scheduled') && !live();
     const admitted = queue?.state === 'admitted';
-    $('buy').hidden = !(state === 'open' && !live() && view.remaining > 0 && (!queued || admitted));
-    $('join').hidden = !(queued && canStart && (!queue || queue.lapsed));
+    $('buy').hidden = offline || !(state === 'open' && !live() && view.remaining > 0 && (!queued || admitted));
+    $('join').hidden = offline || !(queued && canStart && (!queue || queue.lapsed));
     $('join').textContent = queue?.lapsed ? 'Join again' : 'Join the queue';
     $('buy').disabled = busy;
     $('join').disabled = busy;
@@ -233,6 +274,10 @@
   async function refreshStock() {
     const sent = Date.now();
     const answer = await call('GET', `/stock?${saleQuery}`);
+    if ((answer.status === 0) !== offline) {
+      offline = answer.status === 0;
+      render();
+    }
     if (answer.status !== 200) return;
     skew = answer.body.now - (sent + Date.now()) / 2;
     Object.assign(view, { state: answer.body.state, final: answer.body.final, reserved: answer.body.reserved });

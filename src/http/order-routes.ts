@@ -5,6 +5,7 @@ import { error, RETRY_AFTER, storeFailed } from './errors.ts';
 import type { Who } from './identity.ts';
 import { isOrderId, type Order } from '../orders/model.ts';
 import { SettleCode, type OrderStore, type Settled } from '../orders/store.ts';
+import { renderSVG } from 'uqr';
 
 /** Why a pay or cancel is refused, by the order's state. */
 const REFUSED: Record<string, { error: string; msg: string }> = {
@@ -38,6 +39,8 @@ export interface OrderRouteDeps {
   readonly noted: (c: Context, sale: string, user: string) => string | undefined;
   /** Signed users: a buyer without a note may hold an order bought elsewhere, so Redis is asked. */
   readonly signed: boolean;
+  /** A paid order's signed ticket code (orders/signed-ticket.ts). */
+  readonly ticket: (order: Order) => string;
 }
 
 const badId = (c: Context) => error(c, 400, 'bad_order_id', 'an order id looks like 1795614209339-0');
@@ -77,6 +80,20 @@ async function target(c: Context, { store: storeOf, who, isSecret }: OrderRouteD
   if ('response' in asker) return asker;
   const proven = isSecret(found.store.sale, id, c.req.query('secret') ?? c.req.header('x-order-secret'));
   return { id, store: found.store, user: asker.user, proven };
+}
+
+/** Reads the asker's own order and answers with `then(order)`; 404, 403 or the store's failure otherwise. */
+async function ownOrder(c: Context, deps: OrderRouteDeps, then: (order: Order) => Response): Promise<Response> {
+  const t = await target(c, deps);
+  if ('response' in t) return t.response;
+  try {
+    const order = await t.store.read(t.id);
+    if (!order) return noOrder(c);
+    if (order.user ? order.user !== t.user : !t.proven) return notYours(c, !order.user);
+    return then(order);
+  } catch (cause) {
+    return storeFailed(c, cause, 'orders');
+  }
 }
 
 /** The answer to a pay or cancel, by what settle-4.lua said. */
@@ -150,18 +167,17 @@ export function orderRoutes(deps: OrderRouteDeps): Hono {
     }
   });
 
-  app.get('/:id', async (c) => {
-    const t = await target(c, deps);
-    if ('response' in t) return t.response;
-    try {
-      const order = await t.store.read(t.id);
-      if (!order) return noOrder(c);
-      if (order.user ? order.user !== t.user : !t.proven) return notYours(c, !order.user);
-      return c.json(view(order));
-    } catch (cause) {
-      return storeFailed(c, cause, 'orders');
-    }
-  });
+  app.get('/:id', (c) => ownOrder(c, deps, (order) => c.json(view(order))));
+
+  // The paid order's ticket for the door: its signed code and that code as a QR code (SVG).
+  app.get('/:id/ticket', (c) =>
+    ownOrder(c, deps, (order) => {
+      if (order.state !== 'paid')
+        return error(c, 409, 'not_paid', `order ${order.orderId} is ${order.state}: a ticket is issued once the order is paid`);
+      const code = deps.ticket(order);
+      return c.json({ orderId: order.orderId, sale: order.sale, user: order.user || null, code, qr: renderSVG(code, { border: 2 }) });
+    }),
+  );
 
   for (const action of ['pay', 'cancel'] as const) {
     app.post(`/:id/${action}`, limit, async (c) => {

@@ -110,3 +110,6 @@ export const SALE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The key of anonymous orders' secrets (orders/secret.ts), shared by every node; outside every sale's slot. */
 export const ORDER_SECRET_KEY = 'spike:order-secret-key';
+
+/** The Ed25519 key paid orders' tickets are signed with (orders/signed-ticket.ts), shared by every node. */
+export const TICKET_KEY = 'spike:ticket-key';

@@ -8,6 +8,7 @@ import type { RequestStats } from '../http/request-stats.ts';
 import { localQueueSecret } from '../queue/ticket.ts';
 import type { BackgroundWriter } from '../orders/background-writer.ts';
 import { orderKey } from '../orders/secret.ts';
+import { ticketSigningKey } from '../orders/signed-ticket.ts';
 import { DEFAULT_SALE } from '../redis/keys.ts';
 import { nginxInstalled, startNginx, weightedUpstreams, type Nginx } from '../services/nginx.ts';
 import type { Sales } from './background.ts';
@@ -44,6 +45,7 @@ export async function startWorkers(
     waitMs: config.waitMs,
     jwtSecret: config.jwtSecret,
     orderKey: await orderKey(redis),
+    ticketKey: await ticketSigningKey(redis),
     logDir: resolve(config.logDir),
     statLog: { maxBytes: config.statLogMaxBytes, keep: config.statLogKeep },
     addressHolds: config.addressHolds,

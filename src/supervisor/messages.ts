@@ -28,6 +28,8 @@ export interface WorkerSettings {
   readonly jwtSecret: string | undefined;
   /** The key of anonymous orders' secrets (orders/secret.ts), the same on every node. */
   readonly orderKey: string;
+  /** The key paid orders' tickets are signed with (orders/signed-ticket.ts), the same on every node. */
+  readonly ticketKey: string;
   readonly logDir: string;
   /** See StatLog's Rotation. */
   readonly statLog: Rotation;

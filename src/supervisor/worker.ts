@@ -214,6 +214,7 @@ async function start(init: Extract<ToWorker, { type: 'init' }>): Promise<void> {
     refillWaitMs: init.refillWaitMs,
     jwtSecret: init.jwtSecret,
     orderKey: init.orderKey,
+    ticketKey: init.ticketKey,
     attempts: init.attempts,
     queueKey: init.queueKey,
     clients: init.clients,

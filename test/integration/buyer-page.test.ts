@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { sign } from 'hono/jwt';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { RECOVERING_FIELD, SOLD_FIELD } from '../../src/redis/keys.ts';
+import { verifyTicket } from '../../src/orders/signed-ticket.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { accessibilityProblems, launchBrowser, scrollsSideways, textStarts, watchPage, type Watch } from '../helpers/browser.ts';
 import { startTestNginx, startTestRedis, type TestRedis } from '../helpers/servers.ts';
@@ -158,6 +159,18 @@ describe("the buyer's page", () => {
     expect(await text(loser.page, '#result')).toBe('Sold out: every ticket is taken. Nothing was charged.');
     await winner.page.click('#pay');
     await textStarts(winner.page, '#order-text', 'Paid.');
+    // Proof of purchase: the order id and a QR code of the signed ticket, the name no longer editable.
+    await winner.page.locator('#ticket:not([hidden]) img').waitFor();
+    const code = (await text(winner.page, '#ticket-code')) ?? '';
+    const { publicKey } = (await (await fetch(`${nginx.url}/tickets/key`)).json()) as { publicKey: string };
+    expect(verifyTicket(code, publicKey)).toMatchObject({
+      ok: true,
+      facts: { sale: 'last-one', order: await text(winner.page, '#ticket-order') },
+    });
+    expect(
+      await winner.page.locator('#ticket-qr').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+    ).toBeGreaterThan(0);
+    expect(await winner.page.locator('#user').getAttribute('readonly')).not.toBeNull();
     await checkBoth(winner, 'paid', (p) => textStarts(p, '#order-text', 'Paid.'));
     await stateIs(loser.page, 'Sold out: every ticket is sold.');
     expect(await visible(loser.page, '#buy')).toBe(false);
@@ -284,10 +297,28 @@ describe("the buyer's page", () => {
     await tab.page.click('#join');
     await textStarts(tab.page, '#queue-text', 'You are #4 in line');
     expect(await text(tab.page, '#queue-text')).toBe('You are #4 in line, 1 ahead of you. Keep this page open; reloading is safe.');
+    // The sale is open, but not for this buyer yet: the page says so, and how far the line has moved.
+    expect(await text(tab.page, '#state')).toBe('On sale now, through a waiting room: you buy when it is your turn.');
+    expect(await visible(tab.page, '#queue-progress')).toBe(true);
+    expect(await tab.page.locator('#queue-progress').getAttribute('max')).toBe('1');
     expect(await visible(tab.page, '#buy')).toBe(false);
     await tab.page.reload();
     await textStarts(tab.page, '#queue-text', 'You are #4 in line');
     await checkBoth(tab, 'waiting', (p) => textStarts(p, '#queue-text', 'You are #4'));
+    await tab.context.close();
+  });
+
+  test('the server out of reach: the page says so instead of a stale state, offers no Buy, and comes back by itself', async () => {
+    await createSale({ id: 'reach', total: 5 });
+    const tab = await openPage('reach');
+    await stateIs(tab.page, 'On sale now.');
+    await tab.page.fill('#user', 'Ina');
+    await tab.context.setOffline(true);
+    await stateIs(tab.page, 'Cannot reach the ticket server. This page keeps trying; an order you hold is not lost.');
+    expect(await visible(tab.page, '#buy')).toBe(false);
+    await tab.context.setOffline(false);
+    await stateIs(tab.page, 'On sale now.');
+    expect(await visible(tab.page, '#buy')).toBe(true);
     await tab.context.close();
   });
 
@@ -349,7 +380,7 @@ describe("the buyer's page", () => {
     await tab.page.fill('#user', 'Bob <script>');
     await tab.page.press('#user', 'Enter');
     await tab.page.locator('#user[aria-invalid="true"]').waitFor();
-    expect(await text(tab.page, '#user-hint')).toStartWith('A name is 1 to 64 letters');
+    expect(await text(tab.page, '#user-hint')).toStartWith('A name is 1 to 64 letters of any language');
     expect(asked).toEqual([]);
     await checkBoth(tab, 'bad-name', async (p) => {
       await p.fill('#user', 'Bob <script>');
@@ -359,6 +390,10 @@ describe("the buyer's page", () => {
     await tab.page.fill('#user', '  Zoë   Ōkubo ');
     await tab.page.press('#user', 'Enter');
     await tab.page.locator('#pay').waitFor();
+    // A good name reads the same hint the page was served with, not a list of characters.
+    expect(await text(tab.page, '#user-hint')).toBe(
+      'Your name as you would write it on a ticket: letters of any language, numbers, spaces and common punctuation.',
+    );
     expect(await redis.client.hget('{names}:buyers', 'zoë ōkubo')).toMatch(/^\d+-\d+$/);
     await tab.context.close();
   });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 setDefaultTimeout(60_000);
 
 const ROOT = join(import.meta.dir, '..', '..');
-const COMMANDS = ['start', 'audit', 'stats', 'nginx-conf', 'bench', 'sale'] as const;
+const COMMANDS = ['start', 'audit', 'stats', 'nginx-conf', 'bench', 'sale', 'ticket'] as const;
 
 /** `bun run <script> -- <args>`, exactly as the README shows it. */
 const run = (script: string, ...args: string[]) =>

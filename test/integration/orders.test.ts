@@ -8,8 +8,10 @@ import { expireDue, readOrder, redisOrderStore, settle } from '../../src/orders/
 import { ensureSale, purchase, purchaseMany, readSale } from '../../src/redis/sale.ts';
 import { DEFAULT_SALE, PAID_FIELD, saleKeys, SOLD_FIELD } from '../../src/redis/keys.ts';
 import { sqliteOrderDb } from '../../src/orders/db.ts';
+import { newTicketKey, privateTicketKey, publicTicketKey, verifyTicket } from '../../src/orders/signed-ticket.ts';
 import { LocalStock } from '../../src/stock/local-stock.ts';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { expectCleanAudit } from '../helpers/audit.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { freePorts, startTestRedisWithClient, tempDir, type TestRedis } from '../helpers/servers.ts';
@@ -129,6 +131,43 @@ describe('an order', () => {
       (await json(await app.request(`http://localhost/orders/${anonymous}`, { headers: { 'x-order-secret': secret } }))).body,
     ).toMatchObject({ state: 'reserved', user: null });
     expect((await json(await post(app, `/orders/${anonymous}/pay?secret=${secret}`))).body).toMatchObject({ state: 'paid' });
+  });
+
+  test("a paid order's ticket is signed for the door: checked offline with the public key, refused before payment, to others and once altered", async () => {
+    await ensureSale(client, keys, 5, true);
+    const app = appFor(60_000);
+    const id = await buy(app, 'frank');
+    expect(await json(await app.request(`http://localhost/orders/${id}/ticket?user=frank`))).toMatchObject({
+      status: 409,
+      body: { error: 'not_paid' },
+    });
+    await post(app, `/orders/${id}/pay?user=frank`);
+    expect((await app.request(`http://localhost/orders/${id}/ticket?user=eve`)).status).toBe(403);
+    const { body } = await json(await app.request(`http://localhost/orders/${id}/ticket?user=frank`));
+    expect(body).toMatchObject({ orderId: id, sale: keys.sale, user: 'frank' });
+    expect(body.qr as string).toStartWith('<svg');
+    const { publicKey } = (await (await app.request('http://localhost/tickets/key')).json()) as { publicKey: string };
+    const code = body.code as string;
+    const checked = verifyTicket(code, publicKey);
+    expect(checked).toMatchObject({ ok: true, facts: { sale: keys.sale, order: id, user: 'frank', type: 'general' } });
+    // Another order's facts under this signature, another key, or a code cut short: refused.
+    const [prefix, , signature] = code.split('.');
+    const forged = `${prefix}.${Buffer.from(JSON.stringify({ sale: keys.sale, order: id, user: 'eve', type: 'general', issuedAt: 1 })).toString('base64url')}.${signature}`;
+    expect(verifyTicket(forged, publicKey)).toMatchObject({ ok: false });
+    expect(verifyTicket(code, publicTicketKey(privateTicketKey(newTicketKey())))).toMatchObject({ ok: false });
+    expect(verifyTicket(code.slice(0, -4), publicKey)).toMatchObject({ ok: false });
+    // The door's command: exit 0 with what it admits, 1 with why not.
+    const cli = (args: string[]) =>
+      Bun.spawnSync([process.execPath, join(import.meta.dir, '..', '..', 'src', 'cli', 'ticket.ts'), ...args], {
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
+    const valid = cli(['verify', code, '--key', publicKey]);
+    expect(valid.exitCode).toBe(0);
+    expect(valid.stdout.toString()).toStartWith(`valid: sale ${keys.sale}, order ${id}, user frank, general, issued `);
+    const invalid = cli(['verify', forged, '--key', publicKey]);
+    expect(invalid.exitCode).toBe(1);
+    expect(invalid.stderr.toString()).toStartWith('invalid: the signature does not match');
   });
 
   test.each([
