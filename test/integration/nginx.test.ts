@@ -150,7 +150,7 @@ describe('nginx', () => {
 describe('every answer a client can get through nginx', () => {
   // A URI over 8 KB, a body over nginx's limit and an unknown HTTP version came back as nginx's
   // HTML pages; Bun's 400 and 431 passed through with an empty body.
-  test("is JSON in the workers' shape, and says nosniff: too long, too large, bad headers, bad version", async () => {
+  test("is JSON in the workers' shape, and says nosniff: too long, too large, bad headers, bad version, unknown transfer coding", async () => {
     const spike = await startTestSpike(redis.url, { SPIKE_TOTAL: '10', SPIKE_RESET: 'force' });
     const nginx = await startTestNginx(spike.ports);
     const port = Number(new URL(nginx.url).port);
@@ -180,6 +180,15 @@ describe('every answer a client can get through nginx', () => {
         body: '{"error":"bad_request","msg":"nginx could not read the request"}',
       });
       expect(await raw('GET /buy/ticket HTTP/3.0\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatchObject({ status: 505, nosniff: true });
+      // An unknown transfer coding was the one answer in nginx's HTML.
+      for (const coding of ['xchunked', 'chunked, identity'])
+        expect(
+          await raw(`POST /buy/ticket HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\nConnection: close\r\n\r\n0\r\n\r\n`),
+        ).toMatchObject({
+          status: 501,
+          body: '{"error":"not_implemented","msg":"send the body with Content-Length or Transfer-Encoding: chunked"}',
+          nosniff: true,
+        });
       const ok = await fetch(`${nginx.url}/buy/ticket?user=fine`);
       expect(ok.headers.get('x-content-type-options')).toBe('nosniff');
       expect(await ok.json()).toMatchObject({ code: 1 });
