@@ -38,6 +38,9 @@ function needs(purpose: Purpose, env: Record<string, string | undefined>): Need[
         // The systemd unit's checks (systemd-analyze) and its readiness message (socat listens as systemd would).
         need('systemd-analyze', 'systemd'),
         need('socat', 'socat'),
+        // The README's examples, run as written (test/integration/readme-examples.test.ts).
+        need('curl', 'curl'),
+        need('openssl', 'openssl'),
       ];
     case 'bench':
       return [need('redis-server', 'redis-server'), need('nginx', 'nginx'), need('ab', 'apache2-utils'), need('wrk', 'wrk')];
