@@ -70,6 +70,10 @@ try {
     queueKey: 'q'.repeat(64),
     health: await optional<{ RedisHealth: { create(): Buffered } }>('redis/health.ts', (m) => m.RedisHealth.create().buffer),
     journalDir: join(dir, 'journal'),
+    journalHealth: await optional<{ JournalHealth: { create(n: number): Buffered } }>(
+      'orders/journal-health.ts',
+      (m) => m.JournalHealth.create(1).buffer,
+    ),
     requests: await optional<{ RequestStats: { create(n: number): Buffered } }>(
       'http/request-stats.ts',
       (m) => m.RequestStats.create(1).buffer,

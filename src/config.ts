@@ -424,7 +424,6 @@ function adminUrl(env: Env): string {
   return raw;
 }
 
-/** A secret: unset, or at least 16 characters (a short one is guessed). */
 /**
  * A secret: 16 characters or more of printable ASCII without spaces (a token of 16 spaces started
  * and could never be presented), and not an example file's placeholder (`change-me-…` opened the

@@ -2,9 +2,9 @@
 import { log } from '../log.ts';
 import { Hono, type Context, type Next } from 'hono';
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { dashboardRoutes, type Stream } from './dashboard.tsx';
-import { error } from '../http/errors.ts';
+import { error, isDatabaseError, isRedisOutage } from '../http/errors.ts';
 import { archivedSale, readSale } from '../redis/sale.ts';
 import { compareOrderIds } from '../orders/model.ts';
 import { SaleStoppedError } from '../orders/store.ts';
@@ -144,7 +144,6 @@ async function jsonObject(c: Context): Promise<Record<string, unknown> | undefin
   }
 }
 
-/** A new sale's settings from `POST /sales`, or the message of a 400. */
 /** The `queue` object of `POST /sales`: undefined (no waiting room), the settings, or the message of a 400. */
 function queueSettings(value: unknown, defaults: QueueSettings): QueueSettings | undefined | string {
   if (value === undefined || value === null || value === false) return undefined;
@@ -176,6 +175,7 @@ function facts(input: Record<string, unknown>): { venue?: string; price?: string
   return { venue: (venue as string | undefined)?.trim(), price: (price as string | undefined)?.trim(), eventAt };
 }
 
+/** A new sale's settings from `POST /sales`, or the message of a 400. */
 function newSale(
   input: Record<string, unknown> | undefined,
   queueDefaults: QueueSettings,
@@ -311,6 +311,25 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
   }
 }
 
+/**
+ * What a failed admin call answers, by its cause: Redis away or the database failing are 503s that
+ * say so (retry); anything else is a bug: 500 with an id, and its stack in the log under that id.
+ */
+function failed(c: Context, err: Error): Response {
+  if (err instanceof SaleStoppedError) return error(c, 503, 'recovering', err.message, { 'Retry-After': '1' });
+  if (isRedisOutage(err)) {
+    log.warn(`[admin] ${c.req.method} ${c.req.path}: Redis did not answer (${err.message})`);
+    return error(c, 503, 'unavailable', 'Redis did not answer; nothing was changed, try again', { 'Retry-After': '1' });
+  }
+  if (isDatabaseError(err)) {
+    log.error(`[admin] ${c.req.method} ${c.req.path}: the order database failed: ${err.message}`);
+    return error(c, 503, 'database_unavailable', `the order database failed (${err.message}); try again`, { 'Retry-After': '1' });
+  }
+  const requestId = randomUUID().slice(0, 8);
+  log.error(`[admin] request ${requestId} ${c.req.method} ${c.req.path} failed: ${err.stack ?? err.message}`);
+  return c.json({ error: 'internal', msg: `spike failed on this call (a bug); the log has it under request ${requestId}`, requestId }, 500);
+}
+
 export function createAdminApp(deps: AdminDeps): Hono {
   const app = new Hono();
   // The probes carry no data and no token (a Kubernetes probe sends none): registered before the check.
@@ -350,10 +369,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
     logAction: (c, action, sale) => logAction(c, deps, action, sale),
   });
   app.notFound((c) => error(c, 404, 'not_found', `no admin route ${c.req.method} ${c.req.path}`));
-  app.onError((err, c) => {
-    if (err instanceof SaleStoppedError) return error(c, 503, 'recovering', err.message, { 'Retry-After': '1' });
-    log.error(`[admin] ${err.stack ?? err.message}`);
-    return error(c, 503, 'unavailable', 'Redis did not answer; try again');
-  });
+  app.onError((err, c) => failed(c, err));
   return app;
 }

@@ -65,6 +65,24 @@ function isCommandError(cause: unknown): boolean {
   return cause instanceof Error && cause.name === 'ReplyError' && /^(ERR|WRONGTYPE) /.test(cause.message);
 }
 
+/** Whether `cause` is Redis being away (not a bug, not a refused command): closed, timed out, loading, read-only, no master. */
+export function isRedisOutage(cause: unknown): boolean {
+  if (!(cause instanceof Error)) return false;
+  if (cause instanceof RedisStalledError || cause instanceof RedisTimeoutError) return true;
+  if (['MaxRetriesPerRequestError', 'ClusterAllFailedError'].includes(cause.name)) return true;
+  if (cause.name === 'ReplyError') return !isCommandError(cause);
+  return /Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|sentinels are unreachable/.test(
+    cause.message,
+  );
+}
+
+/** Whether `cause` came from the order database: SQLite's errors, or PostgreSQL's (a five-character SQLSTATE). */
+export function isDatabaseError(cause: unknown): boolean {
+  if (!(cause instanceof Error)) return false;
+  const code = (cause as { code?: unknown }).code;
+  return cause.name === 'SQLiteError' || cause.name === 'PostgresError' || (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
+}
+
 /**
  * The answer to a failed Redis call: 503 (retry) for an outage; 500 for a command error, which a
  * retry on another worker would only repeat. nginx retries and counts 503s against a worker, so

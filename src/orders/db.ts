@@ -18,18 +18,18 @@ export interface DbOrder {
   readonly payBy: number | null;
 }
 
-/**
- * Applies order events idempotently and in any order: an event applied twice, or a `created`
- * applied after its order's `paid`, leaves the same row. (A writer that dies between commit and
- * XACK makes another writer apply the same events again.) The database is the second record of
- * every sale: when Redis loses writes, the orders are restored from here (reconcile.ts).
- */
 /** The events of one sale read in one round. */
 export interface SaleEvents {
   readonly sale: string;
   readonly events: readonly OrderEvent[];
 }
 
+/**
+ * Applies order events idempotently and in any order: an event applied twice, or a `created`
+ * applied after its order's `paid`, leaves the same row. (A writer that dies between commit and
+ * XACK makes another writer apply the same events again.) The database is the second record of
+ * every sale: when Redis loses writes, the orders are restored from here (reconcile.ts).
+ */
 export interface OrderDb {
   /**
    * Applies the events of one or more sales in one transaction, and raises each sale's mark to its

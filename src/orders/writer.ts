@@ -126,7 +126,8 @@ export class OrderWriter {
    * from dead writers (a slice of the sales per round), then new entries — of every sale of a
    * Redis slot in one read, so a round costs the same for 1 or 1 000 sales (3 reads per sale
    * per round cost 3 000 commands a second for 1 000 idle ones). Returns the events written.
-   * Reads never block, so one connection serves any number of sales, on any Cluster shard.
+   * A read blocks (BLOCK) only when the round found nothing else to do and one read covers every
+   * sale; otherwise it returns at once, so one connection serves any number of sales and shards.
    */
   async step(): Promise<number> {
     const sales = this.#sales();

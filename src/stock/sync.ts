@@ -10,7 +10,7 @@ export interface StockSyncOptions {
   /** How much local stock each worker gets (refill.ts). */
   readonly policy: RefillPolicy;
   readonly intervalMs: number;
-  /** How long a sale nothing was heard of may go unread (the slow full round, spread over the rounds). Default 10 s. */
+  /** How long a sale nothing was heard of may go unread (the slow full round, spread over the rounds). Default 60 s. */
   readonly fullMs?: number;
   /**
    * The sale's Redis state went back in time (its newest order is older than one this node saw,
@@ -43,6 +43,12 @@ interface Memo {
  */
 const BUSY_READ_MS = 500;
 
+/** How often the list of sales is read (one SMEMBERS): a sale registered in Redis by hand is served within it. */
+const DISCOVER_MS = 10_000;
+
+/** The longest pause between rounds while nothing changes. */
+const IDLE_MS = 1000;
+
 /**
  * Keeps the node's local stock in step with Redis. A sale is read when something may have changed
  * it: its workers sold (at most every BUSY_READ_MS while much is left) or released, a worker
@@ -58,12 +64,6 @@ const BUSY_READ_MS = 500;
  * `total` sold while Redis sees about `total + buffer` buyers.
  * The list of sales is read every 10 s too, for sales registered in Redis without a word (by hand).
  */
-/** How often the list of sales is read (one SMEMBERS): a sale registered in Redis by hand is served within it. */
-const DISCOVER_MS = 10_000;
-
-/** The longest pause between rounds while nothing changes. */
-const IDLE_MS = 1000;
-
 export class StockSync {
   readonly #redis: Redis;
   readonly #book: SaleBook;

@@ -1,4 +1,5 @@
 /** The supervisor's background tasks: the sales it serves with their sync and reconciler, the order writer, the reaper. */
+import { log } from '../log.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { startBackgroundWriter, type BackgroundWriter } from '../orders/background-writer.ts';
 import { join, resolve } from 'node:path';
@@ -146,10 +147,25 @@ async function startSync(config: Config, redis: RedisClient, book: SaleBook, rec
   return sync;
 }
 
-/** Deletes, every few minutes, the journal segments the database holds in full. */
+/**
+ * Deletes, every few minutes, the journal segments the database holds in full. A failed round
+ * deletes nothing (the journal only grows) and is said once until a round succeeds again.
+ */
 function prune(dir: string, db: OrderDb, stack: Stack): void {
   const held = async (sale: string) => new Map((await db.orders(sale)).map((row) => [row.orderId, row.state]));
-  const timer = setInterval(() => void pruneJournal(dir, held).catch(() => {}), PRUNE_MS);
+  let failing = false;
+  const round = () =>
+    pruneJournal(dir, held).then(
+      () => {
+        if (failing) log.info(`journal pruning: works again in ${dir}`);
+        failing = false;
+      },
+      (error: Error) => {
+        if (!failing) log.warn(`journal pruning: cannot prune ${dir} (${error.message}); nothing is deleted until it can`);
+        failing = true;
+      },
+    );
+  const timer = setInterval(() => void round(), PRUNE_MS);
   stack.defer(async () => clearInterval(timer), 'journal pruning', { quiet: true });
 }
 

@@ -113,10 +113,14 @@ function batchedSale({ init, journal }: Shared, id: string, stock: LocalStock, o
     onUnanswered: (sold, lateMs) => {
       journal.append(sold.filter((s) => s.user).map(({ orderId, user }) => soldEntry(init, id, orderId, user)));
       const anonymous = sold.filter((s) => !s.user);
-      for (const { orderId } of anonymous) void orders.settle('cancel', orderId, '*').catch(() => {});
-      logLine.warn(
-        `[worker ${init.port}] Redis answered ${sold.length} purchases of ${id} ${Math.round(lateMs)} ms late, after their buyers were told 503: ${anonymous.length} anonymous ones undone`,
-      );
+      // Said once the cancels are answered: one that fails leaves its order to expire unpaid at its deadline.
+      void Promise.allSettled(anonymous.map(({ orderId }) => orders.settle('cancel', orderId, '*'))).then((results) => {
+        const failed = results.filter((r) => r.status === 'rejected').length;
+        logLine.warn(
+          `[worker ${init.port}] Redis answered ${sold.length} purchases of ${id} ${Math.round(lateMs)} ms late, after their buyers were told 503: ` +
+            `${anonymous.length - failed} anonymous ones undone${failed ? `, ${failed} not (they expire unpaid at their deadline)` : ''}`,
+        );
+      });
     },
   };
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createAdminApp } from '../../src/admin/api.ts';
 import { createRedis, waitReady } from '../../src/redis/client.ts';
 import { SaleBook } from '../../src/stock/sale-book.ts';
+import type { OrderDb } from '../../src/orders/db.ts';
 import { freePort } from '../../src/services/free-port.ts';
 import { countBy, fire } from '../helpers/load.ts';
 import { startTestRedis, type TestRedis } from '../helpers/servers.ts';
@@ -80,6 +81,52 @@ describe('the admin API', () => {
       expect(await res.json()).toMatchObject({ error: 'admin_disabled', msg: expect.stringContaining('SPIKE_ADMIN_TOKEN') });
     } finally {
       client.disconnect();
+    }
+  });
+
+  // Every exception was "503 Redis did not answer", bugs and database errors included.
+  test('says what failed: Redis away is a 503, the database failing a 503 that says so, a bug a 500 with an id in the log', async () => {
+    const client = createRedis(redis.url, { timeoutMs: 1000, name: 'test-admin-errors' });
+    const away = createRedis(`redis://127.0.0.1:${await freePort()}`, { timeoutMs: 300, name: 'test-admin-away', quiet: true });
+    const failing = (error: Error) => ({ orders: async () => Promise.reject(error) }) as unknown as OrderDb;
+    const app = (redisClient: typeof client, db?: OrderDb) =>
+      createAdminApp({
+        tokens: [{ name: 'admin', token: TOKEN }],
+        redis: redisClient,
+        book: new SaleBook({ workers: 1 }),
+        ports: [1],
+        kick: () => {},
+        restarts: () => 0,
+        db,
+      });
+    const ask = async (a: ReturnType<typeof app>, method: string, path: string, body?: unknown) => {
+      const res = await a.request(`http://localhost${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, string> };
+    };
+    try {
+      await waitReady(client, 5000, redis.url);
+      expect(await ask(app(away), 'GET', '/sales')).toMatchObject({ status: 503, body: { error: 'unavailable' } });
+      const sqlite = Object.assign(new Error('database is locked'), { name: 'SQLiteError' });
+      const admin = app(client, failing(sqlite));
+      expect((await ask(admin, 'POST', '/sales', { id: 'errs', total: 1 })).status).toBe(201);
+      expect((await ask(admin, 'POST', '/sales/errs/pause')).status).toBe(200);
+      expect(await ask(admin, 'POST', '/sales/errs/archive')).toMatchObject({
+        status: 503,
+        body: { error: 'database_unavailable', msg: expect.stringContaining('database is locked') },
+      });
+      const bug = await ask(app(client, failing(new TypeError('rows.map is not a function'))), 'POST', '/sales/errs/archive');
+      const { requestId } = bug.body;
+      expect(bug.status).toBe(500);
+      expect(bug.body.error).toBe('internal');
+      expect(requestId).toMatch(/^[0-9a-f]{8}$/);
+      expect(bug.body.msg).toContain(requestId!);
+    } finally {
+      client.disconnect();
+      away.disconnect();
     }
   });
 

@@ -31,6 +31,7 @@
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
+--- @include "includes/clock"
 
 local f = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'ticket_sold_nums', 'ticket_cancelled_nums',
   'ticket_expired_nums', 'ticket_paid_nums', 'queue', 'queue_admission_ms', 'queue_rate', 'queue_serving',
@@ -39,8 +40,7 @@ if not f[1] or f[6] ~= '1' then
   return -4
 end
 local halted = stopped(f[17], f[16], ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 local num = function(v) return tonumber(v) or 0 end
 local total, sold, paid = num(f[1]), num(f[2]), num(f[5])
 local bought = sold + num(f[3]) + num(f[4])

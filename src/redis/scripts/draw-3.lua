@@ -25,6 +25,7 @@
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
+--- @include "includes/clock"
 
 local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'queue_drawn', 'queue_drawn_to', 'last_id', 'recovering', 'ticket_total_nums')
 if not sale[6] then
@@ -33,8 +34,7 @@ end
 if sale[2] == '1' then
   return redis.call('ZCARD', KEYS[3])
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 if sale[1] and now < tonumber(sale[1]) then
   return -1
 end

@@ -38,14 +38,14 @@
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
+--- @include "includes/clock"
 
 local FIRST = 3
 local n = (#ARGV - 2) / 3
 local maxPlaces = tonumber(ARGV[2]) or 0
 local sale = redis.call('HMGET', KEYS[1], 'ticket_total_nums', 'queue', 'starts_at', 'ends_at', 'queue_joined', 'last_id', 'recovering',
   'queue_admission_ms')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 local out = {}
 
 local refuse = nil

@@ -52,10 +52,7 @@
 local out = {}
 local port, window, maxHolds = ARGV[1], ARGV[2], tonumber(ARGV[3]) or 0
 
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--- @include "includes/clock"
 
 local function answer(code, id)
   out[#out + 1] = code
@@ -112,7 +109,7 @@ local function closed(k, sale, seen)
     return true
   end
   if sale[4] or sale[5] then
-    local t = now()
+    local t = nowMs()
     if (sale[4] and t < tonumber(sale[4])) or (sale[5] and t >= tonumber(sale[5])) then
       return true
     end

@@ -64,10 +64,7 @@
 --- @include "includes/stream-ids"
 --- @include "includes/guard"
 --- @include "includes/deadlines"
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--- @include "includes/clock"
 
 --- @include "includes/orders"
 
