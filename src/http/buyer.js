@@ -30,8 +30,10 @@
   let pollTimer = 0;
   // Set while /stock cannot be reached: the page then says so instead of a state it cannot know.
   let offline = false;
-  // The paid order whose ticket is shown (fetched once).
+  // The paid order whose ticket was asked for (fetched once), and the one whose ticket is filled in:
+  // shown only once filled, so a refresh meanwhile never shows an empty ticket.
   let ticketFor = '';
+  let ticketShown = '';
 
   // Names as people write them, the server's rule (src/http/identity.ts): checked here first.
   const NAME = /^[\p{L}\p{M}\p{N} .,'’\-_@:&()!?+#/]+$/u;
@@ -195,7 +197,7 @@
     $('cancel').hidden = !reserved;
     $('pay').disabled = busy;
     $('cancel').disabled = busy;
-    $('ticket').hidden = order.state !== 'paid' || ticketFor !== order.orderId;
+    $('ticket').hidden = order.state !== 'paid' || ticketShown !== order.orderId;
     if (order.state === 'paid' && ticketFor !== order.orderId) showTicket(order.orderId);
   }
 
@@ -210,6 +212,7 @@
     $('ticket-qr').src = `data:image/svg+xml;base64,${btoa(answer.body.qr)}`;
     $('ticket-code').textContent = answer.body.code;
     $('ticket-order').textContent = orderId;
+    ticketShown = orderId;
     render();
   }
 

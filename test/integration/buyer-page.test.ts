@@ -167,9 +167,8 @@ describe("the buyer's page", () => {
       ok: true,
       facts: { sale: 'last-one', order: await text(winner.page, '#ticket-order') },
     });
-    expect(
-      await winner.page.locator('#ticket-qr').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
-    ).toBeGreaterThan(0);
+    // The QR code decodes to a picture (waited for: an image decodes after its source is set).
+    await winner.page.waitForFunction("document.getElementById('ticket-qr').naturalWidth > 0");
     expect(await winner.page.locator('#user').getAttribute('readonly')).not.toBeNull();
     await checkBoth(winner, 'paid', (p) => textStarts(p, '#order-text', 'Paid.'));
     await stateIs(loser.page, 'Sold out: every ticket is sold.');
