@@ -128,6 +128,22 @@ export function waitReady(redis: RedisClient, ms: number, what: string): Promise
 }
 
 /**
+ * A key per master for a write that WAIT can then confirm: `base` alone on a single Redis; on a
+ * cluster, `base:N` for the first N whose slot each master holds (its replicas are its own).
+ */
+export function probeKeys(redis: RedisClient, base: string): Map<string, string> {
+  if (!(redis instanceof Cluster)) return new Map([['', base]]);
+  const masters = new Set(redis.slots.flatMap((nodes) => (nodes?.[0] ? [nodes[0]] : [])));
+  const keys = new Map<string, string>();
+  for (let i = 0; keys.size < masters.size && i < 1_000_000; i++) {
+    const key = `${base}:${i}`;
+    const master = redis.slots[hashSlot(key)]?.[0];
+    if (master && !keys.has(master)) keys.set(master, key);
+  }
+  return keys;
+}
+
+/**
  * Waits until `replicas` replicas have every write this client made so far to the master of
  * `key` (Redis WAIT), at most `timeoutMs`; resolves with how many did. On a cluster it asks the
  * master that holds the key's slot, on the same connection the writes went through.
