@@ -9,6 +9,7 @@ import { archivedSale, readSale } from '../redis/sale.ts';
 import { compareOrderIds } from '../orders/model.ts';
 import { SaleStoppedError } from '../orders/store.ts';
 import type { OrderDb } from '../orders/db.ts';
+import type { SaleRecords } from '../orders/sale-record.ts';
 import { archivedView, archiveRoutes } from './archive.ts';
 import {
   ACTIONS_KEPT,
@@ -56,6 +57,8 @@ export interface AdminDeps {
   readonly db?: OrderDb;
   /** A sale was archived here: let go of it and tell the other nodes. */
   readonly archived?: (id: string) => void;
+  /** Where this node records each sale's total and pause as the operator set them (a recovery puts them back). */
+  readonly records?: SaleRecords;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -262,6 +265,7 @@ function createRoute(app: Hono, deps: AdminDeps): void {
     if (sale.queue) await setQueue(deps.redis, queueKeys(sale.id), sale.queue);
     await deps.redis.sadd(SALES_KEY, sale.id);
     deps.book.add(sale.id);
+    deps.records?.record(sale.id, { total: sale.total });
     deps.kick(sale.id);
     logAction(c, deps, `created (${sale.total} tickets)`, sale.id);
     return c.json(await saleState(deps, sale.id), 201);
@@ -289,6 +293,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
         'bad_request',
         `a sale holds at most ${MAX_TICKETS} tickets; ${id} has ${total}, so add at most ${MAX_TICKETS - total}`,
       );
+    deps.records?.record(id, { total });
     deps.kick(id);
     logAction(c, deps, `added ${add} tickets to`, id);
     return c.json(await saleState(deps, id));
@@ -304,6 +309,7 @@ function changeRoutes(app: Hono, deps: AdminDeps): void {
         if (await archivedSale(deps.redis, id)) return error(c, 409, 'archived', `sale ${id} is archived; it sells no more`);
         return error(c, 404, 'no_sale', `no sale ${id}`);
       }
+      deps.records?.record(id, { paused });
       deps.kick(id);
       logAction(c, deps, paused ? 'paused' : 'resumed', id);
       return c.json(await saleState(deps, id));

@@ -10,6 +10,7 @@ import { readSale } from '../redis/sale.ts';
 import { keyList, NODES_KEY, RECOVERING_FIELD, restoredField, type SaleKeys } from '../redis/keys.ts';
 import type { DbOrder, OrderDb } from './db.ts';
 import { withJournal, type JournalEntry } from './journal.ts';
+import type { SaleSettings } from './sale-record.ts';
 
 export interface ReconcileReport {
   readonly sale: string;
@@ -22,6 +23,8 @@ export interface ReconcileReport {
   readonly conflicts: number;
   readonly total: number;
   readonly sold: number;
+  /** Where the orders were restored from: "the database", "the database and journal", "the journal". */
+  readonly from: string;
 }
 
 /** How far a sale's stream got (its last-generated id, which trimming never lowers); `0-0` without a stream. */
@@ -67,6 +70,10 @@ export interface ReconcileOptions {
   readonly chunk?: number;
   /** What this node's journal holds of the sale (orders/journal.ts): acknowledged sales the database may not have yet. */
   readonly journaled?: readonly JournalEntry[];
+  /** What the operator last set of the sale through this node (orders/sale-record.ts), put back too. */
+  readonly recorded?: SaleSettings;
+  /** How often the live nodes write their sign of life (NODES_KEY). Default 2 s. */
+  readonly beatMs?: number;
 }
 
 /** restore-4.lua's six values for one order. */
@@ -84,8 +91,18 @@ const LIVE_MS = 6000;
  * before Redis lost them: a sale resumed without them sold their seats again (issue 30's history).
  * Returns the nodes it stopped waiting for, or undefined when the recovery is no longer this one.
  */
-async function othersRestored(redis: Redis, keys: SaleKeys, recovery: string, self: string, ms: number): Promise<string[] | undefined> {
+async function othersRestored(
+  redis: Redis,
+  keys: SaleKeys,
+  recovery: string,
+  self: string,
+  { ms, beatMs }: { ms: number; beatMs: number },
+): Promise<string[] | undefined> {
   const deadline = Date.now() + ms;
+  // A Redis restored from an older copy holds the nodes' old signs of life: every node looked dead,
+  // and a recovery resumed at once without their journals (orders only they sold were lost). Live
+  // nodes write theirs again within a beat, so none is taken for dead before one and a half beats.
+  const heard = Date.now() + beatMs * 1.5;
   for (;;) {
     const beats = await redis.hgetall(NODES_KEY);
     const now = Date.now();
@@ -95,14 +112,15 @@ async function othersRestored(redis: Redis, keys: SaleKeys, recovery: string, se
     const [current, ...marks] = await redis.hmget(keys.sale, RECOVERING_FIELD, ...nodes.map(restoredField));
     if (current !== recovery) return undefined;
     const waiting = nodes.filter((_, i) => marks[i] !== recovery);
-    if (waiting.length === 0 || Date.now() > deadline) return waiting;
+    if ((waiting.length === 0 && Date.now() > heard) || Date.now() > deadline) return waiting;
     await Bun.sleep(100);
   }
 }
 
 /**
  * Stops the sale on every node (recovering: purchases answer code -3), puts back every order the
- * database or this node's journal holds and Redis lacks (restore-4.lua, idempotent), records that
+ * database or this node's journal holds and Redis lacks (restore-4.lua, idempotent), and the
+ * total and pause this node recorded (reapply-1.lua), records that
  * this node's journal is in, waits for every other live node to have added its own (each runs
  * this when it sees the sale recovering), then lets it sell again (resume-1.lua) past the newest id
  * known. A node without a database adds its journal and leaves the resume to one with one. Safe
@@ -116,8 +134,9 @@ export async function reconcileSale(
 ): Promise<ReconcileReport & { waitedFor?: string[] }> {
   // Marked only if it exists (recover-1.lua): an archived sale must not come back as a hash of `recovering`.
   const marked = await redis.recover(keys.sale, options.reason);
+  const from = db ? (options.journaled ? 'the database and journal' : 'the database') : 'the journal';
   if (marked === -2 || marked === '-2')
-    return { sale: keys.sale, reason: options.reason, restored: 0, advanced: 0, conflicts: 0, total: 0, sold: 0 };
+    return { sale: keys.sale, reason: options.reason, restored: 0, advanced: 0, conflicts: 0, total: 0, sold: 0, from };
   const recovery = String(marked);
   // Orders from before the sale's last reset are not its own (a live reset keeps no database rows).
   const epoch = (await readSale(redis, keys))?.epoch ?? '0-0';
@@ -137,9 +156,16 @@ export async function reconcileSale(
     advanced += Number(a);
     conflicts += Number(c);
   }
+  const { recorded } = options;
+  if (recorded) {
+    const paused = recorded.paused === undefined ? '' : recorded.paused ? '1' : '0';
+    await redis.reapply(keys.sale, String(recorded.total ?? ''), paused, String(recorded.at));
+  }
   await redis.hset(keys.sale, restoredField(options.node), recovery);
-  const report = { sale: keys.sale, reason: recovery, restored, advanced, conflicts };
-  const waitedFor = db ? await othersRestored(redis, keys, recovery, options.node, options.othersMs ?? 10_000) : undefined;
+  const report = { sale: keys.sale, reason: recovery, restored, advanced, conflicts, from };
+  const waitedFor = db
+    ? await othersRestored(redis, keys, recovery, options.node, { ms: options.othersMs ?? 10_000, beatMs: options.beatMs ?? 2000 })
+    : undefined;
   // Without a database, or another node resumed it (or a newer recovery began): this node's part is done.
   if (!db || waitedFor === undefined) {
     const count = await readSale(redis, keys);
@@ -154,9 +180,13 @@ export async function reconcileSale(
 
 /** One line for the operator's log. */
 export function describeReconcile(report: ReconcileReport & { waitedFor?: string[] }): string {
-  const over = report.sold > report.total ? `; OVERSOLD by ${report.sold - report.total}: tickets sold before the loss was noticed` : '';
-  const restored = `restored ${report.restored} orders from the database, moved ${report.advanced} on, ${report.conflicts} users with two live orders`;
+  // Only the node that resumes the sale has every journal and record in: its count is the sale's.
+  const final = report.waitedFor !== undefined;
+  const over =
+    final && report.sold > report.total ? `; OVERSOLD by ${report.sold - report.total}: tickets sold before the loss was noticed` : '';
+  const restored = `restored ${report.restored} orders from ${report.from}, moved ${report.advanced} on, ${report.conflicts} users with two live orders`;
   const missing = report.waitedFor?.length ? `; WITHOUT the journals of ${report.waitedFor.join(', ')} (no answer in time)` : '';
-  const then = report.waitedFor === undefined ? 'this node added its journal' : 'selling again';
-  return `sale ${report.sale}: ${report.reason}; ${restored}; now ${report.sold} of ${report.total} sold${over}${missing}; ${then}`;
+  if (!final)
+    return `sale ${report.sale}: ${report.reason}; ${restored}; this node added its journal (a node with the database resumes the sale)`;
+  return `sale ${report.sale}: ${report.reason}; ${restored}; now ${report.sold} of ${report.total} sold${over}${missing}; selling again`;
 }

@@ -1,11 +1,15 @@
 /** The supervisor's watch over lost writes: checks each sale at start, when the sync sees it behind or taking orders, and every minute. */
 import { log } from '../log.ts';
 import type { RedisClient as Redis } from '../redis/client.ts';
-import { LAST_ID_FIELD, NODES_KEY, RECOVERING_FIELD, restoredField, type SaleKeys } from '../redis/keys.ts';
+import { LAST_ID_FIELD, NODES_KEY, RECOVERING_FIELD, restoredField, TOTAL_FIELD, type SaleKeys } from '../redis/keys.ts';
 import { compareOrderIds } from './model.ts';
 import type { OrderDb } from './db.ts';
 import type { JournalEntry } from './journal.ts';
+import type { SaleSettings } from './sale-record.ts';
 import { behindReason, describeReconcile, reconcileSale } from './reconcile.ts';
+
+/** How long a recovery may wait for a node with a database before a node without one says it is stuck. */
+const STUCK_MS = 15_000;
 
 export interface WatchedSale {
   readonly id: string;
@@ -30,6 +34,8 @@ export interface ReconcilerOptions {
   readonly onResumed?: () => void;
   /** This node's journal entries of a sale (orders/journal.ts). */
   readonly journaled?: (sale: string) => readonly JournalEntry[];
+  /** What the operator last set of a sale through this node (orders/sale-record.ts). */
+  readonly recorded?: (sale: string) => SaleSettings | undefined;
 }
 
 /**
@@ -44,6 +50,8 @@ export class Reconciler {
   readonly #options: ReconcilerOptions;
   readonly #running = new Map<string, Promise<void>>();
   readonly #reported = new Set<string>();
+  /** When this node (without a database) added its journal to a sale's recovery. */
+  readonly #addedAt = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #failing = false;
   /** Sales whose newest order moved since the last sweep (the sync says so). */
@@ -96,8 +104,13 @@ export class Reconciler {
 
   async #run(sale: WatchedSale): Promise<void> {
     try {
-      const reason = this.#db ? await behindReason(this.#redis, sale.keys, this.#db, sale.seen()) : await this.#toAdd(sale);
-      if (!reason) return;
+      const reason =
+        (this.#db ? await behindReason(this.#redis, sale.keys, this.#db, sale.seen()) : await this.#toAdd(sale)) ??
+        (await this.#lostTotal(sale));
+      if (!reason) {
+        if (!this.#db) await this.#cannot(sale);
+        return;
+      }
       this.#options.say(
         `sale ${sale.id}: stopped selling: ${reason}; restoring its orders from the ${this.#db ? 'database and ' : ''}journal`,
       );
@@ -107,9 +120,11 @@ export class Reconciler {
         seen: sale.seen(),
         payWindowMs: this.#options.payWindowMs,
         journaled: this.#options.journaled?.(sale.id),
+        recorded: this.#options.recorded?.(sale.id),
+        beatMs: this.#options.intervalMs,
       });
       this.#options.say(describeReconcile(report));
-      if (!this.#db) await this.#cannot(sale);
+      if (!this.#db) this.#addedAt.set(sale.id, Date.now());
       if (report.waitedFor !== undefined) this.#options.onResumed?.();
       this.#failing = false;
     } catch (error) {
@@ -135,8 +150,24 @@ export class Reconciler {
     return recovering !== null && recovering !== added ? recovering : undefined;
   }
 
+  /**
+   * A total below the one the operator set through this node: stock is only ever added, so Redis
+   * lost the addition (an older copy), even when no order was lost with it.
+   */
+  async #lostTotal(sale: WatchedSale): Promise<string | undefined> {
+    const recorded = this.#options.recorded?.(sale.id)?.total;
+    if (recorded === undefined) return undefined;
+    const total = await this.#redis.hget(sale.keys.sale, TOTAL_FIELD);
+    if (total === null || Number(total) >= recorded) return undefined;
+    return `Redis lost writes: the sale has ${total} tickets, the operator made it ${recorded}`;
+  }
+
+  /** Said once when a recovery this node added its journal to is still not resumed a while later: no node with a database took it up. */
   async #cannot(sale: WatchedSale): Promise<void> {
+    const added = this.#addedAt.get(sale.id);
+    if (added === undefined || Date.now() - added < STUCK_MS) return;
     const reason = await this.#redis.hget(sale.keys.sale, RECOVERING_FIELD);
+    if (!reason) this.#addedAt.delete(sale.id);
     if (!reason || this.#reported.has(sale.id)) return;
     this.#reported.add(sale.id);
     this.#options.say(

@@ -69,6 +69,8 @@ declare module 'ioredis' {
     outage(sale: string, spec: string): Result<number, Context>;
     /** See restore-4.lua: the sale's four keys (keyList), then six values per order. */
     restore(...keysAndOrders: string[]): Result<number[], Context>;
+    /** See reapply-1.lua: the sale hash, then the recorded total (or ""), paused ("1", "0" or "") and when it was recorded. */
+    reapply(sale: string, total: string, paused: string, at: string): Result<number, Context>;
     /** See resume-1.lua: the sale hash, then the newest id known. */
     resume(sale: string, newest: string): Result<string, Context>;
     /** See join-5.lua: the sale hash, places hash, pre-queue, steps and holds, then the newest id seen, the places limit, and a user, a random score and a client per joiner. */

@@ -19,6 +19,8 @@ export interface StockSyncOptions {
   readonly onBehind?: (sale: string) => void;
   /** A sale's newest order moved since the last read (the reconciler watches such sales closely). */
   readonly onAdvanced?: (sale: string) => void;
+  /** A sale was reset (its epoch moved): what was recorded of it before no longer applies. */
+  readonly onReset?: (sale: string) => void;
   /** This node changed `sales` (its workers sold, a release, an admin action): tell the other nodes. */
   readonly publish?: (sales: readonly string[]) => void;
 }
@@ -30,6 +32,7 @@ interface Memo {
   /** The next startsAt or endsAt after the last read (0: none): the sale opens or ends then. */
   boundary: number;
   lastId: string;
+  epoch: string;
   /** When it was read (Date.now()), and whether more than a tenth of it remained then. */
   readAt: number;
   plenty: boolean;
@@ -257,10 +260,11 @@ export class StockSync {
     this.#missing.delete(id);
     const previous = this.#memo.get(id);
     if (previous && previous.lastId !== count.lastId) this.#options.onAdvanced?.(id);
+    if (previous && previous.epoch !== count.epoch) this.#options.onReset?.(id);
     const now = Date.now();
     const boundary = [count.startsAt, count.endsAt].filter((t) => t > now).sort((a, b) => a - b)[0] ?? 0;
     const plenty = count.total - count.sold > count.total / 10;
-    this.#memo.set(id, { activity: before, boundary, lastId: count.lastId, readAt: now, plenty });
+    this.#memo.set(id, { activity: before, boundary, lastId: count.lastId, epoch: count.epoch, readAt: now, plenty });
     const behind = stock.sawNewerThan(count.lastId);
     if (count.recovering || behind) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);

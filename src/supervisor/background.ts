@@ -9,6 +9,7 @@ import { JournalHealth } from '../orders/journal-health.ts';
 import { ArchivedOrders } from '../orders/archived.ts';
 import { Reaper } from '../orders/reaper.ts';
 import { Reconciler } from '../orders/reconciler.ts';
+import { SaleRecords } from '../orders/sale-record.ts';
 import { DEFAULT_SHAVING } from '../orders/writer.ts';
 import { Admission } from '../queue/admission.ts';
 import type { RedisClient } from '../redis/client.ts';
@@ -47,6 +48,8 @@ export interface Sales {
   /** Whether each worker (and the reaper, last) can write its journal. */
   readonly journalHealth: JournalHealth;
   readonly db: OrderDb | undefined;
+  /** What the operator last set of each sale through this node, for a recovery (orders/sale-record.ts). */
+  readonly records: SaleRecords;
 }
 
 /** The refill policy `config` asks for. */
@@ -82,6 +85,9 @@ export async function startSales(
     throw new ConfigError(`${error instanceof Error ? error.message : error}; free the disk or set SPIKE_DATA_DIR to a writable folder`);
   }
   const journalHealth = JournalHealth.create(config.ports.length + 1);
+  const records = new SaleRecords(join(config.dataDir, 'sale-records.json'));
+  // A reset starts the default sale afresh: its old total must not come back in a recovery.
+  if (config.reset) records.forget(DEFAULT_SALE);
   // After a restart of the node its memory of the newest orders is the journal's: a Redis older
   // than that lost acknowledged sales (the checks below and every script's guard see it).
   for (const [id, newest] of newestJournaled(journal)) book.get(id)?.stock.noteSeen(newest);
@@ -105,11 +111,12 @@ export async function startSales(
     say,
     onResumed: () => void sync?.kick(),
     journaled: (sale) => readJournal(journal, sale),
+    recorded: (sale) => records.get(sale),
   });
   await reconciler.checkAll();
   reconciler.start();
   stack.defer(() => reconciler.stop(), 'reconciler', { quiet: true });
-  sync = await startSync(config, redis, book, reconciler, stack);
+  sync = await startSync(config, redis, book, { reconciler, records }, stack);
   const watch = startWatch(redis, health, described, { book, reconciler, sync }, stack);
   // Only the sales with a waiting room: a round over the others would cost for nothing.
   const queueSales = () =>
@@ -122,17 +129,24 @@ export async function startSales(
   admission.start();
   stack.defer(() => admission.stop(), 'admissions', { quiet: true });
   if (db) prune(journal, db, stack);
-  return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db, journalHealth };
+  return { book, sync, reconciler, admission, health, watch, guard, archivedOrders: new ArchivedOrders(db), db, journalHealth, records };
 }
 
 /** The sync, told of the other nodes' changes (redis/changes.ts) and telling them of this node's. */
-async function startSync(config: Config, redis: RedisClient, book: SaleBook, reconciler: Reconciler, stack: Stack): Promise<StockSync> {
+async function startSync(
+  config: Config,
+  redis: RedisClient,
+  book: SaleBook,
+  { reconciler, records }: { reconciler: Reconciler; records: SaleRecords },
+  stack: Stack,
+): Promise<StockSync> {
   const changes = new SaleChanges(redis, config.nodeId);
   const sync = new StockSync(redis, book, {
     policy: refillPolicy(config),
     intervalMs: config.syncMs,
     onBehind: (id) => void reconciler.check(id),
     onAdvanced: (id) => reconciler.watchClosely(id),
+    onReset: (id) => records.forget(id),
     publish: (ids) => changes.publish(ids),
   });
   // Messages published while this node's subscription was down are lost: read every sale then.

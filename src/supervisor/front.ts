@@ -135,7 +135,7 @@ const ADMIN_GRACE_MS = 2000;
 export function startAdmin(
   config: Config,
   { redis, problem, restarts: redisRestarts }: RedisStep,
-  { book, sync, admission, health, db, journalHealth }: Sales,
+  { book, sync, admission, health, db, journalHealth, records }: Sales,
   { pool, writer, telemetry }: { pool: WorkerPool; writer: BackgroundWriter | undefined; telemetry: Telemetry },
   stack: Stack,
   say: (line: string) => void,
@@ -169,7 +169,9 @@ export function startAdmin(
     metricsToken: config.metricsToken,
     queueDefaults: { admissionMs: config.queueAdmissionMs, admitPerSecond: config.queueRate },
     db,
+    records,
     archived: (id) => {
+      records.forget(id);
       book.remove(id);
       sync.saleListChanged();
     },

@@ -36,7 +36,10 @@ export async function startTestSpike(
     },
     [],
   );
-  const supervisor = await startSupervisor(config, { say: () => {}, ...options });
+  // SPIKE_TEST_SAY=1 prints what each supervisor says (its node id first): a failure's story.
+  const say =
+    Bun.env.SPIKE_TEST_SAY === '1' ? (line: string) => console.log(`[${config.nodeId}] ${new Date().toISOString()} ${line}`) : () => {};
+  const supervisor = await startSupervisor(config, { say, ...options });
   return {
     ...supervisor,
     ports: portList,

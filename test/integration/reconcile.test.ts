@@ -454,6 +454,66 @@ describe('reads after Redis came back older', () => {
   });
 });
 
+describe("an operator's changes when Redis comes back older", () => {
+  // Two nodes, a copy, then stock added and the sale paused: the older copy lacked both, so the
+  // orders restored from the journals counted as oversold (OVERSOLD by 1-6 in the history test), the
+  // paused sale sold again, and a copy that lost no order lost the added tickets in silence.
+  test('stock added and a pause after the copy come back, even when no order was lost with them', async () => {
+    const redis = new RestorableRedis();
+    await redis.start();
+    const adminPort = await freePort();
+    const token = 'operator-after-rollback-0123456789';
+    const admin = (path: string, body?: unknown) =>
+      fetch(`http://127.0.0.1:${adminPort}${path}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}` },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const common = { SPIKE_PAY_WINDOW: '3600' };
+    const a = await startTestSpike(redis.server.url, { ...common, SPIKE_ADMIN_PORT: String(adminPort), SPIKE_ADMIN_TOKEN: token });
+    const b = await startTestSpike(redis.server.url, { ...common, SPIKE_WRITER: '0', SPIKE_NODE_ID: 'b' });
+    const raw = new Redis(redis.server.url);
+    const sale = saleKeys('tour');
+    try {
+      expect((await admin('/sales', { id: 'tour', total: 10 })).status).toBe(201);
+      await redis.snapshot();
+      await reachable(a);
+      expect((await admin('/sales/tour/stock', { add: 5 })).status).toBe(200);
+      expect((await admin('/sales/tour/pause')).status).toBe(200);
+      await redis.restoreSnapshot();
+      expect(await raw.hget(sale.sale, 'ticket_total_nums')).toBe('10');
+      // The reconciler sees a total below the one it recorded, and the recovery puts both back.
+      const deadline = Date.now() + 30_000;
+      let state: (string | null)[] = [];
+      while (Date.now() < deadline) {
+        state = await raw.hmget(sale.sale, 'ticket_total_nums', 'paused', RECOVERING_FIELD).catch(() => []);
+        if (state[0] === '15' && state[2] === null) break;
+        await Bun.sleep(100);
+      }
+      expect(state).toEqual(['15', '1', null]);
+      // Paused on both nodes: nobody buys; resumed, the 15 sell and not one more.
+      const tried = await fire(
+        names('p', 4).map((u, i) => `${b.url(i)}/buy/ticket?sale=tour&user=${u}`),
+        4,
+      );
+      expect(tried.filter((t) => t.body.code === 1)).toEqual([]);
+      expect((await admin('/sales/tour/resume')).status).toBe(200);
+      await reachable(b);
+      const buyers = names('t', 30).map((u, i) => `${(i % 2 ? a : b).url(i % 4)}/buy/ticket?sale=tour&user=${u}`);
+      let sold = 0;
+      for (let round = 0; round < 20 && sold < 15; round++)
+        sold += (await fire(buyers.slice(sold), 10)).filter((t) => t.body.code === 1).length;
+      expect(sold).toBe(15);
+      expect(Number(await raw.hget(sale.sale, SOLD_FIELD))).toBe(15);
+    } finally {
+      raw.disconnect();
+      await b.close();
+      await a.close();
+      await redis.close();
+    }
+  });
+});
+
 describe('--reset', () => {
   // A reset wiped Redis but left the old sale's rows in the database, so every audit failed after it.
   test("moves the sale's earlier orders to orders_archive, so the new sale audits clean", async () => {
