@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'bun:test';
-import { snapshot, split, type CpuSnapshot } from '../../bench/lib/cpu.ts';
+import { snapshot, split, type CpuSnapshot, type CpuSplit } from '../../bench/lib/cpu.ts';
+import type { LoadResult } from '../../bench/lib/load.ts';
+import { targets, type Phase, type Report } from '../../bench/lib/report.ts';
 
 const at = (busyUs: number, idleUs: number, server: Record<string, number>, redisUs: number): CpuSnapshot => ({
   busyUs,
@@ -46,5 +48,50 @@ describe("the bench's CPU split", () => {
     expect(after.processes.server!.totalUs).toBeGreaterThan(before.processes.server!.totalUs);
     expect(after.busyUs).toBeGreaterThan(before.busyUs);
     expect(after.processes.server!.threads.size).toBeGreaterThan(0);
+  });
+});
+
+describe("the report's CPU targets", () => {
+  const cpu = (server: number, serverThread: number, redis: number) =>
+    ({ client: 0, server, serverThread, redis, other: 0, busy: 0, idle: 0, ceilingRps: 0 }) satisfies CpuSplit;
+  const phase = (id: string, split: CpuSplit) =>
+    ({ id, name: id, result: { requests: 1 } as LoadResult, ratio: 1, check: '', cpu: split }) satisfies Phase;
+  const report = (purchase: CpuSplit, soldout: CpuSplit): Report => ({
+    quick: true,
+    when: '',
+    seconds: 0,
+    machine: '',
+    micro: [],
+    phases: [
+      phase('baseline-durable', cpu(40, 35, 20)),
+      phase('wrk-purchase', purchase),
+      phase('baseline-wrk', cpu(15, 15, 0)),
+      phase('wrk-soldout', soldout),
+    ],
+    memory: { warmMiB: 0, afterSpikeMiB: 0 },
+    idle: [],
+    failed: undefined,
+  });
+  const cpuTargets = (r: Report) => targets(r).filter((t) => t.id.includes('-cpu-'));
+
+  test('compare a purchase with the naive server of the same run, and a sold-out answer with the bare server', () => {
+    const met = cpuTargets(report(cpu(36, 28, 12), cpu(17, 17, 0)));
+    expect(met.map((t) => [t.id, t.met])).toEqual([
+      ['wrk-purchase-cpu-server', true],
+      ['wrk-purchase-cpu-serverThread', true],
+      ['wrk-purchase-cpu-redis', true],
+      ['wrk-soldout-cpu-serverThread', true],
+    ]);
+    expect(met[0]!.measured).toBe('0.90 × (36.0 / 40.0 µs)');
+  });
+
+  test('a part past its ratio is missed, each on its own', () => {
+    const missed = cpuTargets(report(cpu(37, 29, 12.5), cpu(18.5, 18.5, 0))).filter((t) => !t.met);
+    expect(missed.map((t) => t.id)).toEqual([
+      'wrk-purchase-cpu-server',
+      'wrk-purchase-cpu-serverThread',
+      'wrk-purchase-cpu-redis',
+      'wrk-soldout-cpu-serverThread',
+    ]);
   });
 });
