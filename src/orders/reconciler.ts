@@ -139,14 +139,17 @@ export class Reconciler {
    * resumes it: the orders only this node sold were otherwise never noticed lost).
    */
   async #toAdd(sale: WatchedSale): Promise<string | undefined> {
+    // Taken before the read: a sale this node made while Redis answered was taken for a loss, and
+    // stopped every node's sale for good (no node had a database to resume it).
+    const seen = sale.seen();
     const [recovering, added, lastId] = await this.#redis.hmget(
       sale.keys.sale,
       RECOVERING_FIELD,
       restoredField(this.#options.node),
       LAST_ID_FIELD,
     );
-    if (recovering === null && lastId && compareOrderIds(lastId, sale.seen()) < 0)
-      return `Redis lost writes: its newest order is ${lastId}, node ${this.#options.node} saw ${sale.seen()}`;
+    if (recovering === null && lastId && compareOrderIds(lastId, seen) < 0)
+      return `Redis lost writes: its newest order is ${lastId}, node ${this.#options.node} saw ${seen}`;
     return recovering !== null && recovering !== added ? recovering : undefined;
   }
 

@@ -284,9 +284,17 @@ export class LocalStock {
     }
   }
 
-  /** Whether this node saw a newer order than `id` (so a Redis whose newest order is `id` lost writes). */
-  sawNewerThan(id: string): boolean {
-    return Atomics.load(this.#wide, Wide.Seen) > encodeId(id);
+  /** The newest order seen, as a mark to compare a later read with ({@link sawNewerThan}). */
+  seenMark(): bigint {
+    return Atomics.load(this.#wide, Wide.Seen);
+  }
+
+  /**
+   * Whether this node saw a newer order than `id` (so a Redis whose newest order is `id` lost
+   * writes). Give the mark taken before the read of `id`: a sale made while it was read is no loss.
+   */
+  sawNewerThan(id: string, mark = this.seenMark()): boolean {
+    return mark > encodeId(id);
   }
 
   /** The newest order id noted by {@link noteSeen}; `0-0` when none. */

@@ -249,6 +249,8 @@ export class StockSync {
     const releases = stock.releases();
     const before = activity(sale);
     const mark = stock.mark();
+    // Taken before the read: a sale this node makes while Redis answers is newer than what it read.
+    const seen = stock.seenMark();
     const count = await readSale(this.#redis, keys);
     if (!count) {
       // The sale vanished (Redis lost its data, or someone deleted it). Recreating it here could
@@ -265,7 +267,7 @@ export class StockSync {
     const boundary = [count.startsAt, count.endsAt].filter((t) => t > now).sort((a, b) => a - b)[0] ?? 0;
     const plenty = count.total - count.sold > count.total / 10;
     this.#memo.set(id, { activity: before, boundary, lastId: count.lastId, epoch: count.epoch, readAt: now, plenty });
-    const behind = stock.sawNewerThan(count.lastId);
+    const behind = stock.sawNewerThan(count.lastId, seen);
     if (count.recovering || behind) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
     if (behind || count.recovering) {

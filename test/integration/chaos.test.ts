@@ -94,8 +94,11 @@ async function startNode(name: string): Promise<void> {
     out += new TextDecoder().decode(chunk.value);
   }
   reader.releaseLock();
+  // SPIKE_TEST_SAY=1 prints what each node says, its name first (as startTestSpike does).
+  const say = Bun.env.SPIKE_TEST_SAY === '1';
   void (async () => {
-    for await (const _ of child.stdout) void _;
+    for await (const chunk of child.stdout)
+      if (say) for (const line of new TextDecoder().decode(chunk).trimEnd().split('\n')) console.log(`[${name}] ${line}`);
   })();
   void (async () => {
     for await (const _ of child.stderr) void _;
