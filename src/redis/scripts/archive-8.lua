@@ -33,27 +33,19 @@
 ]]
 --- @include "includes/stream-ids"
 --- @include "includes/clock"
-
--- The fields of an XINFO reply (name, value, name, value...) as a table.
-local function fields(reply)
-  local t = {}
-  for i = 1, #reply, 2 do
-    t[reply[i]] = reply[i + 1]
-  end
-  return t
-end
+--- @include "includes/record"
 
 -- Events on the orders stream (KEYS[3]) the group has not acknowledged: pending, or never delivered.
 local function unwritten(group)
   if redis.call('EXISTS', KEYS[3]) == 0 then
     return 0
   end
-  local info = fields(redis.call('XINFO', 'STREAM', KEYS[3]))
+  local info = record(redis.call('XINFO', 'STREAM', KEYS[3]))
   if info['length'] == 0 then
     return 0
   end
   for _, reply in ipairs(redis.call('XINFO', 'GROUPS', KEYS[3])) do
-    local g = fields(reply)
+    local g = record(reply)
     if g['name'] == group then
       if g['pending'] > 0 then
         return g['pending']

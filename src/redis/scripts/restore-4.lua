@@ -31,6 +31,7 @@
     (the restored order stays their live order; the audit shows the other)
     { -2, 0, 0 }: no such sale (none, or archived): nothing written
 ]]
+--- @include "includes/record"
 --- @include "includes/orders"
 
 if not redis.call('HGET', KEYS[1], 'ticket_total_nums') then

@@ -66,6 +66,7 @@
 --- @include "includes/deadlines"
 --- @include "includes/clock"
 
+--- @include "includes/record"
 --- @include "includes/orders"
 
 -- Appends an event to the stream; last_id follows the newest stream id (see purchase-N.lua).

@@ -1,17 +1,10 @@
--- Reading an order of a sale, shared by settle-4.lua and restore-4.lua. An order is its entry in
--- the states hash (KEYS[4]) once it has one, else its `created` entry on the stream (KEYS[3]).
+-- Reading an order of a sale, shared by settle-4.lua and restore-4.lua (after includes/record). An
+-- order is its entry in the states hash (KEYS[4]) once it has one, else its `created` entry on the
+-- stream (KEYS[3]).
 
 local function parse(raw)
   local state, payBy, port, updated, user = string.match(raw, '^(%a+)|(%d+)|(%d*)|(%d+)|(.*)$')
   return { state = state, payBy = tonumber(payBy), port = port, user = user }
-end
-
-local function record(fields)
-  local f = {}
-  for i = 1, #fields, 2 do
-    f[fields[i]] = fields[i + 1]
-  end
-  return f
 end
 
 -- A created entry's fields (a flat list) as a reserved order, or nil for any other entry.
