@@ -62,7 +62,8 @@ async function start(init: Extract<ToWriter, { type: 'init' }>): Promise<void> {
   stop = async () => {
     await writer.stop();
     await db.close();
-    await redis.quit().catch(() => redis.disconnect());
+    // Not QUIT: it would queue behind a read left waiting in Redis (writer.stop() above).
+    redis.disconnect();
   };
   send({ type: 'started', warning, tid });
 }

@@ -70,6 +70,8 @@ export class OrderWriter {
   readonly #pollMs: number;
   readonly #blockMs: number;
   #blocked = false;
+  /** In a blocking read now: nothing of this round is left to commit. */
+  #waiting = false;
   /** Streams that had entries in the last read that found any: they share a round's `count`. */
   #busy = 1;
   readonly #keepMs: number;
@@ -140,7 +142,7 @@ export class OrderWriter {
     for (const keys of this.#claimSlice(sales)) written += await this.#write([[keys, await this.#claim(keys)]]);
     const groups = this.#bySlot(sales.filter((keys) => this.#groups.has(keys.orders)));
     // Block only when nothing else is to be done in this round and one read covers every sale.
-    this.#blocked = written === 0 && groups.length === 1 && this.#blockMs > 0;
+    this.#blocked = written === 0 && groups.length === 1 && this.#blockMs > 0 && !this.#stopping;
     const block = this.#blocked ? ['BLOCK', this.#blockMs] : [];
     // COUNT is per stream: 500 from each of 100 hot sales was one reply of 50 000 entries, and
     // Redis, busy building it, kept every buyer waiting 50-200 ms. A round reads about `count` in
@@ -148,6 +150,7 @@ export class OrderWriter {
     const perStream = Math.max(MIN_COUNT, Math.floor(this.#count / this.#busy));
     let busy = 0;
     for (const group of groups) {
+      this.#waiting = this.#blocked;
       const reply = await this.#redis.call(
         'XREADGROUP',
         'GROUP',
@@ -160,6 +163,7 @@ export class OrderWriter {
         ...group.map((keys) => keys.orders),
         ...group.map(() => '>'),
       );
+      this.#waiting = false;
       const byStream = new Map(group.map((keys) => [keys.orders, keys]));
       const read: [SaleKeys, Entry[]][] = [];
       for (const [stream, entries] of streamsOf(reply)) {
@@ -320,6 +324,8 @@ export class OrderWriter {
           if (pause > 0) await Bun.sleep(pause);
           this.#failing = false;
         } catch (error) {
+          // A read left waiting by stop() ends with its connection: nothing was read, nothing to say.
+          if (this.#stopping) break;
           const message = error instanceof Error ? error.message : String(error);
           // A stream deleted under the read (its sale archived, or Redis restarted without it):
           // the groups are made again below for the sales that still exist; nothing to report.
@@ -336,10 +342,15 @@ export class OrderWriter {
     })();
   }
 
-  /** Finishes the current round (its events are committed and acknowledged), then stops. */
+  /**
+   * Finishes the current round (its events are committed and acknowledged), then stops. A read
+   * waiting in Redis for new entries (BLOCK, up to a second) is not waited for: every stop took
+   * that second and said so at WARN. Close the connection after: what that read may still bring
+   * stays pending for this consumer, read again at its next start.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await this.#running;
+    if (!this.#waiting) await this.#running;
   }
 }
 
