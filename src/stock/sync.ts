@@ -19,6 +19,8 @@ export interface StockSyncOptions {
   readonly onBehind?: (sale: string) => void;
   /** A sale's newest order moved since the last read (the reconciler watches such sales closely). */
   readonly onAdvanced?: (sale: string) => void;
+  /** The total the operator last set for `sale` through this node (orders/sale-record.ts): stock only rises. */
+  readonly recordedTotal?: (sale: string) => number | undefined;
   /** A sale was reset (its epoch moved): what was recorded of it before no longer applies. */
   readonly onReset?: (sale: string) => void;
   /** This node changed `sales` (its workers sold, a release, an admin action): tell the other nodes. */
@@ -267,7 +269,9 @@ export class StockSync {
     const boundary = [count.startsAt, count.endsAt].filter((t) => t > now).sort((a, b) => a - b)[0] ?? 0;
     const plenty = count.total - count.sold > count.total / 10;
     this.#memo.set(id, { activity: before, boundary, lastId: count.lastId, epoch: count.epoch, readAt: now, plenty });
-    const behind = stock.sawNewerThan(count.lastId, seen);
+    // Older than this node saw: an order it saw, or a total the operator set through it, is missing.
+    // The second reopened a sale paused after the copy until the reconciler's sweep found it.
+    const behind = stock.sawNewerThan(count.lastId, seen) || count.total < (this.#options.recordedTotal?.(id) ?? 0);
     if (count.recovering || behind) this.#options.onBehind?.(id);
     else stock.noteSeen(count.lastId);
     if (behind || count.recovering) {

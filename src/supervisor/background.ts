@@ -147,6 +147,7 @@ async function startSync(
     onBehind: (id) => void reconciler.check(id),
     onAdvanced: (id) => reconciler.watchClosely(id),
     onReset: (id) => records.forget(id),
+    recordedTotal: (id) => records.get(id)?.total,
     publish: (ids) => changes.publish(ids),
   });
   // Messages published while this node's subscription was down are lost: read every sale then.
